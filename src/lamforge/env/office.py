@@ -1,0 +1,252 @@
+"""One private LibreOffice process under Xvfb, reached over a named pipe, with crash and hang detection.
+
+The office runs with its own profile (so it never touches the user's), listens on a named pipe (never on a
+network socket), and runs lamforge's in-process script (office_side/lamforge_office.py) for every request that
+would otherwise take hundreds of UNO round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+OFFICE_SCRIPT = Path(__file__).parent / "office_side" / "lamforge_office.py"
+INSTALL_HINT = (
+    "apt-get install libreoffice-writer python3-uno libreoffice-script-provider-python xvfb xdotool "
+    "(and run lamforge from a venv made with /usr/bin/python3 -m venv --system-site-packages, so `import uno` works)"
+)
+
+# Profile settings that keep a fresh profile from opening first-run dialogs or writing recovery data, and turn
+# off AutoCorrect while typing, so typed text lands exactly as given (task checkers compare text).
+REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="ShowTipOfTheDay" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="FirstRun" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Setup/Office"><prop oor:name="ooSetupInstCompleted" oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Recovery/AutoSave"><prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Recovery/RecoveryInfo"><prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Save/Document"><prop oor:name="WarnAlienFormat" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Misc"><prop oor:name="UseSystemFileDialog" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Writer/Layout/Other"><prop oor:name="MeasureUnit" oor:op="fuse"><value>2</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="ChangeDash" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="ReplaceDoubleQuote" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="ReplaceSingleQuote" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="CapitalAtStartSentence" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="TwoCapitalsAtStart" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="UseReplacementTable" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="ChangeOrdinalNumber" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="AddNonBreakingSpace" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="ChangeUnderlineWeight" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="SetINetAttr" oor:op="fuse"><value>false</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/AutoCorrect"><prop oor:name="SetDOIAttr" oor:op="fuse"><value>false</value></prop></item>
+</oor:items>
+"""
+
+
+class OfficeError(RuntimeError):
+    """The office is missing, crashed, hung or refused a request. The episode is an environment error."""
+
+
+class OfficeNotInstalled(OfficeError):
+    pass
+
+
+class OfficeScriptError(RuntimeError):
+    """lamforge's in-office script failed on a request; the office itself is fine."""
+
+
+def require_binaries() -> tuple[str, str]:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    xvfb = shutil.which("Xvfb")
+    missing = [name for name, path in (("LibreOffice (soffice)", soffice), ("Xvfb", xvfb)) if not path]
+    if missing:
+        raise OfficeNotInstalled(f"{' and '.join(missing)} not found. Install with: {INSTALL_HINT}")
+    try:
+        import uno  # noqa: F401
+    except ImportError as exc:
+        raise OfficeNotInstalled(f"the Python-UNO bridge is not importable ({exc}). {INSTALL_HINT}") from exc
+    if not OFFICE_SCRIPT.exists():
+        raise OfficeNotInstalled(f"lamforge's office script is missing at {OFFICE_SCRIPT}")
+    return soffice, xvfb
+
+
+class VirtualDisplay:
+    """An Xvfb server on a free display number; only used when there is no DISPLAY."""
+
+    def __init__(self, size: str = "1280x1024x24"):
+        _, xvfb = require_binaries()
+        read_fd, write_fd = os.pipe()
+        # -displayfd lets Xvfb pick a free display itself, so parallel workers never race for a number.
+        self.proc = subprocess.Popen(
+            [xvfb, "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as f:
+            number = f.readline().strip()
+        if not number:
+            self.close()
+            raise OfficeError("Xvfb did not start")
+        self.display = f":{number}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Office:
+    """A running soffice with a private profile; `call()` invokes the in-process script with a watchdog."""
+
+    def __init__(self, display: str | None = None, start_timeout: float = 60.0, call_timeout: float = 20.0):
+        self.soffice, _ = require_binaries()
+        self.start_timeout = start_timeout
+        self.call_timeout = call_timeout
+        self._own_display = None
+        if display is None and not os.environ.get("DISPLAY"):
+            self._own_display = VirtualDisplay()
+            display = self._own_display.display
+        self.display = display or os.environ["DISPLAY"]
+        self.proc: subprocess.Popen | None = None
+        self.profile: Path | None = None
+        self.ctx = None
+        self.desktop = None
+        self._scripts: dict = {}
+        self.start()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import uno
+
+        self.profile = Path(tempfile.mkdtemp(prefix="lamforge-office-"))
+        user = self.profile / "user"
+        (user / "Scripts" / "python").mkdir(parents=True)
+        (user / "registrymodifications.xcu").write_text(REGISTRY_XCU)
+        shutil.copy(OFFICE_SCRIPT, user / "Scripts" / "python" / OFFICE_SCRIPT.name)
+        self.pipe = f"lamforge-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        env = dict(os.environ, DISPLAY=self.display, SAL_USE_VCLPLUGIN="gen")
+        self.proc = subprocess.Popen(
+            [
+                self.soffice, f"-env:UserInstallation={self.profile.as_uri()}", "--norestore", "--nologo",
+                "--nodefault", "--nolockcheck", "--nofirststartwizard",
+                f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
+            ],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+        deadline = time.time() + self.start_timeout
+        while True:
+            try:
+                self.ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
+                break
+            except Exception as exc:  # NoConnectException until the office listens
+                if self.proc.poll() is not None:
+                    raise OfficeError(f"soffice exited during start (code {self.proc.returncode})") from exc
+                if time.time() > deadline:
+                    self.kill()
+                    raise OfficeError(f"soffice did not accept a connection within {self.start_timeout:.0f} s") from exc
+                time.sleep(0.1)
+        smgr = self.ctx.ServiceManager
+        self.desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
+        factory = smgr.createInstanceWithContext("com.sun.star.script.provider.MasterScriptProviderFactory", self.ctx)
+        provider = factory.createScriptProvider("")
+        self._scripts = {
+            "safe": provider.getScript(f"vnd.sun.star.script:{OFFICE_SCRIPT.name}$safe?language=Python&location=user")
+        }
+        self.call("ping")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self.ctx = self.desktop = None
+        self._scripts = {}
+
+    def restart(self) -> None:
+        self.kill()
+        self._remove_profile()
+        self.start()
+
+    def close(self) -> None:
+        if self.desktop is not None and self.alive():
+            try:
+                self.guarded(self.desktop.terminate, timeout=5)
+            except OfficeError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        self._remove_profile()
+        if self._own_display is not None:
+            self._own_display.close()
+            self._own_display = None
+
+    def _remove_profile(self) -> None:
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
+
+    # -- calls ----------------------------------------------------------------------------------------------
+
+    def guarded(self, fn, *args, timeout: float | None = None):
+        """Run a UNO call; a hang past `timeout` kills the office, which unblocks the call as a disposed bridge."""
+        if not self.alive():
+            raise OfficeError("the office is not running (it crashed or was killed)")
+        fired = threading.Event()
+
+        def on_timeout():
+            fired.set()
+            self.kill()
+
+        timer = threading.Timer(timeout or self.call_timeout, on_timeout)
+        timer.start()
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if fired.is_set():
+                raise OfficeError(f"the office hung for {timeout or self.call_timeout:.0f} s and was killed") from exc
+            if type(exc).__name__ in ("DisposedException", "RuntimeException") or not self.alive():
+                if "Binary URP bridge" in str(exc) or not self.alive() or type(exc).__name__ == "DisposedException":
+                    raise OfficeError(f"the office crashed: {exc}") from exc
+            raise
+        finally:
+            timer.cancel()
+
+    def call(self, name: str, payload: dict | None = None, timeout: float | None = None) -> dict:
+        script = self._scripts.get("safe")
+        if script is None:
+            raise OfficeError("the office is not running (it crashed or was killed)")
+        result = json.loads(self.guarded(lambda: script.invoke((name, json.dumps(payload or {})), (), ())[0], timeout=timeout))
+        if "script_error" in result:
+            raise OfficeScriptError(f"office-side {name} failed:\n{result['script_error']}")
+        return result
+
+    def xdotool(self, *args: str, check: bool = True) -> str:
+        """Real X input events (XTEST), as a person's keyboard and mouse would send them."""
+        xdotool = shutil.which("xdotool")
+        if xdotool is None:
+            raise OfficeNotInstalled(f"xdotool not found. Install with: {INSTALL_HINT}")
+        done = subprocess.run([xdotool, *args], env=dict(os.environ, DISPLAY=self.display), check=check, timeout=30,
+                              capture_output=True, text=True)
+        return done.stdout

@@ -1,0 +1,347 @@
+"""WriterEnv: a gymnasium environment over a real LibreOffice Writer window.
+
+The environment knows nothing about agents or tasks (gymnasium/BrowserGym split): it opens a document, reports
+what is on screen, executes one action in the one schema, and says what happened. Success is decided by task
+checkers on `doc_state()`; a task may pass `reward_fn` in reset options to get it as the terminal reward.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+
+from lamforge.env.docstate import DocState
+from lamforge.env.grounding import Grounding, ground
+from lamforge.env.office import Office, OfficeError, OfficeScriptError
+from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
+
+SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
+BLANK = "private:factory/swriter"
+TYPE_DELAY_MS = 3
+
+
+ZIP_FORMATS = {".docx": "word/document.xml", ".odt": "content.xml"}
+
+
+def check_document(path: Path) -> None:
+    """Reject a corrupt .docx/.odt before the office sees it.
+
+    Why: LibreOffice answers a broken package with a modal repair/error dialog inside the load call, which only a
+    watchdog kill ends; checking the package first gives a clear message in milliseconds.
+    """
+    member = ZIP_FORMATS.get(path.suffix.lower())
+    if member is None:
+        return
+    try:
+        with zipfile.ZipFile(path) as package:
+            if member not in package.namelist():
+                raise ValueError(f"{path.name} is not a valid {path.suffix} document: it has no {member}")
+            if package.testzip() is not None:
+                raise ValueError(f"{path.name} is corrupt: a member fails its CRC check")
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path.name} is corrupt or not a {path.suffix} file ({exc})") from exc
+
+
+class JsonSpace(gym.spaces.Space):
+    """A space of plain-dict records validated by a pydantic model (observations and actions are variable-size)."""
+
+    def __init__(self, model: type):
+        super().__init__()
+        self.model = model
+
+    def contains(self, x: Any) -> bool:
+        try:
+            self.model.model_validate(x)
+            return True
+        except Exception:
+            return False
+
+    def sample(self, mask=None, probability=None):
+        raise NotImplementedError("a structured UI observation or action cannot be sampled at random")
+
+
+class WriterEnv(gym.Env):
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, max_steps: int = 30, display: str | None = None, render_mode: str | None = None,
+                 settle_s: float = 0.03):
+        self.max_steps = max_steps
+        self.display = display
+        self.render_mode = render_mode
+        self.settle_s = settle_s
+        self.observation_space = JsonSpace(Observation)
+        self.action_space = JsonSpace(Action)
+        self.office: Office | None = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
+        self.doc = None
+        self.doc_path: Path | None = None
+        self._steps = 0
+        self._obs = Observation()
+        self._reward_fn: Callable[[DocState], float] | None = None
+
+    # -- episode --------------------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        t0 = time.perf_counter()
+        self._reward_fn = options.get("reward_fn")
+        self._steps = 0
+        restarted = False
+        for attempt in range(2):
+            try:
+                self._ensure_office()
+                self._open(options.get("doc"))
+                self._obs = self._observe()
+                break
+            except OfficeError:
+                if attempt:
+                    raise
+                restarted = True
+                self._restart()
+        info = {"doc": str(self.doc_path) if self.doc_path else None, "reset_ms": (time.perf_counter() - t0) * 1000,
+                "office_restarted": restarted}
+        return self._obs.model_dump(), info
+
+    def step(self, action: Action | dict | str):
+        self._steps += 1
+        info: dict[str, Any] = {"result": "", "error": None, "grounding": None, "env_error": False}
+        terminated = False
+        try:
+            action = parse_action(action)
+        except ActionParseError as exc:
+            info["error"] = f"invalid action: {exc}"
+            return self._finish_step(info, terminated=False)
+        info["grounding"] = ground(action, self._obs).model_dump()
+        grounding = Grounding.model_validate(info["grounding"])
+        try:
+            if not grounding.ok:
+                info["error"] = f"grounding rejected: {grounding.reason}"
+            else:
+                ok, message = self._execute(action, grounding)
+                info["result" if ok else "error"] = message
+            self._obs = self._observe()
+        except OfficeScriptError as exc:
+            info["error"] = f"execution error: {exc}"
+            return self._finish_step(info, terminated=False)
+        except OfficeError as exc:
+            info["env_error"] = True
+            info["error"] = f"environment error: {exc}"
+            self._restart()
+            self._obs = Observation()
+            return self._obs.model_dump(), 0.0, True, False, info
+        terminated = action.status in (Status.FINISH, Status.FAIL)
+        return self._finish_step(info, terminated)
+
+    def _finish_step(self, info: dict, terminated: bool):
+        truncated = not terminated and self._steps >= self.max_steps
+        reward = 0.0
+        if (terminated or truncated) and self._reward_fn is not None and not info["env_error"]:
+            reward = float(self._reward_fn(self.doc_state()))
+        return self._obs.model_dump(), reward, terminated, truncated, info
+
+    # -- execution ------------------------------------------------------------------------------------------
+
+    def _execute(self, action: Action, grounding: Grounding) -> tuple[bool, str]:
+        fn, args = action.function, action.args
+        if fn == "click_input" and (args["button"] != "left" or args["double"]):
+            control = self._obs.control(grounding.label)
+            x, y, w, h = control.rect
+            button = {"left": "1", "middle": "2", "right": "3"}[args["button"]]
+            self._office().xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "--repeat",
+                                   "2" if args["double"] else "1", button)
+            self._settle()
+            return True, f"{args['button']} {'double-' if args['double'] else ''}clicked {control.name!r}"
+        if fn == "set_edit_text":
+            # Click into the field first, as a person would: it takes the keyboard focus, so a following {Enter}
+            # commits the value (toolbar combos such as the font size apply only on Enter).
+            x, y, w, h = self._obs.control(grounding.label).rect
+            if w and h:
+                self._office().xdotool("mousemove", str(x + min(w // 3, 40)), str(y + h // 2), "click", "1")
+        if fn in ("click_input", "set_edit_text"):
+            reply = self._office().call("act", {"function": fn, "args": args, "label": grounding.label,
+                                                "name": grounding.name})
+            return bool(reply.get("ok")), reply.get("result") or reply.get("error") or ""
+        if fn in ("select_text", "select_paragraph", "insert_table"):
+            reply = self._office().call("act", {"function": fn, "args": args})
+            return bool(reply.get("ok")), reply.get("result") or reply.get("error") or ""
+        if fn == "keyboard_input":
+            self._type_keys(args["keys"])
+            return True, f"typed {args['keys']!r}"
+        if fn == "wheel_mouse_input":
+            x, y = self._document_center()
+            dist = args["wheel_dist"]
+            if dist:
+                self._office().xdotool("mousemove", str(x), str(y), "click", "--repeat", str(abs(dist)),
+                                       "4" if dist > 0 else "5")
+            self._settle()
+            return True, f"scrolled {dist}"
+        if fn == "save_as":
+            path = self.save_as(args["path"])
+            return True, f"saved {path}"
+        if fn == "summary":
+            return True, args.get("text", "")
+        return False, f"function {fn} is not supported by WriterEnv"
+
+    def _focus_active_window(self) -> None:
+        """Give the X input focus to the window the observation shows as active.
+
+        Why: there is no window manager under Xvfb, so when a dialog closes nobody hands the X focus back to the
+        main window and typed keys would go nowhere. A person would click the window; this is that click.
+        """
+        office = self._office()
+        title = self._obs.window_name if self._obs.window == "dialog" else self._obs.title
+        if not title:
+            return
+        wanted = office.xdotool("search", "--name", f"^{re.escape(title)}$", check=False).split()
+        if wanted and office.xdotool("getwindowfocus", check=False).strip() not in wanted:
+            office.xdotool("windowfocus", "--sync", wanted[0], check=False)
+
+    def _type_keys(self, keys: str) -> None:
+        office = self._office()
+        self._focus_active_window()
+        for kind, value in parse_keys(keys):
+            if kind == "text":
+                for chunk in re.findall(r"[\x20-\x7e]+|[^\x20-\x7e]+", value):
+                    # Measured here: no delay drops repeated letters ("Hello" -> "Helo"); 3 ms is exact for ASCII;
+                    # non-ASCII characters need a keymap change each and still dropped at 12 ms in a
+                    # long string, so they go one at a time.
+                    if chunk.isascii():
+                        office.xdotool("type", "--delay", str(TYPE_DELAY_MS), "--", chunk)
+                        continue
+                    for char in chunk:
+                        office.xdotool("type", "--delay", str(4 * TYPE_DELAY_MS), "--", char)
+                        time.sleep(0.03)
+            else:
+                office.xdotool("key", "--delay", "0", "+".join(check_key_combo(value)))
+        self._settle(0.05)
+
+    def _settle(self, seconds: float | None = None) -> None:
+        # X input is asynchronous: give the office's event loop a moment, then a round trip proves it is responsive.
+        time.sleep(self.settle_s if seconds is None else seconds)
+        self._office().call("ping")
+
+    def _document_center(self) -> tuple[int, int]:
+        controls = self._obs.controls
+        if controls:
+            xs = [c.rect[0] + c.rect[2] for c in controls]
+            ys = [c.rect[1] + c.rect[3] for c in controls]
+            return (max(xs) // 2, max(ys) // 2 + 100)
+        return 640, 500
+
+    # -- documents ------------------------------------------------------------------------------------------
+
+    def _open(self, doc: str | Path | None) -> None:
+        import uno
+        from com.sun.star.beans import PropertyValue
+
+        office = self._office()
+        office.call("close_popups")
+        if doc is None:
+            url = BLANK
+            self.doc_path = None
+        else:
+            source = Path(doc)
+            if not source.is_file():
+                raise FileNotFoundError(f"document not found: {source}")
+            check_document(source)
+            # Work on a copy: an episode must never modify the caller's file.
+            self.doc_path = self.workdir / f"{int(time.time() * 1000)}-{source.name}"
+            shutil.copyfile(source, self.doc_path)
+            url = self.doc_path.as_uri()
+        old = self.doc
+        props = (PropertyValue(Name="Hidden", Value=False),)
+
+        def load():
+            if old is not None:
+                try:
+                    old.setModified(False)
+                except Exception:
+                    pass
+                frame = old.getCurrentController().getFrame()
+                new = frame.loadComponentFromURL(url, "_self", 0, props)
+            else:
+                new = office.desktop.loadComponentFromURL(url, "_blank", 0, props)
+            return new
+
+        try:
+            self.doc = office.guarded(load, timeout=30)
+        except OfficeError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"LibreOffice could not open {doc}: {exc}") from exc
+        if self.doc is None or not hasattr(self.doc, "Text"):
+            raise ValueError(f"LibreOffice could not open {doc} as a text document (corrupt or not a document?)")
+        office.guarded(lambda: self.doc.getCurrentController().getFrame().getContainerWindow().setPosSize(0, 0, 1280, 1000, 15))
+
+    def save_as(self, path: str | Path) -> Path:
+        from com.sun.star.beans import PropertyValue
+
+        path = Path(path).resolve()
+        filt = SAVE_FILTERS.get(path.suffix.lower())
+        if filt is None:
+            raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        props = (PropertyValue(Name="FilterName", Value=filt), PropertyValue(Name="Overwrite", Value=True))
+        self._office().guarded(lambda: self.doc.storeToURL(path.as_uri(), props), timeout=60)
+        return path
+
+    def doc_state(self) -> DocState:
+        return DocState.model_validate(self._office().call("docstate"))
+
+    # -- observation ----------------------------------------------------------------------------------------
+
+    def _observe(self) -> Observation:
+        data = self._office().call("observe")
+        self.last_observe_ms = data.pop("elapsed_ms", None)
+        return Observation.model_validate(data)
+
+    def observe(self) -> dict:
+        self._obs = self._observe()
+        return self._obs.model_dump()
+
+    def render(self):
+        from lamforge.schema import render_observation
+
+        return render_observation(self._obs)
+
+    def screenshot(self, path: str | Path) -> Path:
+        from PIL import ImageGrab
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ImageGrab.grab(xdisplay=self._office().display).save(path)
+        return path
+
+    # -- office lifecycle -----------------------------------------------------------------------------------
+
+    def _office(self) -> Office:
+        if self.office is None or not self.office.alive():
+            raise OfficeError("the office is not running (it crashed or was killed)")
+        return self.office
+
+    def _ensure_office(self) -> None:
+        if self.office is None:
+            self.office = Office(display=self.display)
+        elif not self.office.alive():
+            self._restart()
+
+    def _restart(self) -> None:
+        self.doc = None
+        if self.office is None:
+            self.office = Office(display=self.display)
+        else:
+            self.office.restart()
+
+    def close(self) -> None:
+        if self.office is not None:
+            self.office.close()
+            self.office = None
+        shutil.rmtree(self.workdir, ignore_errors=True)

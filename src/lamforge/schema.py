@@ -1,0 +1,463 @@
+"""The one action and observation schema, and the one prompt renderer.
+
+Data collection, training, the agent runtime and evaluation all import these types and functions, so what a
+model is trained on is exactly what it sees and emits at run time. The function list the model reads in its
+system prompt is generated from the same definitions that validate and execute actions (BrowserGym's rule:
+one source, no drift).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class Status(str, Enum):
+    CONTINUE = "CONTINUE"
+    FINISH = "FINISH"
+    FAIL = "FAIL"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Function arguments: one strict model per function.
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClickArgs(_Args):
+    button: Literal["left", "right", "middle"] = "left"
+    double: bool = False
+
+
+class SetEditTextArgs(_Args):
+    text: str = Field(max_length=2000)
+    clear_current_text: bool = True
+
+
+class KeyboardArgs(_Args):
+    keys: str = Field(min_length=1, max_length=500)
+
+    @field_validator("keys")
+    @classmethod
+    def _known_keys(cls, value: str) -> str:
+        for token in parse_keys(value):
+            if token[0] == "key":
+                check_key_combo(token[1])
+        return value
+
+
+class WheelArgs(_Args):
+    wheel_dist: int = Field(ge=-50, le=50)
+
+
+class SelectTextArgs(_Args):
+    text: str = Field(min_length=1, max_length=500)
+    occurrence: int = Field(default=1, ge=1, le=100)
+
+
+class SelectParagraphArgs(_Args):
+    start_index: int = Field(ge=0)
+    end_index: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SelectParagraphArgs":
+        if self.end_index < self.start_index:
+            raise ValueError("end_index must be >= start_index")
+        return self
+
+
+class InsertTableArgs(_Args):
+    rows: int = Field(ge=1, le=100)
+    columns: int = Field(ge=1, le=60)
+
+
+SAVE_FORMATS = (".docx", ".odt", ".pdf")
+
+
+class SaveAsArgs(_Args):
+    path: str = Field(min_length=1, max_length=500)
+
+    @field_validator("path")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if PurePath(value).suffix.lower() not in SAVE_FORMATS:
+            raise ValueError(f"path must end in one of {', '.join(SAVE_FORMATS)}")
+        return value
+
+
+class SummaryArgs(_Args):
+    text: str = Field(default="", max_length=2000)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    args: type[_Args]
+    needs_control: bool
+    doc: str
+
+    def signature(self) -> str:
+        params = []
+        for field_name, info in self.args.model_fields.items():
+            params.append(field_name if info.is_required() else f"{field_name}={info.default!r}")
+        return f"{self.name}({', '.join(params)})"
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.name: spec
+    for spec in [
+        FunctionSpec("click_input", ClickArgs, True, "click a control: button, menu, menu item, tab, list item, check box"),
+        FunctionSpec("set_edit_text", SetEditTextArgs, True, "set the text or number of an edit, spin or combo box"),
+        FunctionSpec("keyboard_input", KeyboardArgs, False, "type text into the focused control; {Enter}, {Ctrl+B} for keys"),
+        FunctionSpec("wheel_mouse_input", WheelArgs, False, "scroll the document; positive scrolls up"),
+        FunctionSpec("select_text", SelectTextArgs, False, "select the n-th occurrence of text in the document"),
+        FunctionSpec("select_paragraph", SelectParagraphArgs, False, "select paragraphs start_index..end_index"),
+        FunctionSpec("insert_table", InsertTableArgs, False, "insert a table at the cursor"),
+        FunctionSpec("save_as", SaveAsArgs, False, "save the document; the extension picks .docx, .odt or .pdf"),
+        FunctionSpec("summary", SummaryArgs, False, "do nothing in the app; report text (use with FINISH or FAIL)"),
+    ]
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys for keyboard_input: literal text, with {Key} or {Mod+Key} tokens for special keys and shortcuts.
+
+SPECIAL_KEYS = {
+    "enter": "Return", "return": "Return", "tab": "Tab", "esc": "Escape", "escape": "Escape",
+    "backspace": "BackSpace", "delete": "Delete", "del": "Delete", "space": "space", "home": "Home", "end": "End",
+    "up": "Up", "down": "Down", "left": "Left", "right": "Right", "pageup": "Prior", "pagedown": "Next",
+    "insert": "Insert", **{f"f{i}": f"F{i}" for i in range(1, 13)},
+}
+MODIFIERS = {"ctrl": "ctrl", "control": "ctrl", "shift": "shift", "alt": "alt"}
+_KEY_TOKEN = re.compile(r"\{([^{}]+)\}")
+
+
+def parse_keys(keys: str) -> list[tuple[str, str]]:
+    """Split a keys string into ('text', literal) and ('key', combo) tokens."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    for match in _KEY_TOKEN.finditer(keys):
+        if match.start() > pos:
+            tokens.append(("text", keys[pos : match.start()]))
+        tokens.append(("key", match.group(1)))
+        pos = match.end()
+    if pos < len(keys):
+        tokens.append(("text", keys[pos:]))
+    return tokens
+
+
+def check_key_combo(combo: str) -> list[str]:
+    """Return the xdotool key names of a combo like 'Ctrl+Shift+B'; raise ValueError on unknown keys."""
+    parts = [p.strip() for p in combo.split("+") if p.strip()]
+    if not parts:
+        raise ValueError(f"empty key token {{{combo}}}")
+    names = []
+    for part in parts[:-1]:
+        if part.lower() not in MODIFIERS:
+            raise ValueError(f"unknown modifier {part!r} in {{{combo}}}")
+        names.append(MODIFIERS[part.lower()])
+    last = parts[-1]
+    if last.lower() in SPECIAL_KEYS:
+        names.append(SPECIAL_KEYS[last.lower()])
+    elif len(last) == 1 and last.isprintable():
+        names.append(last.lower() if len(parts) > 1 else last)
+    else:
+        raise ValueError(f"unknown key {last!r} in {{{combo}}}")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The action.
+
+
+class Action(BaseModel):
+    """One step of a LAM, in UFO's field names. `args` is validated against the function's argument model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thought: str | None = None
+    control_label: str | None = None
+    control_name: str | None = None
+    function: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: Status = Status.CONTINUE
+    plan: list[str] | None = None
+
+    @field_validator("function")
+    @classmethod
+    def _known_function(cls, value: str) -> str:
+        if value not in FUNCTIONS:
+            raise ValueError(f"unknown function {value!r}; expected one of {', '.join(FUNCTIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_args(self) -> "Action":
+        spec = FUNCTIONS[self.function]
+        self.args = spec.args.model_validate(self.args).model_dump()
+        if spec.needs_control and not self.control_label and not self.control_name:
+            raise ValueError(f"{self.function} needs a control_label or control_name")
+        return self
+
+    def typed_args(self) -> _Args:
+        return FUNCTIONS[self.function].args.model_validate(self.args)
+
+    def to_json(self) -> str:
+        """The training target and the wire format: fixed key order, no None fields, compact."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["args"] = self.typed_args().model_dump(mode="json", exclude_defaults=True)
+        ordered = {k: data[k] for k in ("thought", "control_label", "control_name", "function", "args", "status", "plan") if k in data}
+        return json.dumps(ordered, ensure_ascii=False, separators=(", ", ": "))
+
+
+class ActionParseError(ValueError):
+    """Model output that is not a valid action; the message says why, for a repair prompt."""
+
+
+def extract_json_object(text: str) -> str:
+    """The first balanced {...} in text; models often wrap JSON in prose or code fences."""
+    start = text.find("{")
+    if start < 0:
+        raise ActionParseError("no JSON object found in the output")
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+    raise ActionParseError("the JSON object is not closed")
+
+
+def parse_action(data: str | dict | Action) -> Action:
+    """Parse model output (text or dict) into an Action, or raise ActionParseError with a readable reason."""
+    if isinstance(data, Action):
+        return data
+    if isinstance(data, str):
+        try:
+            data = json.loads(extract_json_object(data))
+        except json.JSONDecodeError as exc:
+            raise ActionParseError(f"invalid JSON: {exc.msg} at char {exc.pos}") from exc
+    if not isinstance(data, dict):
+        raise ActionParseError("the action must be a JSON object")
+    try:
+        return Action.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'action'}: {e['msg']}" for e in exc.errors())
+        raise ActionParseError(problems) from exc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Observations.
+
+
+class Control(BaseModel):
+    label: str
+    name: str
+    type: str
+    states: list[str] = Field(default_factory=list)
+    value: str | None = None
+    rect: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, width, height on screen
+
+    @property
+    def enabled(self) -> bool:
+        return "enabled" in self.states
+
+
+class Paragraph(BaseModel):
+    index: int
+    text: str
+    style: str = ""
+    align: str = "left"
+    bold: bool | None = False  # None: mixed within the paragraph
+    italic: bool | None = False
+    underline: bool | None = False
+    list_label: str = ""
+    table: str = ""  # "T1 r2c3" when the paragraph is a table cell
+
+
+class Observation(BaseModel):
+    """What the model sees: the active window's controls and the document canvas."""
+
+    title: str = ""
+    window: Literal["main", "dialog", "menu"] = "main"
+    window_name: str = ""
+    controls: list[Control] = Field(default_factory=list)
+    canvas: list[Paragraph] = Field(default_factory=list)
+    selection: str = ""
+
+    def control(self, label: str) -> Control | None:
+        return next((c for c in self.controls if c.label == label), None)
+
+
+class HistoryItem(BaseModel):
+    """A past step as the model sees it: the action and what came of it."""
+
+    action: Action
+    result: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompt rendering: the only place observation + history become model text.
+
+SYSTEM_PROMPT = (
+    "You are lamforge, an agent that operates LibreOffice Writer. Each turn you see the task, the controls of the "
+    "active window, the document and your previous actions. Reply with one JSON action: "
+    '{"control_label", "control_name", "function", "args", "status"} and optionally "thought" and "plan". '
+    "control_name must equal the name of the control with that label. status is CONTINUE, FINISH after the last "
+    "action, or FAIL if the task cannot be done.\nFunctions:\n"
+    + "\n".join(f"- {spec.signature()}: {spec.doc}" for spec in FUNCTIONS.values())
+)
+
+MAX_CANVAS_PARAGRAPHS = 40
+MAX_PARAGRAPH_CHARS = 80
+MAX_HISTORY = 8
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_control(control: Control) -> str:
+    flags = [s for s in control.states if s in ("checked", "pressed", "selected", "focused")]
+    if "enabled" not in control.states:
+        flags.append("disabled")
+    line = f"[{control.label}] {control.type} \"{control.name}\""
+    if control.value not in (None, "", control.name):
+        line += f" = {_clip(control.value, 40)!r}"
+    if flags:
+        line += " (" + ", ".join(flags) + ")"
+    return line
+
+
+def render_paragraph(p: Paragraph) -> str:
+    marks = [p.style or "Default"]
+    if p.align != "left":
+        marks.append(p.align)
+    for flag in ("bold", "italic", "underline"):
+        value = getattr(p, flag)
+        if value is None:
+            marks.append(f"part {flag}")
+        elif value:
+            marks.append(flag)
+    prefix = f"{p.list_label} " if p.list_label else ""
+    where = f"{p.table} " if p.table else ""
+    return f"¶{p.index} {where}<{', '.join(marks)}> {prefix}{_clip(p.text, MAX_PARAGRAPH_CHARS)}"
+
+
+def render_observation(obs: Observation) -> str:
+    lines = [f"Window: {obs.window} \"{obs.window_name or obs.title}\"", "Controls:"]
+    lines += [render_control(c) for c in obs.controls]
+    lines.append("Document:")
+    lines += [render_paragraph(p) for p in obs.canvas[:MAX_CANVAS_PARAGRAPHS]]
+    if len(obs.canvas) > MAX_CANVAS_PARAGRAPHS:
+        lines.append(f"… {len(obs.canvas) - MAX_CANVAS_PARAGRAPHS} more paragraphs")
+    lines.append(f"Selection: {_clip(obs.selection, 120)!r}")
+    return "\n".join(lines)
+
+
+def render_history(history: list[HistoryItem]) -> str:
+    if not history:
+        return "Previous actions: none"
+    shown = history[-MAX_HISTORY:]
+    first = len(history) - len(shown) + 1
+    lines = ["Previous actions:"]
+    for i, item in enumerate(shown, start=first):
+        a = item.action
+        target = f" on \"{a.control_name}\"" if a.control_name else ""
+        lines.append(f"{i}. {a.function}({json.dumps(a.args, ensure_ascii=False)}){target} -> {_clip(item.result, 100)}")
+    return "\n".join(lines)
+
+
+def render_prompt(
+    task: str,
+    step: int,
+    obs: Observation,
+    history: list[HistoryItem] | None = None,
+    plan: list[str] | None = None,
+) -> list[dict[str, str]]:
+    """Chat messages for one decision. Training, the agent and every backend call this one function."""
+    parts = [f"Task: {task}", f"Step: {step}", render_history(history or [])]
+    if plan:
+        parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
+    parts.append(render_observation(obs))
+    parts.append("Next action JSON:")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
+
+
+PLAN_SYSTEM_PROMPT = (
+    "You are lamforge, an expert in LibreOffice Writer. Given a task, write the plan a user follows in the "
+    "application, one step per line."
+)
+
+
+def render_plan_prompt(task: str) -> list[dict[str, str]]:
+    """Phase-1 (task-plan) prompt; the target is render_plan_target(plan)."""
+    return [{"role": "system", "content": PLAN_SYSTEM_PROMPT}, {"role": "user", "content": f"Task: {task}\nPlan:"}]
+
+
+def render_plan_target(plan: list[str]) -> str:
+    return "\n".join(f"{i}. {step}" for i, step in enumerate(plan, start=1))
+
+
+def parse_plan(text: str) -> list[str]:
+    steps = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", line).strip()
+        if line:
+            steps.append(line)
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dataset records shared by data, train and eval.
+
+
+class PlanPair(BaseModel):
+    """A task-plan pair (phase-1 data). `origin` says how it was made: 'help', 'evolved:compose', 'evolved:llm', ..."""
+
+    task_id: str
+    task: str
+    plan: list[str]
+    source_page: str = ""
+    origin: str = "help"
+
+
+class StepSample(BaseModel):
+    """One state -> action sample (phases 2-4, reward model, offline eval).
+
+    `messages` come from render_prompt; `target` is Action.to_json() of the step taken. `success` is the outcome of
+    the whole trajectory, which the reward model labels +1/-1. `acceptable` lists control names equivalent to the
+    target's control, for Object Acc.
+    """
+
+    sample_id: str
+    trajectory_id: str
+    task_id: str
+    family: str = ""
+    category: str = ""
+    step: int
+    messages: list[dict[str, str]]
+    target: str
+    success: bool = True
+    acceptable: list[str] = Field(default_factory=list)
+    source: str = ""  # demonstrator or model that produced the step

@@ -1,0 +1,155 @@
+"""WriterEnv against the real LibreOffice under Xvfb."""
+
+import os
+import signal
+
+import pytest
+
+from helpers import click, control
+from lamforge.schema import Action, Observation
+
+pytestmark = pytest.mark.office
+
+
+def test_reset_blank_observation_has_main_window_controls(writer_env):
+    obs, info = writer_env.reset()
+    o = Observation.model_validate(obs)
+    assert o.window == "main"
+    assert "LibreOffice Writer" in o.title
+    names = {c.name for c in o.controls}
+    assert {"Bold", "Italic", "Format", "Insert"} <= names
+    labels = [c.label for c in o.controls]
+    assert len(labels) == len(set(labels))
+    assert writer_env.observation_space.contains(obs)
+    assert info["reset_ms"] > 0
+
+
+def test_type_select_and_press_bold(writer_env):
+    writer_env.reset()
+    obs, _, _, _, info = writer_env.step({"function": "keyboard_input", "args": {"keys": "Quarterly revenue grew{Enter}Next"}})
+    assert info["error"] is None
+    obs, _, _, _, info = writer_env.step({"function": "select_text", "args": {"text": "revenue"}})
+    assert info["error"] is None and Observation.model_validate(obs).selection == "revenue"
+    click(writer_env, obs, "Bold")
+    state = writer_env.doc_state()
+    assert [p.text for p in state.paragraphs] == ["Quarterly revenue grew", "Next"]
+    assert all(r.bold for r in state.runs_of("revenue"))
+    assert not any(r.bold for r in state.runs_of("Quarterly"))
+    canvas = Observation.model_validate(writer_env.observe()).canvas
+    assert canvas[0].bold is None and canvas[1].bold is False  # mixed, then plain
+
+
+def test_paragraph_dialog_sets_line_spacing(writer_env):
+    obs, _ = writer_env.reset()
+    writer_env.step({"function": "keyboard_input", "args": {"keys": "Spaced paragraph"}})
+    obs = click(writer_env, writer_env.observe(), "Format", "menu")
+    assert Observation.model_validate(obs).window == "menu"
+    obs = click(writer_env, obs, "Paragraph...")
+    o = Observation.model_validate(obs)
+    assert o.window == "dialog" and o.window_name == "Paragraph"
+    obs = click(writer_env, obs, "Indents & Spacing", "page tab")
+    obs = click(writer_env, obs, "Proportional", "list item")
+    spin = control(obs, "of", "spin box")
+    obs, _, _, _, info = writer_env.step(Action(control_label=spin.label, control_name="of", function="set_edit_text",
+                                                args={"text": "150%"}))
+    assert info["error"] is None, info
+    obs = click(writer_env, obs, "OK", "push button")
+    assert Observation.model_validate(obs).window == "main"
+    p = writer_env.doc_state().paragraphs[0]
+    assert (p.line_spacing_mode, p.line_spacing) == (0, 150)
+
+
+def test_set_edit_text_and_keyboard_in_toolbar_combo(writer_env):
+    obs, _ = writer_env.reset()
+    writer_env.step({"function": "keyboard_input", "args": {"keys": "Big words"}})
+    obs, _, _, _, _ = writer_env.step({"function": "select_paragraph", "args": {"start_index": 0, "end_index": 0}})
+    size = control(obs, "Font Size", "combo box")
+    assert size.value == "12 pt"
+    obs, _, _, _, info = writer_env.step(Action(control_label=size.label, control_name=size.name, function="set_edit_text",
+                                                args={"text": "20"}))
+    assert info["error"] is None, info
+    writer_env.step({"function": "keyboard_input", "args": {"keys": "{Enter}"}})
+    assert {r.font_size for r in writer_env.doc_state().runs_of("Big words")} == {20.0}
+
+
+def test_invalid_actions_are_reported_not_raised(writer_env):
+    writer_env.reset()
+    cases = [
+        "not json at all",
+        {"function": "fly_to_moon", "args": {}},
+        {"function": "insert_table", "args": {"rows": 0, "columns": 3}},
+        {"function": "click_input", "args": {}},  # no control
+        {"control_label": "9999", "control_name": "No Such Button", "function": "click_input", "args": {}},
+        {"function": "select_text", "args": {"text": "absent words"}},
+        {"function": "keyboard_input", "args": {"keys": "{Hyper+Q}"}},
+    ]
+    for action in cases:
+        obs, reward, terminated, truncated, info = writer_env.step(action)
+        assert info["error"], action
+        assert not terminated and not info["env_error"]
+        assert Observation.model_validate(obs).window == "main"
+    rejected = writer_env.step({"control_label": "9999", "control_name": "No Such Button", "function": "click_input"})[4]
+    assert rejected["grounding"]["decision"] == "rejected"
+
+
+def test_stale_label_grounds_by_name(writer_env):
+    obs, _ = writer_env.reset()
+    italic = control(obs, "Italic")
+    wrong_label = control(obs, "Bold").label
+    _, _, _, _, info = writer_env.step(Action(control_label=wrong_label, control_name="Italic", function="click_input"))
+    assert info["grounding"]["decision"] == "by_name" and info["grounding"]["label"] == italic.label
+
+
+def test_finish_terminates_and_max_steps_truncates(writer_env):
+    writer_env.reset()
+    _, _, terminated, truncated, _ = writer_env.step({"function": "summary", "args": {"text": "done"}, "status": "FINISH"})
+    assert terminated and not truncated
+    writer_env.reset()
+    writer_env.max_steps = 2
+    try:
+        writer_env.step({"function": "summary", "args": {}})
+        _, _, terminated, truncated, _ = writer_env.step({"function": "summary", "args": {}})
+        assert truncated and not terminated
+    finally:
+        writer_env.max_steps = 30
+
+
+def test_open_docx_insert_table_and_save(writer_env, tmp_path):
+    docx = pytest.importorskip("docx")
+    path = tmp_path / "in.docx"
+    d = docx.Document()
+    d.add_heading("Annual Report", level=1)
+    d.add_paragraph("The board met twice.")
+    d.save(path)
+    obs, _ = writer_env.reset(options={"doc": str(path)})
+    canvas = Observation.model_validate(obs).canvas
+    assert [p.text for p in canvas] == ["Annual Report", "The board met twice."]
+    assert canvas[0].style == "Heading 1"
+    writer_env.step({"function": "insert_table", "args": {"rows": 2, "columns": 3}})
+    assert writer_env.doc_state().tables[0].shape == (2, 3)
+    for suffix in (".odt", ".docx", ".pdf"):
+        out = tmp_path / f"out{suffix}"
+        _, _, _, _, info = writer_env.step({"function": "save_as", "args": {"path": str(out)}})
+        assert info["error"] is None and out.stat().st_size > 0
+    assert docx.Document(str(path)).paragraphs[1].text == "The board met twice."  # the original is untouched
+
+
+def test_corrupt_document_gives_clear_error(writer_env, tmp_path):
+    bad = tmp_path / "broken.docx"
+    bad.write_bytes(b"PK\x03\x04 this is not a real zip")
+    with pytest.raises((ValueError, FileNotFoundError)) as exc:
+        writer_env.reset(options={"doc": str(bad)})
+    assert "broken.docx" in str(exc.value)
+    obs, _ = writer_env.reset()  # the env is still usable
+    assert Observation.model_validate(obs).window == "main"
+
+
+def test_killed_office_is_an_env_error_and_next_reset_recovers(writer_env):
+    writer_env.reset()
+    os.killpg(writer_env.office.proc.pid, signal.SIGKILL)
+    obs, reward, terminated, truncated, info = writer_env.step({"function": "keyboard_input", "args": {"keys": "x"}})
+    assert info["env_error"] and terminated and "environment error" in info["error"]
+    obs, info = writer_env.reset()
+    assert Observation.model_validate(obs).window == "main"
+    writer_env.step({"function": "keyboard_input", "args": {"keys": "alive"}})
+    assert writer_env.doc_state().paragraphs[0].text == "alive"

@@ -1,0 +1,71 @@
+"""The one schema: validation, parsing of model output, and prompt rendering."""
+
+import json
+
+import pytest
+
+from lamforge.schema import (
+    FUNCTIONS, Action, ActionParseError, Control, HistoryItem, Observation, Paragraph, Status, check_key_combo,
+    parse_action, parse_plan, render_plan_target, render_prompt,
+)
+
+
+def test_action_round_trip_and_defaults_dropped_from_target():
+    a = Action(control_label="3", control_name="Bold", function="click_input", args={})
+    assert a.args == {"button": "left", "double": False}
+    target = a.to_json()
+    assert json.loads(target) == {"control_label": "3", "control_name": "Bold", "function": "click_input",
+                                  "args": {}, "status": "CONTINUE"}
+    assert parse_action(target) == a
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"function": "nope"}, "unknown function"),
+    ({"function": "click_input", "args": {}}, "needs a control"),
+    ({"function": "insert_table", "args": {"rows": 0, "columns": 2}}, "rows"),
+    ({"function": "select_paragraph", "args": {"start_index": 3, "end_index": 1}}, "end_index"),
+    ({"function": "save_as", "args": {"path": "x.exe"}}, "must end in"),
+    ({"function": "keyboard_input", "args": {"keys": "{Meta+X}"}}, "unknown modifier"),
+    ({"function": "summary", "args": {"text": "x", "extra": 1}}, "extra"),
+    ({"function": "summary", "status": "MAYBE"}, "status"),
+])
+def test_invalid_actions_raise_readable_errors(bad, why):
+    with pytest.raises(ActionParseError, match=why):
+        parse_action(bad)
+
+
+def test_parse_action_from_noisy_model_output():
+    text = 'Sure! ```json\n{"function": "keyboard_input", "args": {"keys": "a } b"}, "status": "FINISH"}\n``` done'
+    a = parse_action(text)
+    assert a.args["keys"] == "a } b" and a.status is Status.FINISH
+    with pytest.raises(ActionParseError, match="not closed"):
+        parse_action('{"function": "summary"')
+    with pytest.raises(ActionParseError, match="no JSON"):
+        parse_action("I cannot do that")
+
+
+def test_key_combos():
+    assert check_key_combo("Ctrl+Shift+b") == ["ctrl", "shift", "b"]
+    assert check_key_combo("Enter") == ["Return"]
+    with pytest.raises(ValueError):
+        check_key_combo("Ctrl+")
+
+
+def test_render_prompt_contains_state_history_and_plan():
+    obs = Observation(title="t", controls=[Control(label="1", name="Bold", type="toggle button", states=["enabled", "checked"]),
+                                           Control(label="2", name="Paste", type="push button", states=[])],
+                      canvas=[Paragraph(index=0, text="Hello", style="Heading 1", bold=None)], selection="Hello")
+    history = [HistoryItem(action=Action(function="select_text", args={"text": "Hello"}), result="selected 'Hello'")]
+    messages = render_prompt("Bold Hello", 2, obs, history, plan=["click Bold"])
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    for expected in ("Task: Bold Hello", "Step: 2", '[1] toggle button "Bold" (checked)', '[2] push button "Paste" (disabled)',
+                     "¶0 <Heading 1, part bold> Hello", "select_text", "- click Bold", "Selection: 'Hello'"):
+        assert expected in user
+    for name in FUNCTIONS:
+        assert name in messages[0]["content"]
+
+
+def test_plan_rendering_round_trip():
+    plan = ["Choose Format > Paragraph", "Click OK"]
+    assert parse_plan(render_plan_target(plan)) == plan
