@@ -83,6 +83,7 @@ class WriterEnv(gym.Env):
         self.doc = None
         self.doc_path: Path | None = None
         self._steps = 0
+        self.out_dir = (self.workdir / "out").resolve()
         self._obs = Observation()
         self._reward_fn: Callable[[DocState], float] | None = None
 
@@ -93,6 +94,8 @@ class WriterEnv(gym.Env):
         options = options or {}
         t0 = time.perf_counter()
         self._reward_fn = options.get("reward_fn")
+        # Relative save_as paths land here; the agent's guard keeps writes inside it.
+        self.out_dir = Path(options.get("out_dir") or self.workdir / "out").resolve()
         self._steps = 0
         restarted = False
         for attempt in range(2):
@@ -139,6 +142,10 @@ class WriterEnv(gym.Env):
             return self._obs.model_dump(), 0.0, True, False, info
         terminated = action.status in (Status.FINISH, Status.FAIL)
         return self._finish_step(info, terminated)
+
+    def reset_step_count(self) -> None:
+        """Start counting toward max_steps from here (after a task's setup actions)."""
+        self._steps = 0
 
     def _finish_step(self, info: dict, terminated: bool):
         truncated = not terminated and self._steps >= self.max_steps
@@ -284,7 +291,10 @@ class WriterEnv(gym.Env):
     def save_as(self, path: str | Path) -> Path:
         from com.sun.star.beans import PropertyValue
 
-        path = Path(path).resolve()
+        path = Path(path)
+        if not path.is_absolute():
+            path = self.out_dir / path
+        path = path.resolve()
         filt = SAVE_FILTERS.get(path.suffix.lower())
         if filt is None:
             raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
