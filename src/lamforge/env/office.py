@@ -51,6 +51,9 @@ REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+RESTART_CODE = 81
+
+
 class OfficeError(RuntimeError):
     """The office is missing, crashed, hung or refused a request. The episode is an environment error."""
 
@@ -78,6 +81,23 @@ def require_binaries() -> tuple[str, str]:
     return soffice, xvfb
 
 
+def office_binary(soffice: str) -> str:
+    """soffice.bin itself, not the wrapper script: the wrapper's launcher would outlive a killed parent."""
+    binary = Path(os.path.realpath(soffice)).parent / "soffice.bin"
+    return str(binary) if binary.exists() else soffice
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill the child when the process that started it dies (also on SIGKILL), so a killed pipeline
+    leaves no office or Xvfb behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class VirtualDisplay:
     """An Xvfb server on a free display number; only used when there is no DISPLAY."""
 
@@ -88,6 +108,7 @@ class VirtualDisplay:
         self.proc = subprocess.Popen(
             [xvfb, "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         os.close(write_fd)
         with os.fdopen(read_fd) as f:
@@ -136,23 +157,22 @@ class Office:
         (user / "registrymodifications.xcu").write_text(REGISTRY_XCU)
         shutil.copy(OFFICE_SCRIPT, user / "Scripts" / "python" / OFFICE_SCRIPT.name)
         self.pipe = f"lamforge-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        env = dict(os.environ, DISPLAY=self.display, SAL_USE_VCLPLUGIN="gen")
-        self.proc = subprocess.Popen(
-            [
-                self.soffice, f"-env:UserInstallation={self.profile.as_uri()}", "--norestore", "--nologo",
-                "--nodefault", "--nolockcheck", "--nofirststartwizard",
-                f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
-            ],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        self.proc = self._launch()
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
         deadline = time.time() + self.start_timeout
+        relaunches = 0
         while True:
             try:
                 self.ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
                 break
             except Exception as exc:  # NoConnectException until the office listens
+                if self.proc.poll() == RESTART_CODE and relaunches < 2:
+                    # A new profile makes soffice.bin exit with "restart requested" once (the wrapper's launcher
+                    # would relaunch it); the profile is ready now.
+                    relaunches += 1
+                    self.proc = self._launch()
+                    continue
                 if self.proc.poll() is not None:
                     raise OfficeError(f"soffice exited during start (code {self.proc.returncode})") from exc
                 if time.time() > deadline:
@@ -167,6 +187,18 @@ class Office:
             "safe": provider.getScript(f"vnd.sun.star.script:{OFFICE_SCRIPT.name}$safe?language=Python&location=user")
         }
         self.call("ping")
+
+    def _launch(self) -> subprocess.Popen:
+        env = dict(os.environ, DISPLAY=self.display, SAL_USE_VCLPLUGIN="gen")
+        return subprocess.Popen(
+            [
+                office_binary(self.soffice), f"-env:UserInstallation={self.profile.as_uri()}", "--norestore",
+                "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
+                f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
+            ],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,158 @@
+"""`lamforge data ...`: build the training data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lamforge.data.evolve import EvolveConfig, EvolveReport, LLMEvolver, client_chat, evolve, iter_jobs, run_job
+from lamforge.data.plans import (
+    DEFAULT_HELP_DIR,
+    CleaningReport,
+    HelpNotFoundError,
+    PlansConfig,
+    build_plans,
+    pair_line,
+    read_jsonl,
+    split_of,
+    split_paths,
+    write_jsonl,
+    write_splits,
+)
+
+app = typer.Typer(help="Build the training data (phase 1: task-plan pairs from the help).", no_args_is_help=True)
+err = Console(stderr=True)
+
+DEFAULT_OUT = Path("out/data/plans.jsonl")
+
+
+def _report_tables(report: CleaningReport, evolve_report: EvolveReport | None, files: dict[str, int]) -> list[Table]:
+    stages = Table(title=f"Task-plan pairs from the help ({report.pages_read} pages read)")
+    stages.add_column("cleaning step")
+    stages.add_column("pairs left", justify="right")
+    stages.add_column("dropped", justify="right")
+    stages.add_column("example dropped")
+    for name, left, dropped in report.stages:
+        reason = name.removeprefix("drop ")
+        stages.add_row(name, str(left), str(dropped) if name != "raw pairs" else "", report.examples.get(reason, ""))
+
+    raw = Table(title="Raw pairs by layout and module")
+    raw.add_column("kind")
+    raw.add_column("pairs", justify="right")
+    for pattern, n in sorted(report.raw_by_pattern.items()):
+        raw.add_row(f"layout {pattern}", str(n))
+    for module, n in sorted(report.raw_by_module.items()):
+        raw.add_row(f"module {module}", str(n))
+
+    steps = Table(title="Steps of pairs from Writer and shared pages")
+    steps.add_column("step count")
+    steps.add_column("n", justify="right")
+    for name, n in sorted(report.step_counts.items()):
+        steps.add_row(name, str(n))
+
+    tables = [raw, stages, steps]
+    if evolve_report is not None:
+        evolved = Table(title="Evolved pairs")
+        evolved.add_column("outcome")
+        evolved.add_column("n", justify="right")
+        for origin, n in sorted(evolve_report.made.items()):
+            evolved.add_row(f"made {origin}", str(n))
+        for reason, n in sorted(evolve_report.rejected.items()):
+            evolved.add_row(f"rejected: {reason}", str(n))
+        if evolve_report.skipped_existing:
+            evolved.add_row("already in the file (resumed)", str(evolve_report.skipped_existing))
+        tables.append(evolved)
+    written = Table(title="Files")
+    written.add_column("file")
+    written.add_column("pairs", justify="right")
+    for path, n in files.items():
+        written.add_row(path, str(n))
+    tables.append(written)
+    return tables
+
+
+@app.command("plans")
+def plans(
+    help_dir: Path = typer.Option(DEFAULT_HELP_DIR, help="LibreOffice help language folder (holds text/)."),
+    out: Path = typer.Option(DEFAULT_OUT, help="Output JSONL; <stem>.train.jsonl and <stem>.test.jsonl go beside it."),
+    evolve_n: int = typer.Option(0, "--evolve", min=0, help="Evolved pairs to add (from the train split)."),
+    test_fraction: float = typer.Option(0.1, min=0.0, max=1.0, help="Share of help pairs held out as test."),
+    seed: int = typer.Option(0, help="Seed for choosing evolution seeds and rules."),
+    llm_url: Optional[str] = typer.Option(
+        None, envvar="LAMFORGE_LLM_URL", help="OpenAI-compatible base URL (…/v1); with it, evolving uses the LLM."
+    ),
+    llm_model: Optional[str] = typer.Option(
+        None, envvar="LAMFORGE_LLM_MODEL", help="Model name; default: the first the server lists."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of tables."),
+) -> None:
+    """Mine task-plan pairs from LibreOffice's help, clean them, optionally evolve more, and write JSONL."""
+    config = PlansConfig(help_dir=help_dir, test_fraction=test_fraction)
+    try:
+        pairs, report = build_plans(config, show_progress=True, console=err)
+    except HelpNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+    # Evolved pairs from an LLM cost calls, so those already in the file are kept; rule-based ones are remade.
+    kept_llm = [p for p in read_jsonl(out) if p.origin == "evolved:llm"]
+    evolve_config = EvolveConfig(n=evolve_n, seed=seed)
+    evolve_report = EvolveReport() if evolve_n or kept_llm else None
+    train_pool = [p for p in pairs if split_of(p, test_fraction) == "train"]
+    rule_pairs = [] if llm_url else evolve(train_pool, evolve_config, evolve_report)
+    write_jsonl([*pairs, *kept_llm, *rule_pairs], out)
+
+    if llm_url and evolve_n:
+        from lamforge.llm import LLMClient, LLMError
+
+        try:
+            chat = client_chat(LLMClient(url=llm_url, model=llm_model))
+            _evolve_with_llm(train_pool, evolve_config, out, kept_llm, evolve_report, chat)
+        except LLMError as exc:
+            err.print(f"[red]error:[/red] {exc} (pairs made so far are in {out}; rerun to resume)")
+            raise typer.Exit(1) from None
+
+    everything = read_jsonl(out)
+    counts = write_splits(everything, out, test_fraction)
+    files = {str(out): len(everything), **{str(path): counts[s] for s, path in split_paths(out).items()}}
+    if json_output:
+        summary = {
+            "help_pairs": len(pairs),
+            "report": report.to_dict(),
+            "evolve": evolve_report.to_dict() if evolve_report else None,
+            "files": files,
+        }
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        console = Console()
+        for table in _report_tables(report, evolve_report, files):
+            console.print(table)
+        console.print(f"[bold]{len(pairs)}[/bold] cleaned task-plan pairs from the help, {len(everything)} in {out}.")
+
+
+def _evolve_with_llm(pool, config: EvolveConfig, out: Path, existing, report: EvolveReport, chat) -> None:
+    """Append each LLM-evolved pair as it comes, so an interrupted run loses at most the call in flight."""
+    from itertools import islice
+
+    from rich.progress import track
+
+    done = {p.task_id for p in existing}
+    evolver = LLMEvolver(chat)
+    jobs = list(islice(iter_jobs(pool, config, llm=True), config.n))
+    with out.open("a", encoding="utf-8") as f:
+        for job in track(jobs, description="Evolving with the LLM", console=err, transient=True):
+            if job.task_id in done:
+                report.skipped_existing += 1
+                continue
+            result = run_job(job, config, evolver)
+            if isinstance(result, str):
+                report.rejected[result] += 1
+                continue
+            report.made[result.origin] += 1
+            f.write(pair_line(result) + "\n")
+            f.flush()
