@@ -327,8 +327,11 @@ SYSTEM_PROMPT = (
     + "\n".join(f"- {spec.signature()}: {spec.doc}" for spec in FUNCTIONS.values())
 )
 
-MAX_CANVAS_PARAGRAPHS = 40
-MAX_PARAGRAPH_CHARS = 80
+# Prompt budget: the canvas tells the model what is where, not every word (targets are named in the task), and
+# prompt tokens are most of the cost of training and of each step on a CPU.
+MAX_CANVAS_PARAGRAPHS = 30
+MAX_PARAGRAPH_CHARS = 60
+MAX_CELL_CHARS = 16
 MAX_HISTORY = 8
 
 
@@ -349,6 +352,24 @@ def render_control(control: Control) -> str:
     return line
 
 
+_CONTROL_LINE = re.compile(r'^\[(?P<label>[^\]]+)\] (?P<type>[a-z ]+?) "(?P<name>.*)"(?: = (?P<value>\'.*\'|".*"))?(?: \((?P<flags>[a-z, ]+)\))?$')
+
+
+def parse_controls(prompt: str) -> list[Control]:
+    """The controls a rendered prompt shows, read back (offline evaluation decodes against the same label set
+    the model saw, without the live app)."""
+    controls = []
+    for line in prompt.splitlines():
+        m = _CONTROL_LINE.match(line)
+        if not m:
+            continue
+        flags = [f.strip() for f in (m.group("flags") or "").split(",") if f.strip()]
+        states = [f for f in flags if f != "disabled"] + ([] if "disabled" in flags else ["enabled"])
+        value = m.group("value")[1:-1] if m.group("value") else None
+        controls.append(Control(label=m.group("label"), name=m.group("name"), type=m.group("type"), states=states, value=value))
+    return controls
+
+
 def render_paragraph(p: Paragraph) -> str:
     marks = [p.style or "Default"]
     if p.align != "left":
@@ -364,15 +385,45 @@ def render_paragraph(p: Paragraph) -> str:
     return f"¶{p.index} {where}<{', '.join(marks)}> {prefix}{_clip(p.text, MAX_PARAGRAPH_CHARS)}"
 
 
-def render_observation(obs: Observation) -> str:
-    lines = [f"Window: {obs.window} \"{obs.window_name or obs.title}\"", "Controls:"]
-    lines += [render_control(c) for c in obs.controls]
-    lines.append("Document:")
-    lines += [render_paragraph(p) for p in obs.canvas[:MAX_CANVAS_PARAGRAPHS]]
-    if len(obs.canvas) > MAX_CANVAS_PARAGRAPHS:
-        lines.append(f"… {len(obs.canvas) - MAX_CANVAS_PARAGRAPHS} more paragraphs")
-    lines.append(f"Selection: {_clip(obs.selection, 120)!r}")
+def render_canvas(canvas: list[Paragraph]) -> list[str]:
+    """Body paragraphs one per line; a table as one line per row ("T1 row 2: a | b | c")."""
+    lines: list[str] = []
+    rows: dict[tuple[str, int], list[str]] = {}
+    shown = 0
+    for p in canvas:
+        if p.table:
+            table, cell = p.table.split(" ", 1)
+            row = int("".join(ch for ch in cell if ch.isdigit()) or 0)
+            key = (table, row)
+            if key not in rows:
+                rows[key] = []
+                lines.append(key)  # placeholder, filled below
+            rows[key].append(_clip(p.text, MAX_CELL_CHARS))
+            continue
+        if shown < MAX_CANVAS_PARAGRAPHS:
+            lines.append(render_paragraph(p))
+        shown += 1
+    out = [f"{key[0]} row {key[1]}: " + " | ".join(rows[key]) if isinstance(key, tuple) else key for key in lines]
+    if shown > MAX_CANVAS_PARAGRAPHS:
+        out.append(f"… {shown - MAX_CANVAS_PARAGRAPHS} more paragraphs")
+    return out
+
+
+def render_controls(obs: Observation) -> str:
+    # The window line goes after the list: the main window's title names the document, and putting it first
+    # would end the shared prefix of consecutive prompts right there.
+    lines = ["Controls:", *[render_control(c) for c in obs.controls]]
+    lines.append(f"Window: {obs.window} \"{obs.window_name or obs.title}\"")
     return "\n".join(lines)
+
+
+def render_document(obs: Observation) -> str:
+    lines = ["Document:", *render_canvas(obs.canvas), f"Selection: {_clip(obs.selection, 120)!r}"]
+    return "\n".join(lines)
+
+
+def render_observation(obs: Observation) -> str:
+    return render_controls(obs) + "\n" + render_document(obs)
 
 
 def render_history(history: list[HistoryItem]) -> str:
@@ -395,13 +446,26 @@ def render_prompt(
     history: list[HistoryItem] | None = None,
     plan: list[str] | None = None,
 ) -> list[dict[str, str]]:
-    """Chat messages for one decision. Training, the agent and every backend call this one function."""
-    parts = [f"Task: {task}", f"Step: {step}", render_history(history or [])]
+    """Chat messages for one decision. Training, the agent and every backend call this one function.
+
+    The window's controls come first because they change least: the main window's toolbar is the same from task
+    to task, so consecutive prompts share a long token prefix that training computes once per batch and the
+    runtime's KV cache reuses. What changes every step (task, history, document) comes last.
+    """
+    parts = [render_controls(obs), f"Task: {task}", f"Step: {step}", render_history(history or [])]
     if plan:
         parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
-    parts.append(render_observation(obs))
+    parts.append(render_document(obs))
     parts.append("Next action JSON:")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def prompt_task(messages: list[dict[str, str]]) -> str:
+    """The task line of a rendered prompt (offline evaluation and the server read it back)."""
+    for line in messages[-1]["content"].splitlines():
+        if line.startswith("Task: "):
+            return line.removeprefix("Task: ")
+    return ""
 
 
 PLAN_SYSTEM_PROMPT = (

@@ -260,7 +260,9 @@ class WriterEnv(gym.Env):
                 raise FileNotFoundError(f"document not found: {source}")
             check_document(source)
             # Work on a copy: an episode must never modify the caller's file.
-            self.doc_path = self.workdir / f"{int(time.time() * 1000)}-{source.name}"
+            # A fresh folder per episode keeps the file's own name, which the window title shows the model.
+            episode_dir = Path(tempfile.mkdtemp(prefix="doc-", dir=self.workdir))
+            self.doc_path = episode_dir / source.name
             shutil.copyfile(source, self.doc_path)
             url = self.doc_path.as_uri()
         old = self.doc
@@ -284,6 +286,9 @@ class WriterEnv(gym.Env):
             raise
         except Exception as exc:
             raise ValueError(f"LibreOffice could not open {doc}: {exc}") from exc
+        stale, self._episode_dir = getattr(self, "_episode_dir", None), self.doc_path.parent if self.doc_path else None
+        if stale is not None and stale != self._episode_dir:
+            shutil.rmtree(stale, ignore_errors=True)  # the previous episode's copy, now closed
         if self.doc is None or not hasattr(self.doc, "Text"):
             raise ValueError(f"LibreOffice could not open {doc} as a text document (corrupt or not a document?)")
         office.guarded(lambda: self.doc.getCurrentController().getFrame().getContainerWindow().setPosSize(0, 0, 1280, 1000, 15))
