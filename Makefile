@@ -30,7 +30,7 @@ test: setup
 	$(VENV)/bin/pytest
 
 demo: setup
-	$(VENV)/bin/lamforge env demo
+	$(VENV)/bin/lamforge pipeline --preset quick
 
 clean:
 	rm -rf $(VENV) out runs

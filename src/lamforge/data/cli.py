@@ -156,3 +156,42 @@ def _evolve_with_llm(pool, config: EvolveConfig, out: Path, existing, report: Ev
             report.made[result.origin] += 1
             f.write(pair_line(result) + "\n")
             f.flush()
+
+
+@app.command("collect")
+def collect_cmd(
+    demonstrator: str = typer.Option("oracle", help="oracle | plan | llm | model"),
+    split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family"),
+    n: int = typer.Option(100, help="Task instances (the same ones on every run with the same seed)."),
+    workers: int = typer.Option(2, help="Parallel workers, each with its own LibreOffice."),
+    out: Path = typer.Option(Path("out/data/collect"), help="Run folder; rerun the same command to resume."),
+    seed: int = 0,
+    plans: Path = typer.Option(Path("out/data/plans.jsonl"), help="Mined plans, for the plan demonstrator."),
+    model: Optional[str] = typer.Option(None, help="Trained LAM checkpoint, for the model demonstrator."),
+    attempts: int = typer.Option(1, help="Attempts per task; the first success wins."),
+    max_steps: int = typer.Option(20),
+    judge: bool = typer.Option(False, help="Also ask the configured LLM endpoint (LAMFORGE_LLM_URL) for a verdict."),
+    family: Optional[list[str]] = typer.Option(None, help="Only these families (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
+    from lamforge.data.collect import CollectConfig, collect
+    from lamforge.env.office import OfficeNotInstalled
+
+    console = Console(stderr=as_json)
+    config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
+                           plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
+                           families=family or None)
+    try:
+        summary = collect(config, show_progress=not as_json)
+    except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    run = summary["this_run"]
+    console.print(f"{summary['tasks']} tasks ({summary['successes']} succeeded, {summary['success_rate']:.1%}); "
+                  f"{summary['samples']} samples; this run: {run['tasks']} tasks in {run['wall_s']} s = "
+                  f"{run['tasks_per_hour']} tasks/hour with {run['workers']} worker(s); time split {run['time_split_s']}")
+    console.print(f"written to {out}/trajectories.jsonl, samples.jsonl, ufo/, summary.json")

@@ -24,7 +24,7 @@ from lamforge.schema import Action, ActionParseError, Observation, Status, check
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
 BLANK = "private:factory/swriter"
-TYPE_DELAY_MS = 3
+TYPE_DELAY_MS = 6
 
 
 ZIP_FORMATS = {".docx": "word/document.xml", ".odt": "content.xml"}
@@ -172,12 +172,15 @@ class WriterEnv(gym.Env):
             x, y, w, h = self._obs.control(grounding.label).rect
             if w and h:
                 self._office().xdotool("mousemove", str(x + min(w // 3, 40)), str(y + h // 2), "click", "1")
+                # Let the click land (focus moves, the toolbar stops refreshing the field) before the text is set.
+                self._settle()
         if fn in ("click_input", "set_edit_text"):
             reply = self._office().call("act", {"function": fn, "args": args, "label": grounding.label,
                                                 "name": grounding.name})
             return bool(reply.get("ok")), reply.get("result") or reply.get("error") or ""
         if fn in ("select_text", "select_paragraph", "insert_table"):
             reply = self._office().call("act", {"function": fn, "args": args})
+            self._office().call("settle")  # the toolbar shows the selection's formatting a moment later
             return bool(reply.get("ok")), reply.get("result") or reply.get("error") or ""
         if fn == "keyboard_input":
             self._type_keys(args["keys"])
@@ -217,7 +220,8 @@ class WriterEnv(gym.Env):
         for kind, value in parse_keys(keys):
             if kind == "text":
                 for chunk in re.findall(r"[\x20-\x7e]+|[^\x20-\x7e]+", value):
-                    # Measured here: no delay drops repeated letters ("Hello" -> "Helo"); 3 ms is exact for ASCII;
+                    # Measured here: no delay drops repeated letters ("Hello" -> "Helo"); 3 ms was exact on an idle machine
+                    # but dropped about 1 doubled letter in 50 under heavy load, so 6 ms;
                     # non-ASCII characters need a keymap change each and still dropped at 12 ms in a
                     # long string, so they go one at a time.
                     if chunk.isascii():
@@ -231,9 +235,10 @@ class WriterEnv(gym.Env):
         self._settle(0.05)
 
     def _settle(self, seconds: float | None = None) -> None:
-        # X input is asynchronous: give the office's event loop a moment, then a round trip proves it is responsive.
+        # X input is asynchronous: give the office's event loop a moment to read it, then wait until the main
+        # loop has handled everything queued so far (typed keys, toolbar updates).
         time.sleep(self.settle_s if seconds is None else seconds)
-        self._office().call("ping")
+        self._office().call("settle")
 
     def _document_center(self) -> tuple[int, int]:
         controls = self._obs.controls
@@ -269,15 +274,15 @@ class WriterEnv(gym.Env):
         props = (PropertyValue(Name="Hidden", Value=False),)
 
         def load():
+            # A new window, then close the old one. Loading into the same frame ("_self") leaves four empty
+            # accessible panels behind per load, and after ~100 resets the toolbars fall out of the observation.
+            new = office.desktop.loadComponentFromURL(url, "_blank", 0, props)
             if old is not None:
                 try:
                     old.setModified(False)
+                    old.close(True)
                 except Exception:
                     pass
-                frame = old.getCurrentController().getFrame()
-                new = frame.loadComponentFromURL(url, "_self", 0, props)
-            else:
-                new = office.desktop.loadComponentFromURL(url, "_blank", 0, props)
             return new
 
         try:
@@ -291,7 +296,11 @@ class WriterEnv(gym.Env):
             shutil.rmtree(stale, ignore_errors=True)  # the previous episode's copy, now closed
         if self.doc is None or not hasattr(self.doc, "Text"):
             raise ValueError(f"LibreOffice could not open {doc} as a text document (corrupt or not a document?)")
-        office.guarded(lambda: self.doc.getCurrentController().getFrame().getContainerWindow().setPosSize(0, 0, 1280, 1000, 15))
+        window = self.doc.getCurrentController().getFrame().getContainerWindow()
+        office.guarded(lambda: (window.setPosSize(0, 0, 1280, 1000, 15), window.setFocus()))
+        # No window manager hands the X focus to the new window (a closed dialog may still hold it).
+        self._obs = Observation(title=self.doc.getTitle() + " - LibreOffice Writer")
+        self._focus_active_window()
 
     def save_as(self, path: str | Path) -> Path:
         from com.sun.star.beans import PropertyValue

@@ -63,10 +63,14 @@ def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: 
                     else:
                         report.failures.append(f"{instance.task_id}: the untouched document passed the check")
                     wrong = run_program(env, instance, family.wrong, out / "wrong")
-                    if not wrong.success:
+                    # Only a wrong edit that ran to the end and was then rejected counts: one that could not run
+                    # proves nothing about the checker.
+                    if wrong.outcome == "failure":
                         report.wrong_rejected += 1
-                    else:
+                    elif wrong.success:
                         report.failures.append(f"{instance.task_id}: the wrong edit passed the check")
+                    else:
+                        report.failures.append(f"{instance.task_id}: the wrong edit did not run: {wrong.reason}")
                     bar.advance(task)
                 report.mean_steps = round(statistics.mean(steps), 2) if steps else 0.0
                 report.mean_seconds = round(statistics.mean(seconds), 2) if seconds else 0.0

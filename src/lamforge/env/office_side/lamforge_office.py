@@ -205,7 +205,10 @@ def _collect(root, kind):
                 continue
             if ch is None:
                 continue
-            sub = ch.getAccessibleContext()
+            try:
+                sub = ch.getAccessibleContext()
+            except Exception:  # the file dialog hands out children that are contexts already, or none
+                sub = ch if hasattr(ch, "getAccessibleRole") else None
             if sub is not None:
                 visit(sub, False, in_combo or (role == ROLE["COMBO_BOX"] and kind == "dialog"),
                       name if role == ROLE["PANEL"] and name else panel)
@@ -749,6 +752,11 @@ def close_popups(payload="{}"):
     return json.dumps({"closed": closed})
 
 
+def settle(payload="{}"):
+    _barrier()
+    return json.dumps({"ok": True})
+
+
 def ping(payload="{}"):
     return json.dumps({"ok": True, "windows": list(_window_signature())})
 
@@ -761,4 +769,4 @@ def safe(fn_name, payload="{}"):
         return json.dumps({"script_error": traceback.format_exc(limit=4)})
 
 
-g_exportedScripts = (observe, act, docstate, close_popups, ping, safe)
+g_exportedScripts = (observe, act, docstate, close_popups, settle, ping, safe)

@@ -1,0 +1,71 @@
+"""Commands of the agent stage. `lamforge serve` is top level (TOP_LEVEL)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Run the LAM as an agent in Writer, or serve it to other agent frameworks.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    model: str = typer.Option(..., "--model", help="A trained LAM folder, a Hugging Face id, 'default' or 'tiny'."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind. Anything but loopback exposes the model."),
+    port: int = typer.Option(8000, help="TCP port (0 picks a free one)."),
+    api_key: str = typer.Option(None, envvar="LAMFORGE_SERVE_KEY",
+                                help="Require `Authorization: Bearer KEY` (or set LAMFORGE_SERVE_KEY)."),
+    model_name: str = typer.Option("lamforge", help="The model id clients send and /v1/models lists."),
+    dtype: str = typer.Option("auto", help="auto (float32 on CPU), float32, bfloat16, float16 or int8 (CPU)."),
+    decoding: str = typer.Option("auto", help="auto: guided for lamforge prompts, free otherwise; or free."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    threads: int = typer.Option(None, help="CPU threads for torch."),
+    max_tokens: int = typer.Option(512, help="Upper bound on a request's max_tokens."),
+    max_body_kb: int = typer.Option(1024, help="Largest accepted request body, in KiB."),
+):
+    """Serve a LAM as an OpenAI-compatible /v1/chat/completions endpoint (for UFO or any other agent framework)."""
+    from lamforge.agent.backends import BackendError, HFBackend, HFBackendConfig
+    from lamforge.agent.server import LAMServer, ServeConfig
+
+    if decoding not in ("auto", "free"):
+        console.print(f"[red]error:[/] --decoding must be auto or free, not {decoding!r}")
+        raise typer.Exit(2)
+    if not _is_loopback(host) and not api_key:
+        console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach this port can "
+                      "use the model. Pass --api-key.")
+    with console.status(f"loading {model} ..."):
+        try:
+            backend = HFBackend(HFBackendConfig(model=model, dtype=dtype, device=device, threads=threads,
+                                                max_new_tokens=max_tokens))
+        except BackendError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    config = ServeConfig(host=host, port=port, api_key=api_key, model_name=model_name, max_tokens_limit=max_tokens,
+                         max_body_bytes=max_body_kb * 1024, decoding=decoding)
+    try:
+        server = LAMServer(backend, config)
+    except OSError as exc:
+        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    console.print(f"serving {model} ({backend.dtype}, {backend.model.device}) as [bold]{model_name}[/] at "
+                  f"[bold]{server.url}/chat/completions[/]{' (API key required)' if api_key else ''}; Ctrl+C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+
+
+TOP_LEVEL = [serve]

@@ -1,0 +1,255 @@
+"""The agent loop: observe, prompt, decide, parse, ground, guard, execute, remember; until FINISH, FAIL or the limit.
+
+The loop never raises for something the model or the backend did wrong: malformed output gets a bounded repair
+request and then a clean FAIL with the reason; a backend that errors ends the episode as FAIL with the error; an
+office crash (info["env_error"]) ends it as "env_error", which evaluation must not count against the model.
+Every step is recorded with its action, grounding, guard verdict, result and per-phase timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
+
+from lamforge.agent.backends import Backend, BackendReply
+from lamforge.agent.guard import GuardPolicy, GuardVerdict, check
+from lamforge.env.grounding import ground
+from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, parse_action, render_prompt
+
+Outcome = Literal["finish", "fail", "max_steps", "env_error"]
+
+REPAIR_PROMPT = (
+    "Your reply was not a valid action: {error}\n"
+    "Reply again with exactly one JSON action object and nothing else."
+)
+
+
+@dataclass
+class AgentConfig:
+    max_steps: int = 30
+    """Decisions per episode, blocked and failed ones included."""
+    max_repairs: int = 1
+    """Repair requests per step after malformed output (each one shows the model its error); then FAIL."""
+    max_blocked: int = 3
+    """Consecutive actions the guard may block before the episode ends as FAIL (a model stuck on a forbidden
+    action would otherwise burn every remaining step)."""
+    max_controls: int | None = None
+    """Show the model at most this many controls, the ones most related to the task (see filter_controls). Off by
+    default: a model should be trained on the same filtering it runs with."""
+    record_prompts: bool = False
+    """Keep each step's prompt messages in the result (large; for turning runs into training data)."""
+
+
+class StepTimings(BaseModel):
+    observe_s: float = 0.0  # reading the app (as the env reports it) and rendering the prompt
+    model_s: float = 0.0  # the backend, repairs included
+    act_s: float = 0.0  # guard and execution
+
+
+class StepRecord(BaseModel):
+    step: int
+    raw_output: str = ""
+    action: str | None = None  # Action.to_json() of the parsed action, None when the output never parsed
+    repairs: int = 0
+    error: str | None = None  # parse error, execution error, guard block or environment error
+    grounding: dict | None = None
+    guard: GuardVerdict | None = None
+    result: str = ""
+    executed: bool = False
+    tokens_generated: int = 0
+    prompt_tokens: int = 0
+    timings: StepTimings = Field(default_factory=StepTimings)
+    messages: list[dict[str, str]] | None = None
+
+
+class AgentResult(BaseModel):
+    task: str
+    backend: str
+    outcome: Outcome
+    reason: str = ""
+    steps: list[StepRecord] = Field(default_factory=list)
+    history: list[HistoryItem] = Field(default_factory=list)  # the memory the model saw, in order
+    total_s: float = 0.0
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    def step_latencies(self) -> list[float]:
+        return [s.timings.observe_s + s.timings.model_s + s.timings.act_s for s in self.steps]
+
+
+def filter_controls(obs: Observation, task: str, keep: int, plan: list[str] | None = None) -> Observation:
+    """The `keep` controls whose names best match the task (and plan), in their original order and with their
+    original labels, so grounding is unaffected. Focused, checked or pressed controls always stay, and a dialog or
+    menu is shown whole (it is small, and every entry of it may be the answer)."""
+    if obs.window != "main" or len(obs.controls) <= keep:
+        return obs
+    query = " ".join([task, *(plan or [])]).lower()
+
+    def score(control) -> float:
+        if {"focused", "checked", "pressed"} & set(control.states):
+            return 1000.0
+        return fuzz.partial_ratio(control.name.lower(), query) if control.name else 0.0
+
+    ranked = sorted(range(len(obs.controls)), key=lambda i: -score(obs.controls[i]))
+    chosen = sorted(ranked[:keep])
+    return obs.model_copy(update={"controls": [obs.controls[i] for i in chosen]})
+
+
+def _repair_messages(messages: list[dict[str, str]], raw: str, error: str) -> list[dict[str, str]]:
+    return [*messages, {"role": "assistant", "content": raw}, {"role": "user", "content": REPAIR_PROMPT.format(error=error)}]
+
+
+@dataclass
+class Agent:
+    backend: Backend
+    env: Any
+    """A WriterEnv, or anything with its reset/step contract."""
+    config: AgentConfig = field(default_factory=AgentConfig)
+    policy: GuardPolicy = field(default_factory=GuardPolicy)
+    on_step: Callable[[StepRecord], None] | None = None
+    """Called after every step (progress bars, logs)."""
+
+    def _decide(self, messages, obs: Observation, task: str, history: list[HistoryItem],
+                record: StepRecord) -> Action | None:
+        """Ask the backend, with bounded repairs. Fills the record; returns None (with record.error) on failure."""
+        last_error = ""
+        for attempt in range(self.config.max_repairs + 1):
+            try:
+                reply: BackendReply = self.backend.decide(messages, obs, task, history)
+            except Exception as exc:  # any backend failure ends the episode cleanly, never the process
+                record.error = f"backend error: {type(exc).__name__}: {exc}"
+                return None
+            record.raw_output = reply.text
+            record.tokens_generated += reply.tokens_generated
+            record.prompt_tokens += reply.prompt_tokens
+            try:
+                return parse_action(reply.text)
+            except ActionParseError as exc:
+                last_error = str(exc)
+                if attempt < self.config.max_repairs:
+                    record.repairs += 1
+                    messages = _repair_messages(messages, reply.text, last_error)
+        record.error = f"invalid model output after {record.repairs} repair(s): {last_error}"
+        return None
+
+    def run(self, task: str, doc: str | None = None, options: dict | None = None,
+            obs: dict | Observation | None = None) -> AgentResult:
+        """One episode. Resets the env (on `doc`, or blank) unless a current `obs` is passed in."""
+        start = time.perf_counter()
+        result = AgentResult(task=task, backend=getattr(self.backend, "name", type(self.backend).__name__),
+                             outcome="max_steps", reason=f"no FINISH within {self.config.max_steps} steps")
+        history: list[HistoryItem] = result.history
+        plan: list[str] | None = None
+        blocked_in_a_row = 0
+        self.backend.reset()
+        env_observe_s = 0.0
+        if obs is None:
+            try:
+                reset_options = dict(options or {})
+                if doc is not None:
+                    reset_options["doc"] = str(doc)
+                obs, _ = self.env.reset(options=reset_options)
+                env_observe_s = self._env_observe_s()
+            except (FileNotFoundError, ValueError):
+                raise  # a missing or unreadable document is the caller's mistake, not the environment's
+            except Exception as exc:
+                result.outcome, result.reason = "env_error", f"environment error on reset: {type(exc).__name__}: {exc}"
+                result.total_s = time.perf_counter() - start
+                return result
+        current = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+
+        for step in range(1, self.config.max_steps + 1):
+            record = StepRecord(step=step)
+            t0 = time.perf_counter()
+            shown = current
+            if self.config.max_controls:
+                shown = filter_controls(current, task, self.config.max_controls, plan)
+            messages = render_prompt(task, step, shown, history, plan)
+            if self.config.record_prompts:
+                record.messages = messages
+            t1 = time.perf_counter()
+            record.timings.observe_s = env_observe_s + (t1 - t0)
+            env_observe_s = 0.0
+
+            action = self._decide(messages, shown, task, history, record)
+            t2 = time.perf_counter()
+            record.timings.model_s = t2 - t1
+            if action is None:
+                result.outcome, result.reason = "fail", record.error or "no action"
+                self._emit(result, record)
+                break
+            record.action = action.to_json()
+
+            verdict = check(action, current, self.policy)
+            record.guard = verdict
+            if not verdict.allowed:
+                record.grounding = ground(action, current).model_dump()
+                record.error = f"blocked by the safety guard: {verdict.reason}"
+                record.result = record.error
+                record.timings.act_s = time.perf_counter() - t2
+                history.append(HistoryItem(action=action, result=record.error))
+                plan = action.plan
+                self._emit(result, record)
+                blocked_in_a_row += 1
+                if blocked_in_a_row >= self.config.max_blocked:
+                    result.outcome = "fail"
+                    result.reason = f"the guard blocked {blocked_in_a_row} actions in a row; last: {verdict.reason}"
+                    break
+                continue
+            blocked_in_a_row = 0
+
+            try:
+                obs, _reward, terminated, truncated, info = self.env.step(action)
+            except Exception as exc:  # the env contract reports crashes in info; anything else is still the env's
+                info = {"env_error": True, "error": f"{type(exc).__name__}: {exc}", "result": "", "grounding": None}
+                terminated, truncated = True, False
+            env_observe_s = self._env_observe_s()
+            record.timings.act_s = max(0.0, time.perf_counter() - t2 - env_observe_s)
+            record.executed = True
+            record.grounding = info.get("grounding")
+            record.result = info.get("result") or ""
+            record.error = info.get("error")
+            if info.get("env_error"):
+                result.outcome, result.reason = "env_error", info.get("error") or "the office crashed"
+                self._emit(result, record)
+                break
+            current = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+            history.append(HistoryItem(action=action, result=record.result if not record.error else f"error: {record.error}"))
+            plan = action.plan
+            self._emit(result, record)
+            if action.status == Status.FINISH:
+                result.outcome, result.reason = "finish", action.args.get("text") or "the model said FINISH"
+                break
+            if action.status == Status.FAIL:
+                result.outcome = "fail"
+                result.reason = "the model gave up: " + (action.args.get("text") or action.thought or "no reason given")
+                break
+            if terminated or truncated:
+                result.outcome = "max_steps"
+                result.reason = "the environment's step limit was reached" if truncated else "the environment ended the episode"
+                break
+        result.total_s = time.perf_counter() - start
+        return result
+
+    def _env_observe_s(self) -> float:
+        """The env's own time for its last observation, when it reports one (WriterEnv does, in ms)."""
+        ms = getattr(self.env, "last_observe_ms", None)
+        return float(ms) / 1000 if isinstance(ms, (int, float)) else 0.0
+
+    def _emit(self, result: AgentResult, record: StepRecord) -> None:
+        result.steps.append(record)
+        if self.on_step is not None:
+            self.on_step(record)
+
+
+def run_agent(backend: Backend, env: Any, task: str, doc: str | None = None, config: AgentConfig | None = None,
+              policy: GuardPolicy | None = None, **run_kwargs) -> AgentResult:
+    """One episode with a fresh Agent: the short form for scripts."""
+    agent = Agent(backend=backend, env=env, config=config or AgentConfig(), policy=policy or GuardPolicy())
+    return agent.run(task, doc=doc, **run_kwargs)

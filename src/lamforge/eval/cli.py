@@ -1,0 +1,98 @@
+"""`lamforge eval offline|online`: the paper's offline and online evaluations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Evaluate LAMs offline (held-out steps) and online (live Writer tasks).", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'default' for the base model)."),
+            data: Path = typer.Option(..., help="Held-out samples.jsonl (from `lamforge data collect --split test`)."),
+            plans: Optional[Path] = typer.Option(None, help="Held-out task-plan pairs for the phase-1 plan metrics."),
+            limit: Optional[int] = typer.Option(None, help="At most this many trajectories."),
+            out: Optional[Path] = typer.Option(None, help="Write the full result (with every prediction) here."),
+            as_json: bool = typer.Option(False, "--json")):
+    """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
+    from lamforge.eval.offline import run_offline
+
+    if not data.exists():
+        console.print(f"[red]error:[/red] {data} not found")
+        raise typer.Exit(1)
+    result = run_offline(model, data, plans, limit, out, progress=not as_json)
+    steps = {k: v for k, v in result["steps"].items() if k not in ("rows", "per_family")}
+    if as_json:
+        print(json.dumps({"model": model, "steps": steps, "plans": result.get("plans")}, indent=1))
+        return
+    table = Table(title=f"offline: {model}")
+    for key in ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks"):
+        table.add_column(key)
+    table.add_row(*[str(steps.get(k)) for k in ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks")])
+    console.print(table)
+    if result.get("plans"):
+        console.print(f"plans: {result['plans']}")
+
+
+@app.command()
+def online(agents: str = typer.Option("reference,retrieval", help="Comma-separated: base, lam1..lam4, reference, retrieval, or model folders."),
+           checkpoints: Optional[Path] = typer.Option(None, help="Folder with lam1..lam4 checkpoints."),
+           n: int = typer.Option(20, help="Test tasks (the held-out sets get n/2 each)."),
+           out: Path = typer.Option(Path("out/eval/online")),
+           workers: int = typer.Option(1),
+           split: Optional[list[str]] = typer.Option(None, help="Only these splits (repeatable)."),
+           as_json: bool = typer.Option(False, "--json")):
+    """Every agent runs every test task in the live app: TSR, time per task, steps and step latency."""
+    from lamforge.eval.online import EVAL_SPLITS, run_online
+
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    try:
+        summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
+                             progress=not as_json)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return
+    for split_name, per_agent in summary.items():
+        table = Table(title=f"online, {split_name}")
+        for column in ("agent", "TSR %", "tasks", "median s/task", "steps", "median s/step"):
+            table.add_column(column)
+        for agent, m in per_agent.items():
+            table.add_row(agent, str(m.get("tsr", "-")), str(m.get("tasks", 0)), str(m.get("median_time_s", "-")),
+                          str(m.get("mean_steps", "-")), str(m.get("median_step_latency_s", "-")))
+        console.print(table)
+
+
+def report(run: Path = typer.Option(Path("out/quick"), help="A pipeline run folder."),
+           out: Optional[Path] = typer.Option(None, help="Report folder (run/report by default).")):
+    """Write the self-contained HTML (and Markdown) report of a run."""
+    from lamforge.eval.report import write_report
+
+    html_path, md_path = write_report(run, out)
+    console.print(f"report: {html_path} and {md_path}")
+
+
+
+def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quick (this machine, < 2 h) | full (GPU)"),
+             out: Optional[Path] = typer.Option(None, help="Run folder (out/<preset> by default)."),
+             skip_online: bool = typer.Option(False, help="Stop after offline evaluation.")):
+    """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
+    from lamforge.pipeline import run_pipeline
+
+    try:
+        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+
+
+TOP_LEVEL = [report, pipeline]

@@ -1,0 +1,75 @@
+"""Offline evaluation: the model predicts each held-out step from the recorded state, scored against the reference.
+
+Decoding is the runtime's (the local HF backend, guided by the labels shown in the prompt), so offline and online
+numbers come from the same policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from rich.progress import track
+
+from lamforge.eval.metrics import aggregate, aggregate_plans, plan_match, score_step
+from lamforge.schema import Observation, PlanPair, StepSample, parse_controls, parse_plan, prompt_task, render_plan_prompt
+
+
+def load_samples(path: Path, successful_only: bool = True, limit: int | None = None) -> list[StepSample]:
+    samples = [StepSample.model_validate_json(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if successful_only:
+        samples = [s for s in samples if s.success]
+    if limit:
+        keep = list(dict.fromkeys(s.trajectory_id for s in samples))[:limit]
+        samples = [s for s in samples if s.trajectory_id in set(keep)]
+    return samples
+
+
+def make_backend(model: str):
+    from lamforge.agent.backends import HFBackend, HFBackendConfig
+
+    return HFBackend(HFBackendConfig(model=str(model)))
+
+
+def evaluate_steps(backend, samples: list[StepSample], progress: bool = True) -> dict:
+    rows = []
+    for sample in track(samples, description="offline eval", disable=not progress):
+        user = sample.messages[-1]["content"]
+        obs = Observation(controls=parse_controls(user))
+        task = prompt_task(sample.messages)
+        try:
+            text = backend.decide(sample.messages, obs, task, []).text
+        except Exception as exc:  # a failed decode is a wrong step, not a crashed evaluation
+            text = f"error: {exc}"
+        row = score_step(text, sample.target, sample.acceptable)
+        rows.append(dict(row, trajectory_id=sample.trajectory_id, family=sample.family, category=sample.category,
+                         predicted=text, target=sample.target))
+    result = aggregate(rows)
+    by_family = defaultdict(list)
+    for r in rows:
+        by_family[r["family"]].append(r)
+    result["per_family"] = {f: aggregate(rs) for f, rs in sorted(by_family.items())}
+    result["rows"] = rows
+    return result
+
+
+def evaluate_plans(backend, pairs: list[PlanPair], progress: bool = True) -> dict:
+    rows = []
+    for pair in track(pairs, description="plan eval", disable=not progress):
+        text, *_ = backend.complete(render_plan_prompt(pair.task), max_new_tokens=160, stop_at_json=False)
+        rows.append(dict(plan_match(parse_plan(text), pair.plan), task_id=pair.task_id))
+    return aggregate_plans(rows)
+
+
+def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | None = None, out: Path | None = None,
+                progress: bool = True) -> dict:
+    backend = make_backend(model)
+    result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress)}
+    if plans is not None and Path(plans).exists():
+        pairs = [PlanPair.model_validate_json(x) for x in Path(plans).read_text().splitlines() if x.strip()]
+        result["plans"] = evaluate_plans(backend, pairs[:limit], progress)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+    return result

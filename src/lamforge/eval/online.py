@@ -1,0 +1,90 @@
+"""Online evaluation: every agent runs every test task in live Writer; the family's checker decides success.
+
+Each (split, agent) pair is a dataflow run folder, so evaluation resumes exactly like collection and keeps every
+trajectory for the report's viewer. All agents run in the same command on the same task instances.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from lamforge.data.collect import CollectConfig, collect, load_records
+
+EVAL_SPLITS = ("test", "unseen_phrasing", "unseen_family")
+
+
+def agent_spec(name: str, checkpoints: Path | None) -> tuple[str, str | None]:
+    """(demonstrator, model) for an agent name: base, lam1..lam4, reference, retrieval, or a checkpoint folder."""
+    if name == "reference":
+        return "oracle", None
+    if name == "retrieval":
+        return "retrieval", None
+    if name == "base":
+        return "model", "default"
+    if name.startswith("lam") and checkpoints is not None:
+        return "model", str(Path(checkpoints) / name)
+    if Path(name).is_dir():
+        return "model", name
+    raise ValueError(f"unknown agent {name!r}: use base, lam1-lam4 (with --checkpoints), reference, retrieval or a model folder")
+
+
+def run_online(agents: list[str], out: Path, n: int, checkpoints: Path | None = None, splits=EVAL_SPLITS,
+               n_held_out: int | None = None, workers: int = 1, max_steps: int = 15, progress: bool = True) -> dict:
+    results = {}
+    for split in splits:
+        count = n if split == "test" else (n_held_out or max(1, n // 2))
+        for agent in agents:
+            demonstrator, model = agent_spec(agent, checkpoints)
+            if model and model != "default" and not Path(model).exists():
+                results.setdefault(split, {})[agent] = {"missing": f"no checkpoint at {model}"}
+                continue
+            config = CollectConfig(out=out / split / agent, demonstrator=demonstrator, model=model, split=split,
+                                   n=count, workers=workers, max_steps=max_steps)
+            collect(config, show_progress=progress)
+    summary = summarize_online(out, agents, splits)
+    (out / "online.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else 0.0
+
+
+def agent_metrics(records: list[dict], difficulty: dict[str, int]) -> dict:
+    if not records:
+        return {"tasks": 0}
+    scored = [r for r in records if r["outcome"] != "env_error"]
+    times = [r["timing"]["execute_s"] for r in scored]
+    steps = [len(r["steps"]) for r in scored]
+    latencies = [sum(s["timings"].values()) for r in scored for s in r["steps"] if s.get("timings")]
+    breakdown: dict[str, dict[str, list[int]]] = {"family": defaultdict(list), "category": defaultdict(list),
+                                                   "difficulty": defaultdict(list)}
+    for r in scored:
+        breakdown["family"][r["family"]].append(r["success"])
+        breakdown["category"][r["category"]].append(r["success"])
+        d = difficulty.get(r["task_id"])
+        breakdown["difficulty"]["unknown" if d is None else ("1-2 steps" if d <= 2 else "3-5 steps" if d <= 5 else "6+ steps")].append(r["success"])
+    return {
+        "tasks": len(scored),
+        "env_errors": len(records) - len(scored),
+        "tsr": round(100 * sum(r["success"] for r in scored) / len(scored), 1) if scored else 0.0,
+        "median_time_s": _median(times),
+        "mean_time_s": round(statistics.mean(times), 3) if times else 0.0,
+        "mean_steps": round(statistics.mean(steps), 2) if steps else 0.0,
+        "median_step_latency_s": _median(latencies),
+        "p95_step_latency_s": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 3) if latencies else 0.0,
+        "by": {k: {g: {"tsr": round(100 * sum(v) / len(v), 1), "tasks": len(v)} for g, v in sorted(groups.items())}
+               for k, groups in breakdown.items()},
+    }
+
+
+def summarize_online(out: Path, agents: list[str], splits=EVAL_SPLITS) -> dict:
+    summary: dict = {}
+    for split in splits:
+        reference = load_records(out / split / "reference") if "reference" in agents else []
+        difficulty = {r["task_id"]: len(r["steps"]) for r in reference if r["success"]}
+        summary[split] = {agent: agent_metrics(load_records(out / split / agent), difficulty) for agent in agents}
+    return summary

@@ -1,0 +1,152 @@
+"""`lamforge report`: one self-contained HTML page (plus Markdown) with the offline and online tables, the paper's
+numbers alongside, matplotlib charts, and a trajectory viewer."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+PAPER_OFFLINE = {  # Wang et al. 2024, Table: offline results on 435 Word test tasks
+    "LAM1": (39.4, 59.9, 32.7, 33.0, 35.6), "LAM2": (85.6, 97.3, 97.8, 83.6, 76.8),
+    "LAM3": (87.4, 97.7, 98.2, 85.9, 79.3), "LAM4": (87.8, 97.7, 99.0, 86.2, 81.2),
+    "GPT-4o (text)": (73.2, 94.2, 52.1, 68.8, 67.2),
+}
+PAPER_ONLINE = {  # agent: (TSR %, s/task, steps, s/step)
+    "LAM": (71.0, 30.42, 5.62, 5.41), "GPT-4o text": (63.0, 86.42, 6.73, 12.84),
+    "GPT-4o mini text": (57.8, 35.24, 5.99, 5.88), "GPT-4o text+vision": (75.5, 96.48, 4.98, 19.36),
+}
+OFFLINE_KEYS = ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr")
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _charts(offline: dict, online: dict) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts = {}
+    test = online.get("test", {})
+    agents = [a for a, m in test.items() if m.get("tasks")]
+    if agents:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.bar(agents, [test[a]["tsr"] for a in agents], color="#4a7ab5")
+        ax.axhline(71.0, color="#c44", ls="--", label="paper LAM 71.0%")
+        ax.set_ylabel("online TSR %")
+        ax.set_ylim(0, 100)
+        ax.legend(loc="upper left", fontsize=8)
+        charts["Online task success by agent"] = _png(fig)
+        categories = sorted({c for a in agents for c in test[a]["by"]["category"]})
+        if categories:
+            fig, ax = plt.subplots(figsize=(7, 3))
+            width = 0.8 / len(agents)
+            for i, a in enumerate(agents):
+                ax.bar([j + i * width for j in range(len(categories))],
+                       [test[a]["by"]["category"].get(c, {}).get("tsr", 0) for c in categories], width, label=a)
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(categories))], categories)
+            ax.set_ylabel("TSR %")
+            ax.legend(fontsize=7, ncol=3)
+            charts["Online success by category"] = _png(fig)
+    phases = [p for p in ("lam1", "lam2", "lam3", "lam4") if p in offline]
+    if phases:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for key in ("ssr", "tsr"):
+            ax.plot(phases, [offline[p]["steps"].get(key, 0) for p in phases], marker="o", label=f"offline {key.upper()}")
+        if agents:
+            ax.plot([p for p in phases if p in test], [test[p]["tsr"] for p in phases if p in test], marker="s", label="online TSR")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("%")
+        ax.legend(fontsize=8)
+        charts["Success per training phase"] = _png(fig)
+    return charts
+
+
+def _table(headers: list[str], rows: list[list]) -> tuple[str, str]:
+    h = "<table><tr>" + "".join(f"<th>{html.escape(str(x))}</th>" for x in headers) + "</tr>"
+    h += "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in row) + "</tr>" for row in rows) + "</table>"
+    md = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "".join("| " + " | ".join(str(x) for x in row) + " |\n" for row in rows)
+    return h, md
+
+
+def _trajectories(online_dir: Path, limit: int = 30) -> str:
+    parts = []
+    for traj_file in sorted(online_dir.glob("test/*/trajectories.jsonl")):
+        agent = traj_file.parent.name
+        for line in traj_file.read_text().splitlines()[:limit]:
+            r = json.loads(line)
+            badge = "ok" if r["success"] else "fail"
+            rows = "".join(
+                f"<tr><td>{s['step']}</td><td><code>{html.escape(s.get('action') or s.get('raw_output', '')[:200])}</code></td>"
+                f"<td>{html.escape((s.get('grounding') or {}).get('decision', ''))}</td>"
+                f"<td>{html.escape(s.get('error') or s.get('result') or '')}</td></tr>" for s in r["steps"])
+            parts.append(f"<details><summary><b>{agent}</b> [{badge}] {html.escape(r['instruction'])} "
+                         f"<small>({r['family']}, {len(r['steps'])} steps)</small></summary>"
+                         f"<p>{html.escape(r['reason'])}</p><table><tr><th>#</th><th>action</th><th>grounding</th>"
+                         f"<th>result</th></tr>{rows}</table></details>")
+    return "\n".join(parts) or "<p>No online trajectories yet.</p>"
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    out = Path(out or run_dir / "report")
+    out.mkdir(parents=True, exist_ok=True)
+    offline = {}
+    for f in sorted((run_dir / "eval" / "offline").glob("*.json")):
+        offline[f.stem] = json.loads(f.read_text())
+    online_file = run_dir / "eval" / "online" / "online.json"
+    online = json.loads(online_file.read_text()) if online_file.exists() else {}
+    sections_html, sections_md = [], []
+
+    rows = [[name.upper(), *[r["steps"].get(k, "") for k in OFFLINE_KEYS], r["steps"].get("steps", "")]
+            for name, r in offline.items()]
+    rows += [[f"paper {k}", o, op, "", st, ssr, tsr, 435] for k, (o, op, st, ssr, tsr) in PAPER_OFFLINE.items()]
+    h, md = _table(["model", "Object", "Operation", "Args", "Status", "SSR", "TSR", "steps"], rows)
+    sections_html.append(f"<h2>Offline (held-out steps)</h2>{h}")
+    sections_md.append(f"## Offline (held-out steps)\n\n{md}")
+    plan_rows = [[name.upper(), r["plans"]["tsr"], r["plans"]["step_precision"], r["plans"]["step_recall"], r["plans"]["pairs"]]
+                 for name, r in offline.items() if r.get("plans", {}).get("pairs")]
+    if plan_rows:
+        plan_rows.append(["paper LAM1", 82.2, 54.7, 55.7, 15334])
+        h, md = _table(["model", "plan TSR", "step precision", "step recall", "pairs"], plan_rows)
+        sections_html.append(f"<h3>Phase-1 plans</h3>{h}")
+        sections_md.append(f"### Phase-1 plans\n\n{md}")
+
+    for split, per_agent in online.items():
+        rows = [[a, m.get("tsr", "-"), m.get("tasks", 0), m.get("median_time_s", "-"), m.get("mean_steps", "-"),
+                 m.get("median_step_latency_s", "-"), m.get("env_errors", 0)] for a, m in per_agent.items()]
+        if split == "test":
+            rows += [[f"paper {k}", t, 435, s, st, sp, ""] for k, (t, s, st, sp) in PAPER_ONLINE.items()]
+        h, md = _table(["agent", "TSR %", "tasks", "median s/task", "mean steps", "median s/step", "env errors"], rows)
+        sections_html.append(f"<h2>Online, {split}</h2>{h}")
+        sections_md.append(f"## Online, {split}\n\n{md}")
+
+    charts = _charts(offline, online)
+    for title, data in charts.items():
+        sections_html.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+        png = out / (title.lower().replace(" ", "_") + ".png")
+        png.write_bytes(base64.b64decode(data))
+        sections_md.append(f"### {title}\n\n![{title}]({png.name})\n")
+    sections_html.append(f"<h2>Trajectories</h2>{_trajectories(run_dir / 'eval' / 'online')}")
+
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+             "margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#eef}"
+             "details{margin:.3em 0}code{font-size:12px}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>lamforge report</title><style>{style}</style>"
+            f"</head><body><h1>lamforge report</h1><p>Run folder: {html.escape(str(run_dir))}</p>"
+            + "\n".join(sections_html) + "</body></html>")
+    html_path, md_path = out / "report.html", out / "report.md"
+    html_path.write_text(page)
+    md_path.write_text("# lamforge report\n\n" + "\n".join(sections_md))
+    return html_path, md_path

@@ -1,0 +1,192 @@
+"""`lamforge pipeline --preset tiny|quick|full`: the whole recipe, end to end, resumable.
+
+Stages, in order; each is skipped when its output is already there and complete, so a rerun resumes:
+ 1. plans       mine task-plan pairs from LibreOffice's help                         data/plans.jsonl
+ 2. demos       the oracle demonstrates train tasks (set A)                          data/oracle
+ 3. attempts    the plan demonstrator tries other train tasks (set B)               data/plan
+ 4. test data   the oracle on test tasks, for offline evaluation                     data/test
+ 5. lam1        phase 1: SFT task -> plan                                            models/lam1
+ 6. lam2        phase 2: SFT on the demonstrators' successful steps                  models/lam2
+ 7. explore     LAM2 retries the train tasks the plan demonstrator failed (k tries) data/explore
+ 8. lam3        phase 3: SFT on the union                                            models/lam3
+ 9. rm          reward model on successful and failed steps                          models/rm
+10. lam4        phase 4: offline PPO on failed trajectories                          models/lam4
+11. offline     offline metrics of every phase                                       eval/offline/*.json
+12. online      every agent on the test tasks in live Writer                          eval/online
+13. report      HTML + Markdown                                                      report/
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console()
+
+
+@dataclass
+class PipelinePreset:
+    train_preset: str
+    oracle_tasks: int
+    plan_tasks: int
+    test_tasks: int
+    explore_attempts: int
+    online_tasks: int
+    online_held_out: int
+    workers: int
+    max_steps: int
+    offline_limit: int | None
+    agents: list[str] = field(default_factory=lambda: ["base", "lam1", "lam2", "lam3", "lam4", "reference", "retrieval"])
+    train_overrides: dict = field(default_factory=dict)
+
+
+PRESETS = {
+    # Every stage runs; the numbers mean nothing. Sized for CI (a few minutes).
+    "tiny": PipelinePreset("tiny", oracle_tasks=6, plan_tasks=3, test_tasks=2, explore_attempts=1, online_tasks=2,
+                           online_held_out=1, workers=1, max_steps=4, offline_limit=2,
+                           agents=["lam4", "reference", "retrieval"],
+                           train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
+    # This 2-core machine, within 2 hours.
+    "quick": PipelinePreset("quick", oracle_tasks=400, plan_tasks=120, test_tasks=60, explore_attempts=2,
+                            online_tasks=40, online_held_out=15, workers=2, max_steps=12, offline_limit=60,
+                            train_overrides={"max_length": 2560}),
+    # A GPU machine and the paper's scale of data.
+    "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,
+                           online_tasks=435, online_held_out=100, workers=8, max_steps=20, offline_limit=None),
+}
+
+
+def _done_collect(out: Path, n: int) -> bool:
+    summary = out / "summary.json"
+    return summary.exists() and json.loads(summary.read_text()).get("tasks", 0) >= n
+
+
+def _stage(name: str, done: bool) -> bool:
+    if done:
+        console.print(f"[dim]= {name}: already done, skipped[/dim]")
+        return False
+    console.rule(f"{name}")
+    return True
+
+
+def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
+    """Write the union of JSONL files atomically (a re-run rewrites it identically)."""
+    lines = []
+    for part in parts:
+        if part.exists():
+            lines += [line for line in part.read_text().splitlines() if line.strip() and keep(json.loads(line))]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(out)
+    return out
+
+
+def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path:
+    from lamforge.data.collect import CollectConfig, collect, load_records
+    from lamforge.train.checkpoint import is_finished
+    from lamforge.train.config import build_config
+
+    if preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    p = PRESETS[preset_name]
+    out = Path(out)
+    data, models = out / "data", out / "models"
+    data.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    t_all = time.perf_counter()
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 1)
+        (out / "timings.json").write_text(json.dumps(timings, indent=1))
+        return result
+
+    plans = data / "plans.jsonl"
+    if _stage("1. mine task-plan pairs", (data / "plans.train.jsonl").exists()):
+        from lamforge.data.cli import plans as mine_plans
+        from lamforge.data.plans import DEFAULT_HELP_DIR
+
+        # The CLI command is the one place that mines, evolves (offline rules) and writes the split files.
+        timed("plans", lambda: mine_plans(help_dir=DEFAULT_HELP_DIR, out=plans, evolve_n=200, test_fraction=0.1, seed=0,
+                                          llm_url=None, llm_model=None, json_output=False))
+
+    def collect_stage(title, folder, n, **kw):
+        if _stage(title, _done_collect(folder, n)):
+            summary = timed(folder.name, lambda: collect(CollectConfig(out=folder, n=n, workers=p.workers,
+                                                                       max_steps=p.max_steps, **kw)))
+            console.print(f"{summary['tasks']} tasks, success {summary['success_rate']:.1%}, "
+                          f"{summary['this_run']['tasks_per_hour']} tasks/hour")
+
+    # Sets A and B are disjoint: different seeds sample different instances.
+    collect_stage("2. oracle demonstrations (train)", data / "oracle", p.oracle_tasks, demonstrator="oracle", seed=0)
+    collect_stage("3. plan demonstrator (train)", data / "plan", p.plan_tasks, demonstrator="plan", seed=1, plans=plans)
+    collect_stage("4. oracle on test tasks", data / "test", p.test_tasks, demonstrator="oracle", split="test", seed=0)
+
+    demos = _concat(data / "demonstrations.jsonl", [data / "oracle" / "samples.jsonl", data / "plan" / "samples.jsonl"])
+
+    def train(phase: str, **overrides):
+        config = build_config(phase, preset=p.train_preset, overrides={"runs_dir": str(models), **p.train_overrides, **overrides})
+        if not _stage(f"train phase {phase} -> {config.output_dir}", is_finished(Path(config.output_dir))):
+            return
+        if phase in ("1", "2", "3"):
+            from lamforge.train.sft import train_sft
+
+            timed(f"train_{phase}", lambda: train_sft(config, phase))
+        elif phase == "rm":
+            from lamforge.train.reward import train_reward_model
+
+            timed("train_rm", lambda: train_reward_model(config))
+        else:
+            from lamforge.train.ppo_offline import train_ppo
+
+            timed("train_4", lambda: train_ppo(config))
+
+    train("1", train_file=str(data / "plans.train.jsonl"))
+    train("2", train_file=str(demos))
+
+    failed = sorted({r["task_id"] for r in load_records(data / "plan") if not r["success"]})
+    explore = data / "explore"
+    if _stage(f"7. LAM2 explores {len(failed)} failed train tasks", _done_collect(explore, len(failed)) or not failed):
+        timed("explore", lambda: collect(CollectConfig(out=explore, demonstrator="model", model=str(models / "lam2"),
+                                                       n=len(failed), task_ids=failed, seed=1, workers=1,
+                                                       attempts=p.explore_attempts, temperature=0.7,
+                                                       max_steps=p.max_steps)))
+    explored = explore / "samples.jsonl"
+    train("3", train_file=str(demos), new_samples_file=str(explored) if explored.exists() else "")
+    everything = _concat(data / "all_steps.jsonl", [demos, explored])
+    train("rm", train_file=str(everything))
+    train("4", train_file=str(everything))
+
+    offline_dir = out / "eval" / "offline"
+    offline_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("lam1", "lam2", "lam3", "lam4"):
+        target = offline_dir / f"{name}.json"
+        if _stage(f"11. offline eval {name}", target.exists()):
+            from lamforge.eval.offline import run_offline
+
+            result = timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
+                                                                   plans=data / "plans.test.jsonl" if name == "lam1" else None,
+                                                                   limit=p.offline_limit, out=None))
+            result["steps"].pop("rows", None)
+            target.write_text(json.dumps(result, indent=1))
+
+    if not skip_online:
+        online = out / "eval" / "online"
+        if _stage("12. online eval", (online / "online.json").exists()):
+            from lamforge.eval.online import run_online
+
+            timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
+                                               n_held_out=p.online_held_out, max_steps=p.max_steps))
+
+    from lamforge.eval.report import write_report
+
+    html_path, _ = write_report(out)
+    timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)
+    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    console.print(f"[bold green]report:[/bold green] {html_path}")
+    return html_path

@@ -1,0 +1,146 @@
+"""`lamforge train`: one command per phase, plus the speed bench.
+
+    lamforge train --phase 1|2|3|rm|4 --config FILE [--preset tiny|quick|full] [--set key=value ...]
+    lamforge train bench [--json]
+    lamforge train show-config --phase 2 --preset quick
+    lamforge train prepare-model
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lamforge.train.config import PHASES, ConfigError, build_config
+
+app = typer.Typer(help="Train the LAM: phases 1-3 (SFT), rm (reward model) and 4 (offline PPO).", invoke_without_command=True)
+console = Console(stderr=True)
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _fail(message: str, code: int = 1):
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback()
+def train(
+    ctx: typer.Context,
+    phase: Optional[str] = typer.Option(None, "--phase", help=f"Which phase to train: {', '.join(PHASES)}."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML/JSON config file (a preset plus overrides)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="tiny, quick or full; overrides the file's preset."),
+    set_: list[str] = typer.Option([], "--set", help="Override one field, e.g. --set learning_rate=1e-4 (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Train again even if output_dir holds a finished model."),
+) -> None:
+    """Train one phase. Interrupted runs resume from their last saved step when the same command is run again."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if phase is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    from lamforge.train.base_model import BaseModelError
+    from lamforge.train.data import DataError
+    from lamforge.train.runtime import TrainingInterrupted
+
+    try:
+        cfg = build_config(phase, config, preset, _overrides(set_))
+        console.print(f"phase {phase} -> {cfg.output_dir} (from {cfg.init_from})")
+        if phase in ("1", "2", "3"):
+            from lamforge.train.sft import train_sft
+
+            out = train_sft(cfg, phase, overwrite=overwrite)
+        elif phase == "rm":
+            from lamforge.train.reward import train_reward_model
+
+            out = train_reward_model(cfg, overwrite=overwrite)
+        else:
+            from lamforge.train.ppo_offline import train_ppo
+
+            out = train_ppo(cfg, overwrite=overwrite)
+    except TrainingInterrupted as stop:
+        console.print(f"[yellow]{stop}[/yellow]; run the same command to resume")
+        raise typer.Exit(130)
+    except (ConfigError, DataError, BaseModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    from lamforge.train.checkpoint import read_metrics
+
+    metrics = read_metrics(out).get("metrics", {})
+    table = Table(title=f"{out}")
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command("show-config")
+def show_config(
+    phase: str = typer.Option(..., "--phase"),
+    config: Optional[Path] = typer.Option(None, "--config"),
+    preset: Optional[str] = typer.Option(None, "--preset"),
+    set_: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Print the resolved config of a phase (defaults < preset < file < --set) as JSON."""
+    try:
+        cfg = build_config(phase, config, preset, _overrides(set_))
+    except ConfigError as exc:
+        _fail(str(exc))
+    print(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+
+@app.command("prepare-model")
+def prepare_model(tiny: bool = typer.Option(False, "--tiny", help="Also build the tiny random test model.")) -> None:
+    """Convert the offline default model (SmolLM2-135M-Instruct GGUF) into a cached HF checkpoint, once."""
+    from lamforge.train.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
+
+    try:
+        console.print(f"default model: {ensure_default_model()}")
+        if tiny:
+            console.print(f"tiny model: {ensure_tiny_model()}")
+    except BaseModelError as exc:
+        _fail(str(exc))
+
+
+@app.command("bench")
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    model: str = typer.Option("default", "--model", help="Model to bench (default: SmolLM2-135M-Instruct)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    micro_batch_size: int = typer.Option(4, "--micro-batch-size"),
+    steps: int = typer.Option(1, "--steps", help="Measured optimizer steps per configuration, after one warm-up."),
+) -> None:
+    """Training tokens/s and peak memory: lamforge's SFT step against a naive full fine-tune (fp32, padded)."""
+    from lamforge.train.base_model import BaseModelError
+    from lamforge.train.bench import run_bench
+
+    try:
+        with console.status("benchmarking naive and lamforge training steps (a few minutes)"):
+            result = run_bench(model, batch_size, micro_batch_size, steps)
+    except (BaseModelError, RuntimeError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"training speed, {model}, batch {batch_size} (micro {micro_batch_size})")
+    for column in ("config", "tokens/s", "examples/s", "peak RSS GB", "seconds"):
+        table.add_column(column)
+    for name in ("naive", "lamforge"):
+        r = result[name]
+        table.add_row(name, str(r["tokens_per_second"]), str(r["examples_per_second"]), str(r["peak_rss_gb"]), str(r["seconds"]))
+    Console().print(table)
+    Console().print(f"speed-up: {result['speedup']}x ({result['tokens_counted']})")

@@ -1,0 +1,266 @@
+"""Typed configs for the four training phases and the reward model, with the paper's defaults and three presets.
+
+One dataclass per method, TRL style: every field has a default and a docstring. Defaults are the paper's
+settings (Mistral-7B, SFT lr 2e-5 cosine with 2 warm-up steps, batch 16, 3 epochs; reward model LoRA r=8/32/0.1;
+PPO lr 1.4e-5, batch 8, minibatch 1, 4 epochs, target KL 0.1, initial KL coef 0.2). Presets are just values:
+
+- tiny: the 2-layer random model and a handful of steps, for tests;
+- quick: SmolLM2-135M-Instruct with LoRA and bf16 autocast, sized for a 2-core CPU;
+- full: Mistral-7B-Instruct on one GPU, LoRA in bf16 (a full fine-tune of 7B needs more than one GPU's memory).
+
+A config file (TOML, YAML or JSON) names a preset and overrides any field:
+
+    preset = "quick"
+    train_file = "data/steps_train.jsonl"
+    output_dir = "runs/lam2"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PHASES = ("1", "2", "3", "rm", "4")
+OUTPUT_NAMES = {"1": "lam1", "2": "lam2", "3": "lam3", "rm": "rm", "4": "lam4"}
+PREVIOUS = {"2": "lam1", "3": "lam2", "rm": "lam3", "4": "lam3"}
+PRESETS = ("tiny", "quick", "full")
+SECTIONS = {"1": "phase1", "2": "phase2", "3": "phase3", "rm": "rm", "4": "phase4"}
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says which field and why."""
+
+
+@dataclass
+class CommonConfig:
+    runs_dir: str = "runs"
+    """Folder of a pipeline's models; output_dir and init_from default to runs_dir/lam1, lam2, lam3, rm, lam4."""
+    output_dir: str = "runs/model"
+    """Where the finished model, its model card and its resume state are written (default: runs_dir/<phase>)."""
+    init_from: str = "default"
+    """The model to start from: a folder, a Hugging Face id, 'default' or 'tiny'. Phase 1 starts from the preset's
+    base model; the others default to the previous phase's output (2 <- lam1, 3 <- lam2, rm and 4 <- lam3)."""
+    train_file: str = ""
+    """JSONL training records: PlanPair lines for phase 1, StepSample lines for the other phases."""
+    eval_file: str = ""
+    """Held-out JSONL records of the same kind; empty: hold out `eval_fraction` of the tasks of train_file."""
+    eval_fraction: float = 0.1
+    """Share of tasks (not steps, so no task leaks across the split) held out when eval_file is empty."""
+    max_length: int = 2048
+    """Longest prompt + target in tokens; longer records are dropped and counted in the model card."""
+    seed: int = 0
+    use_lora: bool = True
+    """Train a LoRA adapter instead of all weights (policies are merged into full weights when saved)."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = "all-linear"
+    """PEFT's target_modules: 'all-linear' or a comma-separated list of module names."""
+    bf16: str = "auto"
+    """'auto': bf16 where the hardware has it (autocast on CPU, bf16 weights on GPU); 'true' or 'false' to force."""
+    device: str = "auto"
+    """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ..."""
+    num_threads: int = 0
+    """CPU threads for torch; 0 keeps torch's default (one per core). Fewer can be faster on a shared machine."""
+    micro_batch_size: int = 4
+    """Examples per forward pass; gradients accumulate up to the batch size. Lower it to save memory."""
+    share_prefix: bool = True
+    """Run the prompt prefix that a micro-batch's examples share (the system prompt) once, not once per example."""
+    save_every: int = 20
+    """Save the resume state every this many optimizer steps (and on Ctrl-C)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps in total; 0: train the full number of epochs."""
+    eval_generate: int = 32
+    """Held-out examples to decode greedily for exact-match accuracy (decoding is the slow part of evaluation)."""
+    max_new_tokens: int = 160
+    """Decoding limit for evaluation."""
+    limit_train: int = 0
+    """Use only the first N training records (0: all); for quick trials."""
+
+
+@dataclass
+class SFTConfig(CommonConfig):
+    """Supervised fine-tuning: phase 1 (task -> plan), phase 2 (state -> action) and phase 3 (the union)."""
+
+    learning_rate: float = 2e-5
+    """Peak learning rate; cosine decay after warm-up (paper: 2e-5 for a full fine-tune)."""
+    warmup_steps: int = 2
+    batch_size: int = 16
+    """Examples per optimizer step."""
+    epochs: int = 3
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    merge: bool = True
+    """Save the policy as merged full weights (fast loading for the agent) rather than as an adapter."""
+    new_samples_file: str = ""
+    """Phase 3: JSONL StepSamples that LAM2's exploration produced on the tasks the demonstrator failed."""
+
+
+@dataclass
+class RewardConfig(CommonConfig):
+    """The reward model: LAM3's backbone with a scalar head, MSE on +1/-1 step labels, scores squashed by a sigmoid."""
+
+    learning_rate: float = 1e-4
+    warmup_steps: int = 2
+    batch_size: int = 16
+    epochs: int = 1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    balance_classes: bool = True
+    """Weight the MSE so successful and failed steps count equally (failed steps are usually the majority)."""
+
+
+@dataclass
+class PPOConfig(CommonConfig):
+    """Offline PPO on the steps of failed trajectories, scored by the reward model, with a KL penalty to LAM3."""
+
+    reward_model: str = ""
+    """The reward model folder (default: runs_dir/rm)."""
+    learning_rate: float = 1.4e-5
+    batch_size: int = 8
+    """Samples whose old log-probabilities are taken together before the PPO epochs."""
+    mini_batch_size: int = 1
+    """Samples per optimizer step within a PPO epoch."""
+    ppo_epochs: int = 4
+    epochs: int = 1
+    """Passes over the failed-trajectory steps."""
+    cliprange: float = 0.2
+    """PPO's ratio clip epsilon."""
+    init_kl_coef: float = 0.2
+    target_kl: float = 0.1
+    """Target of the adaptive KL controller (Ziegler et al. 2019), per sample, summed over response tokens."""
+    kl_horizon: int = 10000
+    adaptive_kl: bool = True
+    max_grad_norm: float = 1.0
+    merge: bool = True
+    micro_batch_size: int = 1
+    lora_dropout: float = 0.0
+    """Dropout would make the old and new log-probabilities differ at ratio 1; PPO needs it off."""
+
+
+CONFIG_CLASSES: dict[str, type[CommonConfig]] = {"1": SFTConfig, "2": SFTConfig, "3": SFTConfig, "rm": RewardConfig, "4": PPOConfig}
+
+# Preset values per phase. "*" applies to every phase; a phase's own entry wins.
+PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "1": {"init_from": "tiny"},
+        "*": {"batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 4, "save_every": 2,
+              "eval_generate": 2, "max_new_tokens": 24, "learning_rate": 1e-3, "lora_r": 4, "lora_alpha": 8,
+              "max_length": 1536},
+        "rm": {"lora_r": 4, "lora_alpha": 16, "max_steps": 6},
+        "4": {"batch_size": 2, "mini_batch_size": 1, "ppo_epochs": 2, "learning_rate": 1e-3, "micro_batch_size": 1},
+    },
+    "quick": {
+        "*": {"lora_r": 16, "lora_alpha": 32, "micro_batch_size": 4, "max_length": 1536,
+              "eval_generate": 16, "save_every": 10},
+        "1": {"init_from": "default", "learning_rate": 2e-4, "epochs": 1},
+        "2": {"learning_rate": 2e-4, "epochs": 2},
+        "3": {"learning_rate": 1e-4, "epochs": 1},
+        "rm": {"learning_rate": 2e-4, "epochs": 1},
+        "4": {"learning_rate": 5e-5},
+    },
+    "full": {
+        "*": {"lora_r": 64, "lora_alpha": 128, "micro_batch_size": 8,
+              "max_length": 4096, "eval_generate": 200, "save_every": 50, "device": "cuda"},
+        "1": {"init_from": "mistralai/Mistral-7B-Instruct-v0.3", "learning_rate": 1e-4},
+        "2": {"learning_rate": 1e-4},
+        "3": {"learning_rate": 5e-5},
+        "rm": {"lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.1},
+        "4": {"micro_batch_size": 1},
+    },
+}
+
+
+def preset_values(preset: str, phase: str) -> dict[str, Any]:
+    if preset not in PRESET_VALUES:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    values = dict(PRESET_VALUES[preset].get("*", {}))
+    values.update(PRESET_VALUES[preset].get(phase, {}))
+    return values
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        if path.suffix == ".json":
+            return json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot parse {path}: {exc}") from exc
+    raise ConfigError(f"{path}: config files must be .toml, .yaml or .json")
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Turn CLI strings ('1e-4', 'true') into the field's type; file values are checked the same way."""
+    kind = {f.name: f.type for f in dataclasses.fields(cls)}[name]
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "str":
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}") from exc
+    return value
+
+
+def build_config(phase: str, file: str | Path | None = None, preset: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> CommonConfig:
+    """Resolve a phase's config: class defaults < preset < config file < explicit overrides."""
+    phase = str(phase)
+    if phase not in CONFIG_CLASSES:
+        raise ConfigError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    cls = CONFIG_CLASSES[phase]
+    from_file = read_config_file(file) if file else {}
+    # A file may hold one section per phase ([phase2], [rm], ...) beside shared top-level values.
+    shared = {k: v for k, v in from_file.items() if k not in SECTIONS.values()}
+    own = from_file.get(SECTIONS[phase]) or {}
+    chosen_preset = preset or own.get("preset") or shared.get("preset")
+    values: dict[str, Any] = preset_values(chosen_preset, phase) if chosen_preset else {}
+    for source in (shared, own, overrides or {}):
+        values.update({k: v for k, v in source.items() if k != "preset"})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown field(s) for phase {phase}: {', '.join(unknown)}")
+    # The pipeline chain: each phase writes runs_dir/<name> and starts from the previous phase's folder.
+    runs = Path(str(values.get("runs_dir", CommonConfig.runs_dir)))
+    values.setdefault("output_dir", str(runs / OUTPUT_NAMES[phase]))
+    if phase in PREVIOUS:
+        values.setdefault("init_from", str(runs / PREVIOUS[phase]))
+    if phase == "4":
+        values.setdefault("reward_model", str(runs / "rm"))
+    return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def config_dict(config: CommonConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+__all__ = [
+    "CommonConfig", "SFTConfig", "RewardConfig", "PPOConfig", "ConfigError", "PHASES", "PRESETS", "build_config",
+    "config_dict", "preset_values", "read_config_file",
+]

@@ -1,0 +1,117 @@
+"""Training records in, encoded examples out: reading JSONL, the held-out split, and per-phase selection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lamforge.schema import PlanPair, StepSample, render_plan_prompt, render_plan_target
+from lamforge.train.formatting import Encoded, encode_example
+
+Record = TypeVar("Record", bound=BaseModel)
+
+
+class DataError(ValueError):
+    """Unusable training data; the message names the file and line."""
+
+
+def read_jsonl(path: str | Path, kind: type[Record]) -> list[Record]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    records = []
+    with path.open() as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(kind.model_validate(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise DataError(f"{path}:{number}: not a {kind.__name__}: {exc}") from exc
+    return records
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        for record in records:
+            handle.write(record.model_dump_json() + "\n")
+    return path
+
+
+def held_out(task_id: str, fraction: float, seed: int = 0) -> bool:
+    """A stable, order-free split by task: all steps of a task land on the same side."""
+    digest = hashlib.sha256(f"{seed}:{task_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_records(records: list[Record], eval_records: list[Record] | None, fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    if eval_records is not None:
+        return records, eval_records
+    train = [r for r in records if not held_out(r.task_id, fraction, seed)]
+    held = [r for r in records if held_out(r.task_id, fraction, seed)]
+    if not train:  # tiny data sets: never hold out everything
+        return records, []
+    return train, held
+
+
+@dataclass
+class Example:
+    """One encoded training example and the record it came from."""
+
+    encoded: Encoded
+    record: BaseModel
+    target: str
+
+
+@dataclass
+class EncodedSet:
+    examples: list[Example] = field(default_factory=list)
+    dropped_too_long: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(e.encoded) for e in self.examples)
+
+    @property
+    def target_tokens(self) -> int:
+        return sum(len(e.encoded) - e.encoded.prompt_length for e in self.examples)
+
+
+def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
+    """The prompt messages and the target text of a record: the one mapping from data to model text."""
+    if isinstance(record, PlanPair):
+        return render_plan_prompt(record.task), render_plan_target(record.plan)
+    if isinstance(record, StepSample):
+        return record.messages, record.target
+    raise TypeError(f"cannot train on {type(record).__name__}")
+
+
+def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int) -> EncodedSet:
+    out = EncodedSet()
+    for record in records:
+        messages, target = record_messages(record)
+        encoded = encode_example(tokenizer, messages, target)
+        if len(encoded) > max_length:
+            out.dropped_too_long += 1
+            continue
+        out.examples.append(Example(encoded=encoded, record=record, target=target))
+    return out
+
+
+def data_summary(path: str, records: list[BaseModel]) -> dict:
+    """What a model card says about a data file: where from, how many records, tasks and outcomes."""
+    summary = {"file": str(path), "records": len(records), "tasks": len({getattr(r, "task_id", "") for r in records})}
+    if records and isinstance(records[0], StepSample):
+        summary["successful_steps"] = sum(r.success for r in records)
+        summary["failed_steps"] = sum(not r.success for r in records)
+        summary["trajectories"] = len({r.trajectory_id for r in records})
+    if path:
+        summary["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).exists() else ""
+    return summary

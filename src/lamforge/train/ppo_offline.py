@@ -1,0 +1,248 @@
+"""Phase 4: offline PPO on the steps of failed trajectories -> LAM4. No new interaction with the app.
+
+Why a hand-written loop: TRL's PPO trainer (removed from TRL 1.x; in 0.x it was online-only) generates fresh
+responses from the policy and scores them. Here the actions are fixed, recorded steps, so each one is a one-step
+episode whose reward the reward model gives once, before training:
+
+- reward R: sigmoid score of (state, action), min-max normalised over the data set to [-0.5, 0.5] (paper);
+- advantage A = R, shared by the action's tokens: the reward arrives at the last token of a one-step episode, so
+  no value function or GAE is needed (and no whitening, so the reward model's sign is kept);
+- clipped surrogate per token: -min(r * A, clip(r, 1 - eps, 1 + eps) * A) with r = pi_theta / pi_old, where
+  pi_old is the policy at the start of each batch;
+- KL penalty to LAM3: the policy is LAM3 plus a LoRA adapter, so the reference is the same model with the adapter
+  disabled. Online PPO puts a sampled log-ratio into the reward; on recorded actions that log-ratio is not a KL
+  (it turns negative as soon as the policy lowers a failed action's probability, and the penalty would become a
+  bonus). So the penalty here is the exact KL(pi_theta || pi_ref) over the vocabulary at each action token,
+  added to the loss: loss = surrogate + kl_coef * KL, both averaged over action tokens;
+- adaptive KL coefficient (Ziegler et al. 2019) towards target_kl, starting from init_kl_coef.
+
+Paper settings: lr 1.4e-5, batch 8, minibatch 1, 4 PPO epochs, target KL 0.1, initial KL coefficient 0.2.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from lamforge.schema import StepSample
+from lamforge.train import runtime
+from lamforge.train.base_model import load_causal_lm, load_tokenizer
+from lamforge.train.batching import autocast, make_micro_batch, target_logits
+from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.config import PPOConfig
+from lamforge.train.data import Example, data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.formatting import Encoded
+
+
+@dataclass
+class AdaptiveKL:
+    """Ziegler et al.'s controller: nudge the coefficient so the observed KL approaches the target."""
+
+    value: float
+    target: float
+    horizon: int
+
+    def update(self, observed_kl: float, n_samples: int) -> None:
+        error = max(-0.2, min(0.2, observed_kl / self.target - 1))
+        self.value *= 1 + error * n_samples / self.horizon
+
+
+def normalise_rewards(scores: list[float]) -> list[float]:
+    """Min-max to [-0.5, 0.5]; identical scores carry no preference and map to 0."""
+    low, high = min(scores), max(scores)
+    if high - low < 1e-12:
+        return [0.0] * len(scores)
+    return [(s - low) / (high - low) - 0.5 for s in scores]
+
+
+def action_logprobs(model, examples: list[Encoded], pad_id: int, device, bf16, share_prefix: bool):
+    """Per example: the log-probabilities of its action tokens [T] and the full distributions there [T, V]."""
+    batch = make_micro_batch(examples, pad_id, share_prefix)
+    with autocast(device, bf16):
+        logits, targets, rows = target_logits(model, batch.to(device))
+    log_dist = torch.log_softmax(logits, dim=-1)
+    chosen = log_dist.gather(1, targets.unsqueeze(1)).squeeze(1)
+    return [chosen[rows == i] for i in range(len(examples))], [log_dist[rows == i] for i in range(len(examples))]
+
+
+def token_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) at each position [T] from log-distributions [T, V]."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def surrogate_loss(new: list[torch.Tensor], old: list[torch.Tensor], advantages: list[float], cliprange: float):
+    """PPO's clipped objective as a loss (mean over action tokens) and the share of clipped tokens."""
+    losses, clipped, count = [], 0.0, 0
+    for new_lp, old_lp, advantage in zip(new, old, advantages):
+        ratio = torch.exp(new_lp - old_lp)
+        unclipped = ratio * advantage
+        bounded = torch.clamp(ratio, 1 - cliprange, 1 + cliprange) * advantage
+        losses.append(-torch.minimum(unclipped, bounded))
+        clipped += float(((ratio - 1).abs() > cliprange).sum())
+        count += ratio.numel()
+    return torch.cat(losses).mean(), clipped / max(1, count)
+
+
+def reference_distributions(model, examples, pad_id, device, bf16, share_prefix) -> list[torch.Tensor]:
+    """LAM3's log-distributions at the action tokens: the policy with its LoRA adapter switched off."""
+    with torch.no_grad(), model.disable_adapter():
+        return action_logprobs(model, examples, pad_id, device, bf16, share_prefix)[1]
+
+
+def ppo_batch(model, optimizer, examples: list[Example], rewards: list[float], kl: AdaptiveKL, config: PPOConfig,
+              pad_id: int, device, bf16, rng: random.Random) -> dict[str, float]:
+    """One PPO batch: freeze pi_old, then ppo_epochs passes of minibatch updates; statistics before and after."""
+    encoded = [e.encoded for e in examples]
+    share = config.share_prefix
+    model.eval()  # no dropout: pi_old and pi_theta must agree exactly before the first update
+    ref = reference_distributions(model, encoded, pad_id, device, bf16, share)
+    with torch.no_grad():
+        old, old_dist = action_logprobs(model, encoded, pad_id, device, bf16, share)
+        loss_before, _ = surrogate_loss(old, old, rewards, config.cliprange)
+        kl_before = sum(float(token_kl(o, r).sum()) for o, r in zip(old_dist, ref)) / len(examples)
+    params = runtime.trainable_parameters(model)
+    clip_fractions, losses, kl_terms = [], [], []
+    for _ in range(config.ppo_epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for begin in range(0, len(order), config.mini_batch_size):
+            chunk = order[begin : begin + config.mini_batch_size]
+            new, new_dist = action_logprobs(model, [encoded[i] for i in chunk], pad_id, device, bf16, share)
+            surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in chunk], [rewards[i] for i in chunk], config.cliprange)
+            kl_term = torch.cat([token_kl(d, ref[i]) for d, i in zip(new_dist, chunk)]).mean()
+            loss = surrogate + kl.value * kl_term
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            clip_fractions.append(clip_fraction)
+            losses.append(float(loss.detach()))
+            kl_terms.append(float(kl_term.detach()))
+    with torch.no_grad():
+        new, new_dist = action_logprobs(model, encoded, pad_id, device, bf16, share)
+        loss_after, _ = surrogate_loss(new, old, rewards, config.cliprange)
+        kl_after = sum(float(token_kl(n, r).sum()) for n, r in zip(new_dist, ref)) / len(examples)
+    stats = {
+        "surrogate_before": float(loss_before), "surrogate_after": float(loss_after),
+        "ppo_loss": sum(losses) / len(losses), "kl_to_ref_before": kl_before, "kl_to_ref": kl_after,
+        "kl_coef": kl.value, "clip_fraction": sum(clip_fractions) / len(clip_fractions),
+        "mean_reward": sum(rewards) / len(rewards),
+    }
+    if config.adaptive_kl:
+        kl.update(kl_after, len(examples))
+    return stats
+
+
+def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool = False, scores: list[float] | None = None) -> Path:
+    """Train LAM4 from LAM3 (init_from) on the failed-trajectory steps of train_file, with the reward model's scores.
+
+    `scores` (sigmoid scores of the failed steps, in file order) skips loading the reward model, for tests.
+    """
+    output_dir = Path(config.output_dir)
+    if is_finished(output_dir) and not overwrite:
+        return output_dir
+    if not config.train_file:
+        raise ValueError("phase 4 needs train_file (JSONL StepSamples; the steps of failed trajectories are used)")
+    if scores is None and not config.reward_model:
+        raise ValueError("phase 4 needs reward_model (the folder the rm phase wrote)")
+    if not config.use_lora:
+        raise ValueError("phase 4 keeps LAM3 as the frozen reference under a LoRA adapter; use_lora must be true")
+    device, bf16 = runtime.setup(config)
+    records = read_jsonl(config.train_file, StepSample)
+    eval_records = read_jsonl(config.eval_file, StepSample) if config.eval_file else None
+    tokenizer = load_tokenizer(config.init_from)
+    train_records, held_records = split_records(records, eval_records, config.eval_fraction, config.seed)
+    failed = [r for r in train_records if not r.success][: config.limit_train or None]
+    train = encode_records(tokenizer, failed, config.max_length)
+    if not train.examples:
+        raise ValueError("no steps of failed trajectories to train on")
+    held = encode_records(tokenizer, [r for r in held_records if r.success], config.max_length)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if scores is None:
+        scores = _reward_scores(config, train, device)
+    elif len(scores) != len(train.examples):
+        raise ValueError(f"got {len(scores)} scores for {len(train.examples)} failed steps")
+    rewards = normalise_rewards(scores)
+
+    model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
+    model.config.use_cache = False
+    model = runtime.add_lora(model, config)
+    optimizer = runtime.make_optimizer(model, config.learning_rate)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    kl = AdaptiveKL(config.init_kl_coef, config.target_kl, config.kl_horizon)
+    state = runtime.load_state(output_dir, config)
+    start = 0
+    history: list[dict] = []
+    if state is not None:
+        start = runtime.restore_state(state, model, optimizer, None)
+        kl.value = state["extra"]["kl_coef"]
+        history = state["extra"]["history"]
+    done = start
+
+    def save() -> None:
+        runtime.save_state(output_dir, model, optimizer, None, done, config, {"kl_coef": kl.value, "history": history})
+
+    started = time.perf_counter()
+    with runtime.progress_bar("phase 4 (PPO)") as progress:
+        bar = progress.add_task("phase 4 (PPO)", total=len(schedule), completed=start, loss="-", speed="")
+        try:
+            for step in range(start, len(schedule)):
+                indices = schedule[step]
+                rng = random.Random(f"{config.seed}:{step}")
+                stats = ppo_batch(model, optimizer, [train.examples[i] for i in indices], [rewards[i] for i in indices],
+                                  kl, config, tokenizer.pad_token_id, device, bf16, rng)
+                history.append(stats)
+                done = step + 1
+                progress.update(bar, completed=done, loss=f"{stats['ppo_loss']:.4f}",
+                                speed=f"kl {stats['kl_to_ref']:.3f} coef {kl.value:.3f}")
+                if done < len(schedule) and done % config.save_every == 0:
+                    save()
+                if stop_after is not None and done - start >= stop_after and done < len(schedule):
+                    save()
+                    raise runtime.TrainingInterrupted(done, output_dir)
+        except KeyboardInterrupt:
+            save()
+            raise runtime.TrainingInterrupted(done, output_dir) from None
+    seconds = time.perf_counter() - started
+
+    from lamforge.train.sft import evaluate_policy
+
+    model = model.merge_and_unload() if config.merge else model
+    model.eval()
+    metrics = evaluate_policy(model, tokenizer, held, "4", config, device, bf16)
+    last = history[-1] if history else {}
+    metrics.update({"final_kl_to_ref": last.get("kl_to_ref", math.nan), "final_kl_coef": kl.value,
+                    "mean_reward": sum(rewards) / len(rewards), "mean_clip_fraction": sum(h["clip_fraction"] for h in history) / max(1, len(history))})
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    data = {"train_file": data_summary(config.train_file, records),
+            "encoded": {"failed_steps": len(train.examples), "dropped_too_long": train.dropped_too_long,
+                        "held_out_successful_steps": len(held.examples), "reward_model": config.reward_model,
+                        "raw_score_mean": sum(scores) / len(scores), "raw_score_min": min(scores), "raw_score_max": max(scores)}}
+    updates = len(schedule) * config.ppo_epochs * math.ceil(config.batch_size / config.mini_batch_size)
+    training = {"steps": len(schedule), "unit": "PPO batch", "optimizer_updates_about": updates, "resumed_from_step": start, "seconds_this_run": round(seconds, 1),
+                "device": str(device), "bf16": bf16,
+                "first_ppo_loss": history[0]["ppo_loss"] if history else math.nan,
+                "final_ppo_loss": last.get("ppo_loss", math.nan)}
+    write_card(output_dir, "4", {"format": "merged" if config.merge else "lora-adapter", "config": asdict(config),
+                                 "data": data, "training": training, "metrics": metrics, "history": history})
+    runtime.clear_state(output_dir)
+    return output_dir
+
+
+def _reward_scores(config: PPOConfig, train, device) -> list[float]:
+    """Score every failed step once with the reward model, then free it before the policy is loaded."""
+    from lamforge.train.reward import load_reward_model, score_encoded
+
+    model, tokenizer = load_reward_model(config.reward_model, str(device))
+    bf16 = runtime.use_bf16(config.bf16, device)
+    scores = score_encoded(model, [e.encoded for e in train.examples], tokenizer.pad_token_id,
+                           max(1, config.micro_batch_size) * 4, config.share_prefix, device, bf16)
+    del model
+    return scores

@@ -1,0 +1,214 @@
+"""The reward model: LAM3's backbone with a scalar head and a LoRA adapter (paper: r=8, alpha 32, dropout 0.1),
+trained with MSE on per-step labels, +1 for steps of successful trajectories and -1 for failed ones. A step's
+score is sigmoid(head output), in (0, 1).
+
+TRL's RewardTrainer does not fit: it learns from chosen/rejected pairs (Bradley-Terry), while the paper regresses
+each step onto its trajectory's outcome. The loop below is the SFT loop with a different loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lamforge.schema import StepSample
+from lamforge.train import runtime
+from lamforge.train.base_model import load_tokenizer, quiet_loading, resolve_model
+from lamforge.train.batching import autocast, last_token_hidden, micro_batches, unwrap
+from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.config import RewardConfig
+from lamforge.train.data import data_summary, encode_records, read_jsonl, split_records
+
+
+def binary_metrics(scores: list[float], labels: list[bool]) -> dict[str, float]:
+    """Accuracy at 0.5 and ROC AUC of sigmoid scores against success labels.
+
+    AUC is the Mann-Whitney statistic (ties count half), written out to avoid a scikit-learn dependency for one
+    function.
+    """
+    if not scores:
+        return {}
+    accuracy = sum((s > 0.5) == bool(y) for s, y in zip(scores, labels)) / len(scores)
+    positives = [s for s, y in zip(scores, labels) if y]
+    negatives = [s for s, y in zip(scores, labels) if not y]
+    metrics = {"accuracy": accuracy, "positives": len(positives), "negatives": len(negatives)}
+    if positives and negatives:
+        ranked = sorted(scores)
+        # average 1-based rank of each distinct value, so ties share their ranks
+        rank: dict[float, float] = {}
+        i = 0
+        while i < len(ranked):
+            j = i
+            while j + 1 < len(ranked) and ranked[j + 1] == ranked[i]:
+                j += 1
+            rank[ranked[i]] = (i + j) / 2 + 1
+            i = j + 1
+        rank_sum = sum(rank[s] for s in positives)
+        metrics["auc"] = (rank_sum - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives))
+    return metrics
+
+
+def raw_scores(model, batch, device, bf16) -> torch.Tensor:
+    """Head outputs [B] (before the sigmoid) at each example's last token."""
+    with autocast(device, bf16):
+        hidden = last_token_hidden(model, batch.to(device))
+        return unwrap(model).score(hidden).float().squeeze(-1)
+
+
+@torch.no_grad()
+def score_encoded(model, encoded: list, pad_id: int, micro_batch_size: int, share_prefix: bool, device, bf16) -> list[float]:
+    """Sigmoid scores in the order of `encoded` (micro_batches sorts by length, so map back)."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    scores: list[float] = []
+    for start in range(0, len(order), micro_batch_size):
+        chunk = [encoded[i] for i in order[start : start + micro_batch_size]]
+        (batch,) = micro_batches(chunk, len(chunk), pad_id, share_prefix)
+        scores += torch.sigmoid(raw_scores(model, batch, device, bf16)).tolist()
+    result = [0.0] * len(encoded)
+    for position, index in enumerate(order):
+        result[index] = scores[position]
+    return result
+
+
+def load_reward_model(path: str | Path, device: str | None = None):
+    """(model, tokenizer) of a trained reward model folder (LoRA adapter + head over the LAM3 it names)."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    path = Path(path)
+    config_file = path / "adapter_config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{path} is not a reward model folder (no adapter_config.json)")
+    base = json.loads(config_file.read_text())["base_model_name_or_path"]
+    with quiet_loading():  # the head's weights come from the adapter, not from the base
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, path)
+    model.eval()
+    tokenizer = load_tokenizer(str(path))
+    if device:
+        model.to(device)
+    return model, tokenizer
+
+
+def score_samples(path_or_model, samples: list[StepSample], tokenizer=None, micro_batch_size: int = 4,
+                  device: str = "cpu") -> list[float]:
+    """Sigmoid scores of step samples (state + the action taken) from a reward model folder or a loaded model."""
+    if isinstance(path_or_model, (str, Path)):
+        model, tokenizer = load_reward_model(path_or_model, device)
+    else:
+        model = path_or_model
+    encoded = encode_records(tokenizer, samples, max_length=10**9)  # score every sample, however long
+    dev = torch.device(device)
+    return score_encoded(model, [e.encoded for e in encoded.examples], tokenizer.pad_token_id, micro_batch_size, True,
+                         dev, runtime.use_bf16("auto", dev))
+
+
+def train_reward_model(config: RewardConfig, stop_after: int | None = None, overwrite: bool = False) -> Path:
+    output_dir = Path(config.output_dir)
+    if is_finished(output_dir) and not overwrite:
+        return output_dir
+    if not config.train_file:
+        raise ValueError("the reward model needs train_file (JSONL StepSamples of successful and failed trajectories)")
+    from transformers import AutoModelForSequenceClassification
+
+    device, bf16 = runtime.setup(config)
+    records = read_jsonl(config.train_file, StepSample)[: config.limit_train or None]
+    eval_records = read_jsonl(config.eval_file, StepSample) if config.eval_file else None
+    tokenizer = load_tokenizer(config.init_from)
+    train_records, held_records = split_records(records, eval_records, config.eval_fraction, config.seed)
+    train = encode_records(tokenizer, train_records, config.max_length)
+    held = encode_records(tokenizer, held_records, config.max_length)
+    if not train.examples:
+        raise ValueError("no reward-model training examples left after max_length filtering")
+    labels = [1.0 if e.record.success else -1.0 for e in train.examples]
+    n_pos = sum(y > 0 for y in labels)
+    n_neg = len(labels) - n_pos
+    # Balanced weights make each class contribute half of the loss whatever the success rate of the data.
+    weight = {1.0: len(labels) / (2 * n_pos) if n_pos else 1.0, -1.0: len(labels) / (2 * n_neg) if n_neg else 1.0}
+    if not config.balance_classes:
+        weight = {1.0: 1.0, -1.0: 1.0}
+
+    with quiet_loading():  # LAM3 has no scalar head yet; a fresh one is expected
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(config.init_from), num_labels=1, dtype=runtime.weight_dtype(config, device, bf16))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.use_cache = False
+    model.to(device)
+    if not config.use_lora:
+        raise ValueError("the reward model is trained as a LoRA adapter over LAM3 (use_lora must be true)")
+    model = runtime.add_lora(model, config, task_type="SEQ_CLS")  # SEQ_CLS also trains and saves the score head
+    model.train()
+    optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
+    state = runtime.load_state(output_dir, config)
+    start = runtime.restore_state(state, model, optimizer, scheduler) if state else 0
+    meter = runtime.Meter(losses=list((state or {}).get("extra", {}).get("losses", [])))
+    params = runtime.trainable_parameters(model)
+    done = start
+
+    def save() -> None:
+        runtime.save_state(output_dir, model, optimizer, scheduler, done, config, {"losses": meter.losses})
+
+    started = time.perf_counter()
+    with runtime.progress_bar("reward model") as progress:
+        bar = progress.add_task("reward model", total=len(schedule), completed=start, loss="-", speed="")
+        try:
+            for step in range(start, len(schedule)):
+                indices = sorted(schedule[step], key=lambda i: len(train.examples[i].encoded))
+                total = 0.0
+                for begin in range(0, len(indices), config.micro_batch_size):
+                    chunk = indices[begin : begin + config.micro_batch_size]
+                    (batch,) = micro_batches([train.examples[i].encoded for i in chunk], len(chunk), tokenizer.pad_token_id, config.share_prefix)
+                    target = torch.tensor([labels[i] for i in chunk], device=device)
+                    weights = torch.tensor([weight[labels[i]] for i in chunk], device=device)
+                    predicted = raw_scores(model, batch, device, bf16)
+                    loss = (weights * F.mse_loss(predicted, target, reduction="none")).sum() / len(indices)
+                    loss.backward()
+                    total += float(loss.detach())
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                done = step + 1
+                meter.update(total, sum(len(train.examples[i].encoded) for i in indices))
+                progress.update(bar, completed=done, loss=f"{meter.loss:.3f}", speed=f"{meter.tokens_per_second:.0f} tok/s")
+                if done < len(schedule) and done % config.save_every == 0:
+                    save()
+                if stop_after is not None and done - start >= stop_after and done < len(schedule):
+                    save()
+                    raise runtime.TrainingInterrupted(done, output_dir)
+        except KeyboardInterrupt:
+            save()
+            raise runtime.TrainingInterrupted(done, output_dir) from None
+    seconds = time.perf_counter() - started
+
+    model.eval()
+    held_scores = score_encoded(model, [e.encoded for e in held.examples], tokenizer.pad_token_id,
+                                config.micro_batch_size, config.share_prefix, device, bf16)
+    metrics = {"held_out_steps": len(held.examples)}
+    metrics.update({f"held_out_{k}": v for k, v in binary_metrics(held_scores, [e.record.success for e in held.examples]).items()})
+    train_probe = train.examples[: max(len(held.examples), 32)]
+    probe_scores = score_encoded(model, [e.encoded for e in train_probe], tokenizer.pad_token_id,
+                                 config.micro_batch_size, config.share_prefix, device, bf16)
+    metrics.update({f"train_{k}": v for k, v in binary_metrics(probe_scores, [e.record.success for e in train_probe]).items()})
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    losses = meter.losses
+    data = {"train_file": data_summary(config.train_file, records),
+            "encoded": {"train_steps": len(train.examples), "successful_steps": n_pos, "failed_steps": n_neg,
+                        "held_out_steps": len(held.examples), "dropped_too_long": train.dropped_too_long + held.dropped_too_long}}
+    training = {"steps": len(schedule), "resumed_from_step": start, "first_loss": losses[0] if losses else math.nan,
+                "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(seconds, 1),
+                "device": str(device), "bf16": bf16, "class_weights": {"success": weight[1.0], "failure": weight[-1.0]}}
+    write_card(output_dir, "rm", {"format": "lora-adapter", "config": asdict(config), "data": data, "training": training,
+                                  "metrics": metrics, "losses": losses,
+                                  "notes": ["Score a step with lamforge.train.reward.score_samples(folder, samples): sigmoid of the head, in (0, 1)."]})
+    runtime.clear_state(output_dir)
+    return output_dir

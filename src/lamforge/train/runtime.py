@@ -1,0 +1,228 @@
+"""What every training loop needs and nothing phase-specific: device and precision, LoRA, the optimizer and its
+schedule, the batch order, resume state, and a progress bar with the loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lamforge.train.config import CommonConfig
+
+STATE_DIR = "train_state"
+
+# Fields that change what a run computes; a resume state made with other values would continue a different run.
+TRAJECTORY_FIELDS = (
+    "init_from", "train_file", "eval_file", "eval_fraction", "max_length", "seed", "use_lora", "lora_r", "lora_alpha",
+    "lora_dropout", "lora_target_modules", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
+    "new_samples_file", "reward_model", "mini_batch_size", "ppo_epochs", "cliprange", "init_kl_coef", "target_kl",
+    "limit_train",
+)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped early (Ctrl-C or a step limit for this run); the resume state is saved."""
+
+    def __init__(self, step: int, output_dir: Path):
+        super().__init__(f"stopped after step {step}; the resume state is in {output_dir / STATE_DIR}")
+        self.step = step
+        self.output_dir = output_dir
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no GPU; use device = 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def use_bf16(setting: str, device: torch.device) -> bool:
+    setting = str(setting).lower()
+    if setting in ("true", "1", "yes"):
+        return True
+    if setting in ("false", "0", "no"):
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def weight_dtype(config: CommonConfig, device: torch.device, bf16: bool) -> torch.dtype:
+    """bf16 weights only for a frozen base on a GPU; on CPU autocast is as fast, and an fp32 base keeps merging
+    small LoRA updates into the weights exact."""
+    return torch.bfloat16 if bf16 and device.type == "cuda" and config.use_lora else torch.float32
+
+
+def setup(config: CommonConfig) -> tuple[torch.device, bool]:
+    """Seed, threads, device and precision for a run: (device, bf16)."""
+    seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = pick_device(config.device)
+    return device, use_bf16(config.bf16, device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def add_lora(model, config: CommonConfig, task_type: str = "CAUSAL_LM"):
+    """Wrap a model with a fresh LoRA adapter; for full fine-tuning, return it unchanged."""
+    if not config.use_lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = config.lora_target_modules
+    target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=target_modules, task_type=task_type)
+    return get_peft_model(model, lora)
+
+
+def trainable_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def make_optimizer(model, learning_rate: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(trainable_parameters(model), lr=learning_rate, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
+    """The paper's schedule: linear warm-up, then cosine decay to zero."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps, num_training_steps=max(1, total_steps))
+
+
+def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0) -> list[list[int]]:
+    """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches."""
+    steps: list[list[int]] = []
+    for epoch in range(epochs):
+        order = list(range(n_examples))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        steps += [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+    if max_steps:
+        while len(steps) < max_steps and n_examples:  # more steps than epochs give: keep cycling
+            steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps))
+        steps = steps[:max_steps]
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resume state: trainable weights, optimizer, schedule position and RNG, written atomically.
+
+
+def _trajectory(config: CommonConfig) -> dict:
+    values = dataclasses.asdict(config)
+    return {k: values[k] for k in TRAJECTORY_FIELDS if k in values}
+
+
+def save_state(output_dir: Path, model, optimizer, scheduler, step: int, config: CommonConfig, extra: dict | None = None) -> None:
+    trainable = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    state = {
+        "step": step,
+        "trainable": trainable,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "config": _trajectory(config),
+        "extra": extra or {},
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".{STATE_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save(state, tmp / "state.pt")
+    final = output_dir / STATE_DIR
+    old = output_dir / f".{STATE_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)  # the old state stays until the new one is complete
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(output_dir: Path, config: CommonConfig) -> dict | None:
+    path = output_dir / STATE_DIR / "state.pt"
+    if not path.exists():
+        old = output_dir / f".{STATE_DIR}.old" / "state.pt"  # a crash between the two renames
+        if not old.exists():
+            return None
+        path = old
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    changed = sorted(k for k, v in _trajectory(config).items() if state["config"].get(k) != v and k != "max_steps")
+    if changed:
+        raise RuntimeError(
+            f"{output_dir / STATE_DIR} was saved by a run with other settings ({', '.join(changed)}); "
+            f"use the same config to resume, or delete that folder to start over"
+        )
+    return state
+
+
+def restore_state(state: dict, model, optimizer, scheduler) -> int:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value.to(params[name].device))
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
+
+def clear_state(output_dir: Path) -> None:
+    shutil.rmtree(output_dir / STATE_DIR, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress.
+
+
+@dataclass
+class Meter:
+    """Running numbers the progress bar and the model card show."""
+
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    tokens: int = 0
+    loss: float = math.nan
+    losses: list = dataclasses.field(default_factory=list)
+
+    def update(self, loss: float, tokens: int) -> None:
+        self.loss = loss
+        self.losses.append(loss)
+        self.tokens += tokens
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(1e-9, time.perf_counter() - self.started)
+
+
+def progress_bar(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+        disable=os.environ.get("LAMFORGE_NO_PROGRESS") == "1",
+    )

@@ -1,0 +1,170 @@
+"""Supervised fine-tuning for phases 1-3, as one plain loop.
+
+- Phase 1: task -> plan on the mined task-plan pairs -> LAM1.
+- Phase 2: state -> action JSON on the demonstrator's successful steps -> LAM2.
+- Phase 3: the same on the union with LAM2's own successful explorations -> LAM3.
+
+The loss is on target tokens only (the reply and its EOS), averaged over the target tokens of each optimizer
+batch. Learning rate: linear warm-up then cosine decay, as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from lamforge.schema import PlanPair, StepSample
+from lamforge.train import runtime
+from lamforge.train.base_model import load_causal_lm, load_tokenizer
+from lamforge.train.batching import autocast, micro_batches, target_loss_sum
+from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.config import SFTConfig
+from lamforge.train.data import EncodedSet, data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
+from lamforge.train.selfboost import NewSamples, collect_new_samples, failed_task_ids, union_with_explorations
+
+
+def load_phase_records(config: SFTConfig, phase: str, new_samples: NewSamples = None):
+    """(train records, held-out records, data section of the model card, extra metrics) for an SFT phase."""
+    if not config.train_file:
+        raise ValueError(f"phase {phase} needs train_file (JSONL of {'PlanPair' if phase == '1' else 'StepSample'} records)")
+    kind = PlanPair if phase == "1" else StepSample
+    records = read_jsonl(config.train_file, kind)
+    if config.limit_train:
+        records = records[: config.limit_train]
+    eval_records = read_jsonl(config.eval_file, kind) if config.eval_file else None
+    data = {"train_file": data_summary(config.train_file, records)}
+    extra: dict = {}
+    if phase == "3":
+        source = new_samples if new_samples is not None else (config.new_samples_file or None)
+        explored = collect_new_samples(source, Path(config.init_from), failed_task_ids(records))
+        boost = union_with_explorations(records, explored)
+        records = boost.samples
+        extra["self_boosting"] = boost.summary()
+        data["new_samples"] = {"source": str(config.new_samples_file or type(new_samples).__name__), **boost.summary()}
+    elif phase == "2":
+        records = [r for r in records if r.success]
+    train, held = split_records(records, eval_records, config.eval_fraction, config.seed)
+    if phase != "1":
+        held = [r for r in held if r.success]  # exact match needs right answers
+    if eval_records is not None:
+        data["eval_file"] = data_summary(config.eval_file, eval_records)
+    return train, held, data, extra
+
+
+def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = None, stop_after: int | None = None,
+              overwrite: bool = False) -> Path:
+    """Train one SFT phase and write a finished model folder; resumes from a saved state in output_dir.
+
+    `stop_after` ends this run after that many optimizer steps (as an interruption would), for tests and for
+    splitting long runs.
+    """
+    output_dir = Path(config.output_dir)
+    if is_finished(output_dir) and not overwrite:
+        return output_dir
+    device, bf16 = runtime.setup(config)
+
+    train_records, held_records, data_info, extra = load_phase_records(config, phase, new_samples)
+    tokenizer = load_tokenizer(config.init_from)
+    train = encode_records(tokenizer, train_records, config.max_length)
+    held = encode_records(tokenizer, held_records, config.max_length)
+    if not train.examples:
+        raise ValueError(f"no training examples left (of {len(train_records)} records, {train.dropped_too_long} longer than max_length)")
+    data_info["encoded"] = _encoded_summary(train, held)
+
+    model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
+    model.config.use_cache = False
+    model = runtime.add_lora(model, config)
+    model.train()
+    optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
+    start = 0
+    state = runtime.load_state(output_dir, config)
+    if state is not None:
+        start = runtime.restore_state(state, model, optimizer, scheduler)
+    meter = runtime.Meter(losses=list((state or {}).get("extra", {}).get("losses", [])))
+    params = runtime.trainable_parameters(model)
+    done = start
+
+    def save() -> None:
+        runtime.save_state(output_dir, model, optimizer, scheduler, done, config, {"losses": meter.losses})
+
+    started = time.perf_counter()
+    with runtime.progress_bar(f"phase {phase}") as progress:
+        bar = progress.add_task(f"phase {phase}", total=len(schedule), completed=start, loss="-", speed="")
+        try:
+            for step in range(start, len(schedule)):
+                batch = [train.examples[i].encoded for i in schedule[step]]
+                parts = micro_batches(batch, config.micro_batch_size, tokenizer.pad_token_id, config.share_prefix)
+                n_targets = sum(p.target_tokens for p in parts)
+                total = 0.0
+                for part in parts:
+                    with autocast(device, bf16):
+                        loss_sum, _ = target_loss_sum(model, part.to(device))
+                    (loss_sum / n_targets).backward()
+                    total += loss_sum.detach().item()
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                done = step + 1
+                meter.update(total / n_targets, sum(len(e) for e in batch))
+                progress.update(bar, completed=done, loss=f"{meter.loss:.3f}", speed=f"{meter.tokens_per_second:.0f} tok/s")
+                if done < len(schedule) and done % config.save_every == 0:
+                    save()
+                if stop_after is not None and done - start >= stop_after and done < len(schedule):
+                    save()
+                    raise runtime.TrainingInterrupted(done, output_dir)
+        except KeyboardInterrupt:
+            save()
+            raise runtime.TrainingInterrupted(done, output_dir) from None
+    train_seconds = time.perf_counter() - started
+
+    if config.use_lora and config.merge:
+        model = model.merge_and_unload()
+    metrics = evaluate_policy(model, tokenizer, held, phase, config, device, bf16)
+    metrics.update({f"self_boosting_{k}": v for k, v in extra.get("self_boosting", {}).items()})
+    fmt = "merged" if config.use_lora and config.merge else ("lora-adapter" if config.use_lora else "full")
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    losses = meter.losses
+    training = {
+        "steps": len(schedule), "resumed_from_step": start, "examples": len(train.examples),
+        "epochs": config.epochs, "first_loss": losses[0] if losses else math.nan,
+        "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(train_seconds, 1),
+        "tokens_per_second": round(meter.tokens_per_second, 1), "device": str(device), "bf16": bf16,
+    }
+    notes = []
+    if "self_boosting" in extra:
+        sb = extra["self_boosting"]
+        notes.append(f"Self-boosting recovered {sb['recovered_tasks']} of {sb['failed_tasks']} tasks the demonstrator "
+                     f"failed ({100 * sb['recovery_rate']:.1f}%), adding {sb['new_successful_steps']} steps.")
+    write_card(output_dir, phase, {"format": fmt, "config": asdict(config), "data": data_info, "training": training,
+                                   "metrics": metrics, "losses": losses, "notes": notes})
+    runtime.clear_state(output_dir)
+    return output_dir
+
+
+def evaluate_policy(model, tokenizer, held: EncodedSet, phase: str, config, device, bf16) -> dict:
+    metrics: dict = {"held_out_examples": len(held.examples)}
+    if not held.examples:
+        return metrics
+    metrics["val_loss"] = validation_loss(model, held.examples, tokenizer.pad_token_id, config.micro_batch_size,
+                                          config.share_prefix, device, bf16)
+    sample = held.examples[: config.eval_generate]
+    if sample:
+        accuracy = plan_accuracy if phase == "1" else action_accuracy
+        metrics.update(accuracy(model, tokenizer, sample, config.max_new_tokens))
+    return metrics
+
+
+def _encoded_summary(train: EncodedSet, held: EncodedSet) -> dict:
+    return {
+        "train_examples": len(train.examples), "train_tokens": train.tokens, "train_target_tokens": train.target_tokens,
+        "held_out_examples": len(held.examples), "dropped_too_long": train.dropped_too_long + held.dropped_too_long,
+    }

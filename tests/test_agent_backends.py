@@ -1,0 +1,253 @@
+"""The local HF backend: guided and free decoding reproduce what the model wants to write, the KV cache reused
+across calls gives the same logits as a fresh computation, and guided decoding always yields the action skeleton
+with a live control."""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
+
+from lamforge.agent.backends import (
+    BackendError,
+    HFBackend,
+    HFBackendConfig,
+    _Decoder,
+    make_backend,
+    prompt_ids,
+    resolve_dtype,
+)
+from lamforge.schema import FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, parse_action, render_prompt
+from lamforge.train.base_model import ensure_tiny_model, ensure_tokenizer
+
+ASSISTANT = "<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(ensure_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return AutoModelForCausalLM.from_pretrained(ensure_tiny_model(), dtype=torch.float32).eval()
+
+
+def make_obs() -> Observation:
+    names = [("Bold", "push button"), ("Italic", "push button"), ("Font Name", "combo box"), ("Font Size", "combo box"),
+             ("Format", "menu"), ("Save As…", "menu item"), ("Say \"Hi\"", "push button")]
+    return Observation(
+        window="main", window_name="a.docx - LibreOffice Writer",
+        controls=[Control(label=str(i + 1), name=n, type=t, states=["enabled"]) for i, (n, t) in enumerate(names)]
+        + [Control(label="12", name="Underline", type="push button", states=["enabled"])],
+        canvas=[Paragraph(index=0, text="Title"), Paragraph(index=1, text="Body text")],
+    )
+
+
+class TeacherLM(torch.nn.Module):
+    """Stands in for a trained LAM that wants to write one fixed reply after the prompt, then EOS.
+
+    It keeps the token ids it has seen in the KV cache it is handed (as one-number keys), so it sees the whole
+    context exactly as a real model would, including the backend's cache cropping and re-tokenisation. Its logits
+    favour the token of the reply's own tokenisation that starts where the text so far ends.
+    """
+
+    def __init__(self, tokenizer, reply: str):
+        super().__init__()
+        self.tokenizer, self.reply = tokenizer, reply
+        self.config = LlamaConfig(num_hidden_layers=1, vocab_size=len(tokenizer), hidden_size=8,
+                                  num_attention_heads=1, num_key_value_heads=1, intermediate_size=8)
+        self.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id)
+        encoded = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
+        self.token_at = {start: token for token, (start, _) in zip(encoded["input_ids"], encoded["offset_mapping"])}
+        self.fed: list[int] = []
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def wanted(self, context: list[int]) -> int:
+        text = self.tokenizer.decode(context)
+        so_far = text.rsplit(ASSISTANT, 1)[1] if ASSISTANT in text else None
+        if so_far is None or not self.reply.startswith(so_far) or so_far == self.reply:
+            return self.tokenizer.eos_token_id
+        if len(so_far) in self.token_at:
+            return self.token_at[len(so_far)]
+        return self.tokenizer(self.reply[len(so_far):], add_special_tokens=False)["input_ids"][0]
+
+    def forward(self, input_ids, cache=None, use_cache=True, logits_to_keep=0, **kwargs):
+        self.fed.append(input_ids.shape[1])
+        keys, _ = cache.update(input_ids.float().view(1, 1, -1, 1), input_ids.float().view(1, 1, -1, 1), 0)
+        context = keys.view(-1).long().tolist()
+        logits = torch.zeros(1, 1, self.config.vocab_size)
+        logits[0, 0, self.wanted(context)] = 10.0
+        return types.SimpleNamespace(logits=logits)
+
+
+def teacher_backend(tokenizer, reply: str, **config) -> HFBackend:
+    return HFBackend(HFBackendConfig(model="teacher", **config), model=TeacherLM(tokenizer, reply), tokenizer=tokenizer)
+
+
+OBS = make_obs()
+MESSAGES = render_prompt("Make the title bold", 1, OBS, [])
+
+TARGETS = [
+    Action(control_label="2", control_name="Italic", function="click_input"),
+    Action(control_label="12", control_name="Underline", function="click_input", args={"double": True}),
+    Action(control_label="4", control_name="Font Size", function="set_edit_text", args={"text": '14 "pt" é'}),
+    Action(control_label="7", control_name='Say "Hi"', function="click_input", status="FINISH"),
+    Action(control_label="6", control_name="Save As…", function="click_input"),
+    Action(function="keyboard_input", args={"keys": "Hello{Enter}"}),
+    Action(function="summary", args={"text": "done"}, status="FINISH"),
+    Action(function="select_paragraph", args={"start_index": 0, "end_index": 1}, status="FAIL"),
+]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda a: a.function)
+@pytest.mark.parametrize("decoding", ["guided", "free"])
+def test_decoding_reproduces_what_the_model_wants_to_write(tokenizer, target, decoding):
+    text = target.to_json()
+    backend = teacher_backend(tokenizer, text, decoding=decoding)
+    reply = backend.decide(MESSAGES, OBS, "task", [])
+    assert reply.text == text
+    assert parse_action(reply.text) == target
+    assert reply.prompt_tokens == len(prompt_ids(tokenizer, MESSAGES))
+    assert reply.tokens_generated == len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_guided_decoding_with_thought_and_plan(tokenizer):
+    target = Action(thought="Bold is the button", control_label="1", control_name="Bold", function="click_input",
+                    plan=["check the title", "finish"])
+    text = target.to_json()
+    reply = teacher_backend(tokenizer, text, thought="model", plan="model").decide(MESSAGES, OBS, "t", [])
+    assert reply.text == text
+    # Skipped by default: the same model then writes the action without them.
+    reply = teacher_backend(tokenizer, text).decide(MESSAGES, OBS, "t", [])
+    assert parse_action(reply.text) == target.model_copy(update={"thought": None, "plan": None})
+
+
+def test_guided_decoding_needs_few_model_calls(tokenizer):
+    text = Action(control_label="12", control_name="Underline", function="click_input").to_json()
+    reply = teacher_backend(tokenizer, text).decide(MESSAGES, OBS, "t", [])
+    free = teacher_backend(tokenizer, text, decoding="free").decide(MESSAGES, OBS, "t", [])
+    assert reply.text == free.text
+    # Forced tokens ride along with the next decision: far fewer model calls than tokens written.
+    assert reply.forward_passes < free.forward_passes / 2
+    assert free.forward_passes == free.tokens_generated  # the prompt, then one per token but the closing one
+
+
+def test_guided_decoding_can_only_pick_live_controls(tokenizer):
+    # The model wants a control that does not exist: the label is still one of the observation's.
+    text = Action(control_label="99", control_name="Ghost", function="click_input").to_json()
+    reply = teacher_backend(tokenizer, text).decide(MESSAGES, OBS, "t", [])
+    action = parse_action(reply.text)
+    assert OBS.control(action.control_label).name == action.control_name
+
+
+def test_guided_decoding_on_a_random_model_always_writes_the_skeleton(tokenizer, tiny_model):
+    backend = HFBackend(HFBackendConfig(max_new_tokens=12), model=tiny_model, tokenizer=tokenizer)
+    history = []
+    for step in range(1, 4):
+        messages = render_prompt("Make the title bold", step, OBS, history)
+        reply = backend.decide(messages, OBS, "t", history)
+        match = re.match(r'\{(?:"control_label": "([^"]+)", "control_name": (".*?"), )?"function": "(\w+)", "args":'
+                         r'.*, "status": "(CONTINUE|FINISH|FAIL)"\}$', reply.text)
+        assert match, reply.text
+        label, name, function, _ = match.groups()
+        assert function in FUNCTIONS
+        if label is not None:
+            assert json.loads(name) == OBS.control(label).name
+        else:
+            assert not FUNCTIONS[function].needs_control
+        history.append(HistoryItem(action=Action(function="summary"), result="ok"))
+
+
+def test_prefix_cache_gives_the_same_logits_as_a_fresh_pass_and_feeds_only_new_tokens(tokenizer, tiny_model):
+    first = prompt_ids(tokenizer, render_prompt("Make the title bold", 1, OBS, []))
+    second = prompt_ids(tokenizer, render_prompt("Make the title bold", 2, OBS, [
+        HistoryItem(action=Action(control_label="1", control_name="Bold", function="click_input"), result="ok")]))
+    decoder = _Decoder(tiny_model)
+    decoder.sync(first)
+    fed = []
+    hook = tiny_model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(kwargs["input_ids"].shape[1]),
+                                                with_kwargs=True)
+    try:
+        cached = decoder.sync(second)
+        fresh = _Decoder(tiny_model, prefix_cache=False).sync(second)
+    finally:
+        hook.remove()
+    common = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
+    assert fed == [len(second) - common, len(second)]
+    assert torch.allclose(cached, fresh, atol=1e-4)
+    # Going back to a shorter sequence crops the cache instead of recomputing it.
+    shorter = second[: common + 3]
+    assert torch.allclose(decoder.sync(shorter), _Decoder(tiny_model, False).sync(shorter), atol=1e-4)
+
+
+def test_free_completion_stops_at_stop_strings_and_the_token_cap(tokenizer):
+    backend = teacher_backend(tokenizer, "Step one. Step two. Step three.", decoding="free")
+    text, prompt_tokens, completion_tokens, reason = backend.complete(MESSAGES, 50, stop=[" Step two"])
+    assert text == "Step one." and reason == "stop" and completion_tokens >= 3
+    text, _, completion_tokens, reason = backend.complete(MESSAGES, 2)
+    assert reason == "length" and completion_tokens == 2 and text == "Step one"
+
+
+def test_a_prompt_longer_than_the_context_is_an_error(tokenizer):
+    backend = teacher_backend(tokenizer, "{}")
+    backend.max_context = 50
+    with pytest.raises(BackendError, match="the model takes at most 50"):
+        backend.decide(MESSAGES, OBS, "t", [])
+
+
+def test_dtype_resolution():
+    assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
+    assert resolve_dtype("auto", "cpu") is torch.float32  # the same greedy result on every CPU
+    assert resolve_dtype("int8", "cpu") is torch.float32  # loaded in float32, then quantised
+    with pytest.raises(BackendError, match="CPU only"):
+        resolve_dtype("int8", "cuda")
+    with pytest.raises(BackendError, match="unknown dtype"):
+        resolve_dtype("float7", "cpu")
+    with pytest.raises(BackendError, match="unknown dtype"):
+        resolve_dtype("nn", "cpu")
+
+
+def test_int8_backend_quantises_the_linear_layers_and_still_decodes(tokenizer):
+    backend = HFBackend(HFBackendConfig(model="tiny", dtype="int8", device="cpu", max_new_tokens=8))
+    assert backend.name.endswith(":int8")
+    assert type(backend.model.model.layers[0].mlp.up_proj).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    reply = backend.decide(MESSAGES, OBS, "t", [])
+    assert reply.text.startswith('{"') and reply.text.endswith("}")
+
+
+def test_loading_the_tiny_model_by_name_and_unknown_backends():
+    backend = make_backend("hf", model="tiny", dtype="float32", device="cpu")
+    assert backend.tokenizer.chat_template and backend.model.config.num_hidden_layers == 2
+    with pytest.raises(BackendError, match="unknown model"):
+        HFBackend(HFBackendConfig(model="no-such-model-dir", device="cpu"))
+    with pytest.raises(BackendError, match="unknown backend"):
+        make_backend("gpt5")
+
+
+@pytest.mark.slow
+def test_default_model_guided_step_latency():
+    """The real 135M model on a Writer-sized observation: report the step latency (the target is <= 1 s on 2 cores;
+    what is reached depends on the prompt length the model is trained with, see the report)."""
+    import statistics
+
+    backend = HFBackend(HFBackendConfig(model="default", device="cpu", max_new_tokens=24))
+    obs = make_obs()
+    obs.controls = [Control(label=str(i + 1), name=f"Control {i}", type="push button", states=["enabled"])
+                    for i in range(76)]
+    history, latencies = [], []
+    for step in range(1, 5):
+        messages = render_prompt("Make the title bold", step, obs, history)
+        reply = backend.decide(messages, obs, "t", history)
+        latencies.append(reply.latency_s)
+        assert reply.text.startswith('{"') and reply.forward_passes <= 8 + 24  # decisions + the args budget
+        history.append(HistoryItem(action=Action(control_label="1", control_name="Control 0", function="click_input"),
+                                   result="ok"))
+    print(f"{backend.name}: median step {statistics.median(latencies):.2f}s over {latencies}")

@@ -1,0 +1,232 @@
+"""`lamforge serve`: the OpenAI-compatible endpoint, over real HTTP on 127.0.0.1 with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from test_agent_backends import MESSAGES, OBS, teacher_backend, tokenizer  # noqa: F401  (fixture)
+
+from lamforge.agent.backends import HFBackend, HFBackendConfig, prompt_ids
+from lamforge.agent.server import LAMServer, ServeConfig
+from lamforge.llm import LLMClient, LLMError
+from lamforge.schema import Action
+
+ACTION = Action(control_label="1", control_name="Bold", function="click_input").to_json()
+PLAIN = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Steps?"}]
+
+
+def post(url: str, body: bytes | dict, headers: dict | None = None, method: str = "POST") -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def served(tokenizer):  # noqa: F811
+    servers = []
+
+    def start(reply: str = ACTION, **config) -> LAMServer:
+        server = LAMServer(teacher_backend(tokenizer, reply), ServeConfig(port=0, **config)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def chat_url(server: LAMServer) -> str:
+    return f"{server.url}/chat/completions"
+
+
+def test_chat_completion_in_openai_shape(served, tokenizer):  # noqa: F811
+    server = served(model_name="my-lam")
+    assert server.config.host == "127.0.0.1"
+    status, data = post(chat_url(server), {"model": "my-lam", "messages": MESSAGES, "temperature": 0.7, "top_p": 1})
+    assert status == 200
+    assert data["object"] == "chat.completion" and data["model"] == "my-lam" and data["id"].startswith("chatcmpl-")
+    choice = data["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": ACTION} and choice["finish_reason"] == "stop"
+    usage = data["usage"]
+    assert usage["prompt_tokens"] == len(prompt_ids(tokenizer, MESSAGES))
+    assert usage["completion_tokens"] == len(tokenizer(ACTION, add_special_tokens=False)["input_ids"])
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_the_project_client_and_model_listing(served):
+    server = served(api_key="k3y", model_name="my-lam")
+    client = LLMClient(server.url, api_key="k3y")
+    assert client.models() == ["my-lam"]
+    result = client.chat(MESSAGES, max_tokens=100)
+    assert result.text == ACTION and result.model == "my-lam"
+    with pytest.raises(LLMError, match="401"):
+        LLMClient(server.url, model="my-lam", api_key="wrong").chat(MESSAGES)
+
+
+def test_max_tokens_and_stop_are_honoured_for_other_prompts(served):
+    server = served(reply="Step one. Step two.")
+    status, data = post(chat_url(server), {"messages": PLAIN, "max_tokens": 2})
+    assert status == 200 and data["choices"][0]["finish_reason"] == "length"
+    assert data["usage"]["completion_tokens"] == 2
+    status, data = post(chat_url(server), {"messages": PLAIN, "stop": " Step two"})
+    assert data["choices"][0]["message"]["content"] == "Step one."
+
+
+def test_lamforge_prompts_get_guided_decoding_over_the_prompt_controls(served):
+    ghost = Action(control_label="99", control_name="Ghost", function="click_input").to_json()
+    server = served(reply=ghost)
+    _, data = post(chat_url(server), {"messages": MESSAGES})
+    action = Action.model_validate_json(data["choices"][0]["message"]["content"])
+    assert OBS.control(action.control_label).name == action.control_name  # a live control, not the ghost
+    # Free decoding, as for any other prompt, writes what the model wants.
+    server = served(reply=ghost, decoding="free")
+    _, data = post(chat_url(server), {"messages": MESSAGES})
+    assert data["choices"][0]["message"]["content"] == ghost
+
+
+def test_api_key_is_required_when_set(served):
+    server = served(api_key="s3cret")
+    status, data = post(chat_url(server), {"messages": MESSAGES})
+    assert status == 401 and "API key" in data["error"]["message"]
+    status, _ = post(chat_url(server), {"messages": MESSAGES}, {"Authorization": "Bearer nope"})
+    assert status == 401
+    status, _ = post(chat_url(server), {"messages": MESSAGES}, {"Authorization": "Bearer s3cret"})
+    assert status == 200
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "JSON object"),
+    (b"\xff\xfe", 400, "not valid JSON"),
+    ({"model": "x"}, 422, "messages"),
+    ({"messages": []}, 422, "messages"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, 422, "role"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 422, "max_tokens"),
+    ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, 422, "n"),
+])
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(served, body, status, message):
+    server = served()
+    got, data = post(chat_url(server), body)
+    assert got == status and message in data["error"]["message"]
+    assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
+
+
+def test_oversized_body_is_413_and_the_server_keeps_serving(served):
+    server = served(max_body_bytes=10_000)
+    huge = {"messages": [{"role": "user", "content": "x" * 50_000}]}
+    status, data = post(chat_url(server), huge)
+    assert status == 413 and "limit is 10000" in data["error"]["message"]
+    assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
+
+
+def test_prompt_longer_than_the_model_context_is_400(served):
+    server = served()
+    server.backend.max_context = 20
+    status, data = post(chat_url(server), {"messages": MESSAGES})
+    assert status == 400 and "at most 20" in data["error"]["message"]
+
+
+def test_unknown_routes_and_methods(served):
+    server = served()
+    assert post(f"{server.url}/completions", {"prompt": "hi"})[0] == 404
+    assert post(chat_url(server), b"", method="GET")[0] == 405
+    with urllib.request.urlopen(server.url.replace("/v1", "/health"), timeout=10) as response:
+        assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_missing_content_length_is_411(served):
+    server = served()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        head = sock.recv(1000).decode()
+    assert head.startswith("HTTP/1.1 411")
+    assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
+
+
+def test_streaming_clients_get_server_sent_events(served):
+    server = served()
+    request = urllib.request.Request(chat_url(server), data=json.dumps({"messages": MESSAGES, "stream": True}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        events = [line[6:] for line in response.read().decode().splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == ACTION
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_concurrent_requests_all_succeed(served):
+    server = served()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(post(chat_url(server), {"messages": MESSAGES})))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in results] == [200] * 4
+    assert {data["choices"][0]["message"]["content"] for _, data in results} == {ACTION}
+
+
+def test_serving_the_tiny_model():
+    backend = HFBackend(HFBackendConfig(model="tiny", decoding="free", dtype="float32", device="cpu"))
+    server = LAMServer(backend, ServeConfig(port=0)).start()
+    try:
+        status, data = post(chat_url(server), {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 5})
+    finally:
+        server.stop()
+    assert status == 200 and 1 <= data["usage"]["completion_tokens"] <= 5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lamforge_serve_command(tmp_path):
+    port = free_port()
+    cli = [sys.executable, "-m", "lamforge.cli", "serve", "--model", "tiny", "--port", str(port), "--api-key", "k",
+           "--dtype", "float32", "--device", "cpu"]
+    process = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.time() < deadline, "server did not come up"
+                time.sleep(0.3)
+        status, data = post(f"{url}/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                                                           "max_tokens": 3}, {"Authorization": "Bearer k"})
+        assert status == 200 and data["model"] == "lamforge"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_conversation_the_chat_template_rejects_is_400(served):
+    server = served()
+    server.backend.tokenizer = type(server.backend.tokenizer).from_pretrained(server.backend.tokenizer.name_or_path)
+    server.backend.tokenizer.chat_template = "{{ raise_exception('roles must alternate') }}"
+    status, data = post(chat_url(server), {"messages": PLAIN})
+    assert status == 400 and "roles must alternate" in data["error"]["message"]

@@ -1,0 +1,93 @@
+"""The dataflow against the real app: oracle collection, outputs, the llm demonstrator over HTTP, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_server import llm_server  # noqa: F401  (pytest fixture)
+from lamforge.data.collect import CollectConfig, collect, recover
+
+pytestmark = pytest.mark.office
+FAMILIES = ["bold", "align", "line_spacing"]
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_oracle_collection_outputs(tmp_path):
+    summary = collect(CollectConfig(out=tmp_path, n=3, workers=1, families=FAMILIES), show_progress=False)
+    assert summary["tasks"] == 3 and summary["successes"] == 3
+    trajectories = _lines(tmp_path / "trajectories.jsonl")
+    assert {t["family"] for t in trajectories} == set(FAMILIES)
+    for t in trajectories:
+        assert t["success"] and t["reason"] and t["steps"]
+        assert all("grounding" in s and "timings" in s for s in t["steps"])
+    import datasets
+
+    samples = datasets.load_dataset("json", data_files=str(tmp_path / "samples.jsonl"), split="train")
+    assert len(samples) == sum(len(t["steps"]) for t in trajectories) == summary["samples"]
+    first = samples[0]
+    assert "\nTask: " in first["messages"][1]["content"] and json.loads(first["target"])["function"]
+    ufo = json.loads((tmp_path / "ufo" / f"{trajectories[0]['task_id']}.json").read_text())
+    assert set(ufo) == {"unique_id", "app", "original", "instantiation_result", "execution_result", "time_cost"}
+    assert ufo["execution_result"]["result"]["complete"] == "yes" and isinstance(ufo["execution_result"]["error"], str)
+    # A second run of the same command finds everything done.
+    again = collect(CollectConfig(out=tmp_path, n=3, workers=1, families=FAMILIES), show_progress=False)
+    assert again["this_run"]["tasks"] == 0 and again["tasks"] == 3
+
+
+def test_llm_demonstrator_over_http(tmp_path, llm_server, monkeypatch):  # noqa: F811
+    server = llm_server(['{"function": "summary", "args": {"text": "nothing to do"}, "status": "FINISH"}'])
+    monkeypatch.setenv("LAMFORGE_LLM_URL", server.url)
+    monkeypatch.setenv("LAMFORGE_LLM_MODEL", "scripted")
+    summary = collect(CollectConfig(out=tmp_path, n=1, workers=1, demonstrator="llm", families=["bold"]),
+                      show_progress=False)
+    assert summary["tasks"] == 1 and summary["failures"] == 1  # the checker is not fooled by FINISH
+    request = server.chat_requests[0].body
+    assert "\nTask: " in request["messages"][1]["content"]
+    record = _lines(tmp_path / "trajectories.jsonl")[0]
+    assert record["outcome"] == "failure" and "not bold" in record["reason"]
+
+
+def test_recover_drops_half_written_lines_and_orphan_samples(tmp_path):
+    (tmp_path / "trajectories.jsonl").write_text('{"task_id": "a"}\n{"task_id": "b", "ste')
+    (tmp_path / "samples.jsonl").write_text('{"task_id": "a", "x": 1}\n{"task_id": "b", "x": 2}\n{"task_id": "c"')
+    assert recover(tmp_path) == {"a"}
+    assert (tmp_path / "trajectories.jsonl").read_text() == '{"task_id": "a"}\n'
+    assert (tmp_path / "samples.jsonl").read_text() == '{"task_id": "a", "x": 1}\n'
+
+
+def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lamforge.cli", "data", "collect", "--n", "8", "--workers", "2", "--out", str(out),
+           "--json"] + sum((["--family", f] for f in FAMILIES), [])
+    env = dict(os.environ, DISPLAY="")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    trajectories = out / "trajectories.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if trajectories.exists() and len(trajectories.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = len(trajectories.read_text().splitlines())
+    assert 2 <= first < 8
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = _lines(trajectories)
+    ids = [r["task_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 8
+    samples = _lines(out / "samples.jsonl")
+    sample_ids = [s["sample_id"] for s in samples]
+    assert len(sample_ids) == len(set(sample_ids))
+    assert {s["task_id"] for s in samples} == set(ids)
+    assert len(samples) == sum(len(r["steps"]) for r in records)
+    assert json.loads(done.stdout)["this_run"]["tasks"] == 8 - first

