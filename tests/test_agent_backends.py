@@ -251,3 +251,19 @@ def test_default_model_guided_step_latency():
         history.append(HistoryItem(action=Action(control_label="1", control_name="Control 0", function="click_input"),
                                    result="ok"))
     print(f"{backend.name}: median step {statistics.median(latencies):.2f}s over {latencies}")
+
+
+def test_temperature_sampling_varies_and_greedy_does_not():
+    """Self-boosting's k attempts need different choices; greedy choices must stay deterministic."""
+    import torch
+
+    from lamforge.agent.backends import HFBackend, HFBackendConfig
+
+    backend = HFBackend.__new__(HFBackend)
+    logits = torch.tensor([0.0, 0.1, 0.05, -0.2])
+    backend.config = HFBackendConfig(temperature=0.0)
+    assert {backend._pick_token(logits) for _ in range(20)} == {1}
+    backend.config = HFBackendConfig(temperature=1.0, seed=3)
+    backend._rng = None
+    assert len({backend._pick_token(logits) for _ in range(50)}) > 1
+    assert len({backend._pick_branch([0, 1, 2], logits) for _ in range(50)}) > 1

@@ -242,6 +242,10 @@ class HFBackendConfig:
     """torch CPU threads (process-wide); None keeps torch's default."""
     prefix_cache: bool = True
     """Keep the KV cache between calls and reuse its longest common prefix with the next prompt."""
+    temperature: float = 0.0
+    """0 is greedy. Above 0, every choice is sampled (self-boosting's k attempts must differ to explore)."""
+    seed: int | None = None
+    """Seed of the sampler when temperature > 0."""
 
 
 def resolve_dtype(name: str, device: str):
@@ -475,13 +479,37 @@ class HFBackend:
 
     # -- free decoding ------------------------------------------------------------------------------------------
 
+    def _sampler(self):
+        import torch
+
+        if getattr(self, "_rng", None) is None:
+            self._rng = torch.Generator().manual_seed(self.config.seed if self.config.seed is not None else 0)
+        return self._rng
+
+    def _pick_token(self, logits) -> int:
+        if self.config.temperature <= 0:
+            return int(logits.argmax())
+        import torch
+
+        probs = torch.softmax(logits.float() / self.config.temperature, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=self._sampler()))
+
+    def _pick_branch(self, candidates: list[int], logits) -> int:
+        """Among the first tokens of the remaining options: the likeliest, or a sample at temperature > 0."""
+        if self.config.temperature <= 0:
+            return max(candidates, key=lambda t: float(logits[t]))
+        import torch
+
+        scores = torch.tensor([float(logits[t]) for t in candidates]) / self.config.temperature
+        return candidates[int(torch.multinomial(torch.softmax(scores, dim=0), 1, generator=self._sampler()))]
+
     def _generate(self, prompt: list[int], prefix: str, stop: Callable[[str], int], budget: int) -> tuple[str, int, str]:
         """Greedy tokens after prompt + prefix until stop(text) >= 0 (cut there), EOS or budget.
         Returns (text, tokens, finish_reason)."""
         logits = self._decoder.sync(prompt + self.encode(prefix))
         generated: list[int] = []
         while len(generated) < budget:
-            token = int(logits.argmax())
+            token = self._pick_token(logits)
             if token in self.stop_ids:
                 return self.tokenizer.decode(generated), len(generated), "stop"
             generated.append(token)
@@ -543,7 +571,7 @@ class HFBackend:
                     break
                 if len(branches) > 1:
                     logits = self._decoder.sync(prompt + seqs[alive[0]][:j])
-                    best = max(branches, key=lambda t: float(logits[t]))
+                    best = self._pick_branch(list(branches), logits)
                     alive = branches[best]
                 else:
                     alive = next(iter(branches.values()))

@@ -154,8 +154,8 @@ class TaskRunner:
         self.config = config
         self.env = WriterEnv(max_steps=config.max_steps + 5)
         self.backend = make_demonstrator(config.demonstrator, config.plans, config.model)
-        if config.temperature and hasattr(self.backend, "config"):
-            self.backend.config.temperature = config.temperature  # sampling for self-boosting attempts
+        if config.temperature and hasattr(getattr(self.backend, "config", None), "temperature"):
+            self.backend.config.temperature = config.temperature  # sampled attempts for self-boosting
         self.agent = Agent(backend=self.backend, env=self.env,
                            config=AgentConfig(max_steps=config.max_steps, record_prompts=True))
 

@@ -73,7 +73,7 @@ def require_binaries() -> tuple[str, str]:
     if missing:
         raise OfficeNotInstalled(f"{' and '.join(missing)} not found. Install with: {INSTALL_HINT}")
     try:
-        import uno  # noqa: F401
+        import_uno()
     except ImportError as exc:
         raise OfficeNotInstalled(f"the Python-UNO bridge is not importable ({exc}). {INSTALL_HINT}") from exc
     if not OFFICE_SCRIPT.exists():
@@ -96,6 +96,33 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def import_uno():
+    """Import the UNO bridge without keeping its import hook.
+
+    Why: `import uno` replaces builtins.__import__ with a hook for `from com.sun.star... import` that turns a
+    ModuleNotFoundError into a plain ImportError, which breaks optional imports in other libraries (transformers'
+    tqdm probing, for one) imported later in the same process. lamforge builds UNO structs with
+    uno.createUnoStruct instead, so the hook is not needed.
+    """
+    import builtins
+
+    saved = builtins.__import__
+    import uno
+
+    builtins.__import__ = saved
+    return uno
+
+
+def property_values(**values):
+    uno = import_uno()
+    props = []
+    for name, value in values.items():
+        prop = uno.createUnoStruct("com.sun.star.beans.PropertyValue")
+        prop.Name, prop.Value = name, value
+        props.append(prop)
+    return tuple(props)
 
 
 class VirtualDisplay:
@@ -149,7 +176,7 @@ class Office:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        import uno
+        uno = import_uno()
 
         self.profile = Path(tempfile.mkdtemp(prefix="lamforge-office-"))
         user = self.profile / "user"

@@ -19,7 +19,7 @@ import gymnasium as gym
 
 from lamforge.env.docstate import DocState
 from lamforge.env.grounding import Grounding, ground
-from lamforge.env.office import Office, OfficeError, OfficeScriptError
+from lamforge.env.office import Office, OfficeError, OfficeScriptError, property_values
 from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
@@ -251,9 +251,6 @@ class WriterEnv(gym.Env):
     # -- documents ------------------------------------------------------------------------------------------
 
     def _open(self, doc: str | Path | None) -> None:
-        import uno
-        from com.sun.star.beans import PropertyValue
-
         office = self._office()
         office.call("close_popups")
         if doc is None:
@@ -271,7 +268,7 @@ class WriterEnv(gym.Env):
             shutil.copyfile(source, self.doc_path)
             url = self.doc_path.as_uri()
         old = self.doc
-        props = (PropertyValue(Name="Hidden", Value=False),)
+        props = property_values(Hidden=False)
 
         def load():
             # A new window, then close the old one. Loading into the same frame ("_self") leaves four empty
@@ -303,8 +300,6 @@ class WriterEnv(gym.Env):
         self._focus_active_window()
 
     def save_as(self, path: str | Path) -> Path:
-        from com.sun.star.beans import PropertyValue
-
         path = Path(path)
         if not path.is_absolute():
             path = self.out_dir / path
@@ -313,7 +308,7 @@ class WriterEnv(gym.Env):
         if filt is None:
             raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        props = (PropertyValue(Name="FilterName", Value=filt), PropertyValue(Name="Overwrite", Value=True))
+        props = property_values(FilterName=filt, Overwrite=True)
         self._office().guarded(lambda: self.doc.storeToURL(path.as_uri(), props), timeout=60)
         return path
 
