@@ -111,14 +111,6 @@ def test_save_as_through_a_symlink_out_of_the_folder_is_blocked(tmp_path):
     assert not verdict.allowed and str(elsewhere) in verdict.reason
 
 
-def test_relative_save_path_resolves_from_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "out").mkdir()
-    policy = GuardPolicy(output_dir="out")
-    assert check(Action(function="save_as", args={"path": "out/a.docx"}), MAIN, policy).allowed
-    assert not check(Action(function="save_as", args={"path": "a.docx"}), MAIN, policy).allowed
-
-
 def save_dialog(file_name_value=None, folder=None, focused=False):
     controls = [("File name:", "combo box", ["enabled"] + (["focused"] if focused else []), file_name_value),
                 ("Save", "push button"), ("Cancel", "push button")]
@@ -184,3 +176,13 @@ def test_check_accepts_observation_dicts():
 def test_path_inside_without_folder():
     inside, why = path_inside("/tmp/a.docx", None)
     assert not inside and "no output folder" in why
+
+
+def test_relative_save_as_resolves_inside_the_output_folder(tmp_path):
+    """WriterEnv saves relative paths into its output folder; the guard must judge the same path."""
+    from lamforge.agent.guard import GuardPolicy, check
+    from lamforge.schema import Action, Observation
+
+    policy = GuardPolicy(output_dir=tmp_path)
+    assert check(Action(function="save_as", args={"path": "copy.docx"}), Observation(), policy).allowed
+    assert not check(Action(function="save_as", args={"path": "../escape.docx"}), Observation(), policy).allowed

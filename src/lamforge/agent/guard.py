@@ -211,7 +211,8 @@ def _check_keys(action: Action) -> GuardVerdict:
 
 def _check_writes(action: Action, obs: Observation, policy: GuardPolicy) -> GuardVerdict:
     if action.function == "save_as":
-        inside, why = path_inside(action.args["path"], policy.output_dir)
+        # WriterEnv saves a relative path into its output folder, so it is resolved against that folder here too.
+        inside, why = path_inside(action.args["path"], policy.output_dir, base=policy.output_dir)
         if not inside:
             return GuardVerdict(allowed=False, rule="write_outside_output", reason=f"save_as: {why}")
         return GuardVerdict(allowed=True)

@@ -195,6 +195,9 @@ class TaskRunner:
             before = self.env.doc_state() if self.config.judge else None
             if hasattr(self.backend, "start"):
                 self.backend.start(instance)
+            from lamforge.agent.guard import GuardPolicy
+
+            self.agent.policy = GuardPolicy(output_dir=out_dir)  # file tasks may write here and nowhere else
             t1 = time.perf_counter()
             timing["instantiate_s"] = t1 - t0
             result = self.agent.run(instance.instruction, obs=Observation.model_validate(obs))
