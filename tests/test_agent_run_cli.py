@@ -1,0 +1,53 @@
+"""`lamforge run` on a user's own .docx, in live Writer, with an OpenAI-compatible endpoint the test serves."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from llm_server import llm_server  # noqa: F401  (pytest fixture)
+
+pytestmark = pytest.mark.office
+
+
+def _bold_reply(body):
+    """A scripted 'model': select the phrase, then press the Bold control it finds in the prompt, then finish."""
+    prompt = body["messages"][-1]["content"]
+    if "Previous actions: none" in prompt:
+        return json.dumps({"function": "select_text", "args": {"text": "net profit"}})
+    label = next(line.split("]")[0][1:] for line in prompt.splitlines() if line.endswith('"Bold"'))
+    return json.dumps({"control_label": label, "control_name": "Bold", "function": "click_input", "args": {},
+                       "status": "FINISH"})
+
+
+def test_run_edits_a_users_docx_and_saves_it(tmp_path, llm_server):  # noqa: F811
+    import docx
+
+    src = tmp_path / "mine.docx"
+    d = docx.Document()
+    d.add_paragraph("This year net profit rose by ten percent.")
+    d.save(src)
+    server = llm_server([_bold_reply])
+    out = tmp_path / "result" / "mine-bold.docx"
+    cmd = [sys.executable, "-m", "lamforge.cli", "run", "Bold 'net profit'", "--doc", str(src), "--out", str(out),
+           "--endpoint", server.url, "--endpoint-model", "scripted", "--json", "--screenshots", str(tmp_path / "shots")]
+    done = subprocess.run(cmd, env=dict(os.environ, DISPLAY=""), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trajectory = json.loads(done.stdout)
+    assert trajectory["outcome"] == "finish" and len(trajectory["steps"]) == 2
+    runs = [r for p in docx.Document(str(out)).paragraphs for r in p.runs]
+    assert any(r.text == "net profit" and r.bold for r in runs)
+    assert not any(r.bold for r in runs if "net profit" not in r.text)
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 2
+    assert "select_text" in done.stderr and "Bold" in done.stderr  # steps are printed as they happen
+
+
+def test_run_exits_nonzero_when_the_model_gives_up(tmp_path, llm_server):  # noqa: F811
+    server = llm_server(['{"function": "summary", "args": {"text": "cannot"}, "status": "FAIL"}'])
+    out = tmp_path / "out.odt"
+    cmd = [sys.executable, "-m", "lamforge.cli", "run", "Do something impossible", "--out", str(out),
+           "--endpoint", server.url, "--endpoint-model", "scripted"]
+    done = subprocess.run(cmd, env=dict(os.environ, DISPLAY=""), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "fail" in done.stderr and out.exists()
