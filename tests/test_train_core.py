@@ -157,7 +157,7 @@ def test_config_layers_and_pipeline_chain(tmp_path):
     assert build_config("1", path).init_from == "tiny"
     four = build_config("4", path)
     assert (four.init_from, four.reward_model, four.output_dir) == ("R/lam3", "R/rm", "R/lam4")
-    assert build_config("rm", path, preset="quick").lora_r == 16
+    assert build_config("rm", path, preset="quick").lora_r == 8  # the paper's reward-model LoRA (r=8, alpha 32, dropout 0.1)
     with pytest.raises(ConfigError, match="unknown field"):
         build_config("2", path, overrides={"learning_rat": 1})
     with pytest.raises(ConfigError, match="expected int"):

@@ -128,4 +128,23 @@ def run(
     raise typer.Exit(0 if result.outcome == "finish" else 1)
 
 
+@app.command()
+def bench(model: str = typer.Option("default", help="Model folder, or 'default' (SmolLM2-135M-Instruct)."),
+          tasks: int = typer.Option(4, help="Test tasks to run after one warm-up task."),
+          max_steps: int = typer.Option(4),
+          dtype: str = typer.Option("auto", help="auto (float32 on CPU), bfloat16 or int8."),
+          max_controls: int = typer.Option(None, help="Show the model at most this many controls."),
+          as_json: bool = typer.Option(False, "--json")):
+    """Median and p95 step latency in live Writer, split into observe / model / act, and tokens per step."""
+    import json
+
+    from lamforge.agent.bench import run_agent_bench
+
+    result = run_agent_bench(model, tasks, max_steps, dtype, max_controls)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        console.print(result)
+
+
 TOP_LEVEL = [serve, run]
