@@ -100,6 +100,20 @@ def test_list_run_is_consecutive_plain_paragraphs_with_a_decoy_outside():
         assert template.paragraph(params["decoy"]).style == "Normal"
 
 
+def test_list_runs_never_span_a_table():
+    # Seen live: "number paragraphs 12-13" across a 24-cell table numbered them 1. and 26.
+    spanning = 0
+    for template in list_templates():
+        before_table = template.paragraphs_before_tables()
+        spanning += bool(before_table)
+        for family in ("bullets", "numbering"):
+            for seed in range(30):
+                params = REGISTRY[family].sample(template, random.Random(seed))
+                if params:
+                    assert not before_table & set(range(params["first"], params["last"])), (template.id, params)
+    assert spanning >= 3  # the rule is exercised: several templates have a table between two paragraphs
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Paragraph checkers
 

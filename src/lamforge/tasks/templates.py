@@ -228,6 +228,16 @@ class TemplateDoc(BaseModel):
     def paragraph_texts(self) -> list[str]:
         return [p.text for p in self.paragraphs]
 
+    def paragraphs_before_tables(self) -> set[int]:
+        """Indices of paragraphs that a table directly follows: a selection from one to the next spans the table."""
+        found, index = set(), -1
+        for block in self.blocks:
+            if block.kind == "paragraph":
+                index += 1
+            elif index >= 0:
+                found.add(index)
+        return found
+
     def indices_with_style(self, *styles: str) -> list[int]:
         return [i for i, p in enumerate(self.paragraphs) if p.style in styles]
 

@@ -232,10 +232,13 @@ def _list_run(template, rng) -> dict | None:
     plain = set(template.body_paragraph_indices(min_words=4))
     plain |= {i for r in template.regions_of("sortable_lines") for i in r.indices}
     runs = [list(r.indices) for r in template.regions_of("sortable_lines")]
+    # A selection across a table puts the table's cells in the list too (Writer numbers them 2, 3, ...).
+    before_table = template.paragraphs_before_tables()
     for size in (2, 3):
         for first in sorted(plain):
             window = list(range(first, first + size))
-            if all(i in plain for i in window) and not any(set(window) <= set(r) for r in runs):
+            if (all(i in plain for i in window) and not before_table & set(window[:-1])
+                    and not any(set(window) <= set(r) for r in runs)):
                 runs.append(window)
     if not runs:
         return None
