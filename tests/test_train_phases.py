@@ -57,7 +57,8 @@ def pipeline(tmp_path_factory):
         f'[phase1]\ntrain_file = "{root / "plans.jsonl"}"\n'
         f'[phase2]\ntrain_file = "{root / "steps.jsonl"}"\n'
         f'[phase3]\ntrain_file = "{root / "steps.jsonl"}"\nnew_samples_file = "{root / "explored.jsonl"}"\n'
-        f'[rm]\ntrain_file = "{root / "steps.jsonl"}"\nmax_steps = 3\n'
+        f'eval_loss_examples = 1\n'
+        f'[rm]\ntrain_file = "{root / "steps.jsonl"}"\nmax_steps = 3\neval_loss_examples = 3\n'
         f'[phase4]\ntrain_file = "{root / "steps.jsonl"}"\n'
     )
     runner = CliRunner()
@@ -102,6 +103,9 @@ def test_phase3_reports_recovered_tasks(pipeline):
     assert metrics["metrics"]["self_boosting_attempted_tasks"] == 2
     assert metrics["metrics"]["self_boosting_recovered_tasks"] == 1
     assert metrics["metrics"]["self_boosting_new_successful_steps"] == 2
+    # The validation loss is capped at eval_loss_examples (a full pass costs more than training on CPU).
+    assert metrics["metrics"]["val_loss_examples"] == 1 < metrics["metrics"]["held_out_examples"]
+    assert read_metrics(pipeline["runs"] / "lam2")["metrics"]["val_loss_examples"] == read_metrics(pipeline["runs"] / "lam2")["metrics"]["held_out_examples"]
     assert "recovered 1 of" in (pipeline["runs"] / "lam3" / "README.md").read_text()
 
 
@@ -110,6 +114,7 @@ def test_reward_model_scores_are_probabilities(pipeline):
     assert (folder / "adapter_config.json").exists()
     metrics = read_metrics(folder)["metrics"]
     assert 0.0 <= metrics["held_out_accuracy"] <= 1.0
+    assert metrics["held_out_scored"] == 3 < metrics["held_out_steps"]
     model, tokenizer = load_reward_model(folder)
     scores = score_samples(model, pipeline["steps"][:5], tokenizer)
     assert len(scores) == 5 and all(0.0 < s < 1.0 for s in scores)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -190,11 +191,15 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
     seconds = time.perf_counter() - started
 
     model.eval()
-    held_scores = score_encoded(model, [e.encoded for e in held.examples], tokenizer.pad_token_id,
+    # A seeded shuffle before the cap, so both labels stay represented (held-out steps come grouped by task).
+    scored = random.Random(config.seed).sample(held.examples, len(held.examples))
+    if config.eval_loss_examples > 0:
+        scored = scored[: config.eval_loss_examples]
+    held_scores = score_encoded(model, [e.encoded for e in scored], tokenizer.pad_token_id,
                                 config.micro_batch_size, config.share_prefix, device, bf16)
-    metrics = {"held_out_steps": len(held.examples)}
-    metrics.update({f"held_out_{k}": v for k, v in binary_metrics(held_scores, [e.record.success for e in held.examples]).items()})
-    train_probe = train.examples[: max(len(held.examples), 32)]
+    metrics = {"held_out_steps": len(held.examples), "held_out_scored": len(scored)}
+    metrics.update({f"held_out_{k}": v for k, v in binary_metrics(held_scores, [e.record.success for e in scored]).items()})
+    train_probe = train.examples[: max(len(scored), 32)]
     probe_scores = score_encoded(model, [e.encoded for e in train_probe], tokenizer.pad_token_id,
                                  config.micro_batch_size, config.share_prefix, device, bf16)
     metrics.update({f"train_{k}": v for k, v in binary_metrics(probe_scores, [e.record.success for e in train_probe]).items()})

@@ -154,8 +154,10 @@ def evaluate_policy(model, tokenizer, held: EncodedSet, phase: str, config, devi
     metrics: dict = {"held_out_examples": len(held.examples)}
     if not held.examples:
         return metrics
-    metrics["val_loss"] = validation_loss(model, held.examples, tokenizer.pad_token_id, config.micro_batch_size,
+    scored = held.examples[: config.eval_loss_examples] if config.eval_loss_examples > 0 else held.examples
+    metrics["val_loss"] = validation_loss(model, scored, tokenizer.pad_token_id, config.micro_batch_size,
                                           config.share_prefix, device, bf16)
+    metrics["val_loss_examples"] = len(scored)
     sample = held.examples[: config.eval_generate]
     if sample:
         accuracy = plan_accuracy if phase == "1" else action_accuracy
