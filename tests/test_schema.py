@@ -1,12 +1,13 @@
 """The one schema: validation, parsing of model output, and prompt rendering."""
 
 import json
+import os
 
 import pytest
 
 from lamforge.schema import (
     FUNCTIONS, Action, ActionParseError, Control, HistoryItem, Observation, Paragraph, Status, check_key_combo,
-    parse_action, parse_plan, render_plan_target, render_prompt,
+    parse_action, parse_controls, parse_plan, render_plan_target, render_prompt,
 )
 
 
@@ -59,11 +60,36 @@ def test_render_prompt_contains_state_history_and_plan():
     messages = render_prompt("Bold Hello", 2, obs, history, plan=["click Bold"])
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[1]["content"]
-    for expected in ("Task: Bold Hello", "Step: 2", '[1] toggle button "Bold" (checked)', '[2] push button "Paste" (disabled)',
-                     "¶0 <Heading 1, part bold> Hello", "select_text", "- click Bold", "Selection: 'Hello'"):
+    for expected in ("Task: Bold Hello", "Step: 2", '[1] toggle button "Bold"\n', '[2] push button "Paste"\n',
+                     "Checked: [1]", "Disabled: [2]", "¶0 <Heading 1, part bold> Hello", "select_text", "- click Bold",
+                     "Selection: 'Hello'"):
         assert expected in user
     for name in FUNCTIONS:
         assert name in messages[0]["content"]
+
+
+def _main_window(bold_checked: bool, paste_enabled: bool, style: str) -> Observation:
+    controls = [Control(label="1", name="Bold", type="toggle button", states=["enabled"] + (["checked"] if bold_checked else [])),
+                Control(label="2", name="Paste", type="push button", states=["enabled"] if paste_enabled else []),
+                Control(label="3", name="Paragraph Style", type="combo box", states=["enabled", "focused"], value=style),
+                Control(label="4", name="Italic", type="toggle button", states=["enabled"])]
+    return Observation(title="doc.odt - LibreOffice Writer", controls=controls)
+
+
+def test_control_states_follow_the_stable_list_so_consecutive_prompts_share_it():
+    before = render_prompt("t", 1, _main_window(False, False, "Default"))[1]["content"]
+    after = render_prompt("t", 2, _main_window(True, True, "Heading 1"))[1]["content"]
+    shared = len(os.path.commonprefix([before, after]))
+    assert before[:shared].rstrip().endswith('Window: main "doc.odt - LibreOffice Writer"')
+    assert "Values:\n[3] = 'Heading 1'" in after and "Focused: [3]" in after
+
+
+def test_parse_controls_reads_back_names_states_and_values():
+    obs = _main_window(True, False, "Text 'quoted' \"both\"")
+    parsed = parse_controls(render_prompt("t", 1, obs)[1]["content"])
+    assert [(c.label, c.name, c.type) for c in parsed] == [(c.label, c.name, c.type) for c in obs.controls]
+    assert [sorted(c.states) for c in parsed] == [sorted(c.states) for c in obs.controls]
+    assert [c.value for c in parsed] == [None, None, "Text 'quoted' \"both\"", None]
 
 
 def test_plan_rendering_round_trip():

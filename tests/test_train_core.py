@@ -269,3 +269,17 @@ def test_missing_previous_phase_is_a_clear_error(tmp_path):
     with pytest.raises(base_model.BaseModelError, match="model folder not found"):
         base_model.resolve_model(str(tmp_path / "runs" / "lam1"))
     assert base_model.resolve_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+def test_train_bench_draws_real_samples_from_a_file(tmp_path):
+    from lamforge.train.bench import bench_samples
+
+    path = tmp_path / "samples.jsonl"
+    records = synthetic_step_samples(6, seed=3)
+    path.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    drawn = bench_samples(4, seed=1, data=str(path))
+    assert len(drawn) == 4 and {r.sample_id for r in drawn} <= {r.sample_id for r in records}
+    assert [r.sample_id for r in bench_samples(4, seed=1, data=str(path))] == [r.sample_id for r in drawn]
+    with pytest.raises(ValueError, match="has 6 samples"):
+        bench_samples(7, seed=1, data=str(path))
+    assert len(bench_samples(3, seed=0)) == 3  # no file: synthetic samples

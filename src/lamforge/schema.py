@@ -8,6 +8,7 @@ one source, no drift).
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -340,34 +341,61 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_SHOWN_STATES = ("checked", "pressed", "selected", "focused")
+_STATE_LINES = {"checked": "Checked", "pressed": "Pressed", "selected": "Selected", "focused": "Focused", "disabled": "Disabled"}
+
+
 def render_control(control: Control) -> str:
-    flags = [s for s in control.states if s in ("checked", "pressed", "selected", "focused")]
-    if "enabled" not in control.states:
-        flags.append("disabled")
-    line = f"[{control.label}] {control.type} \"{control.name}\""
-    if control.value not in (None, "", control.name):
-        line += f" = {_clip(control.value, 40)!r}"
-    if flags:
-        line += " (" + ", ".join(flags) + ")"
-    return line
+    """The control's stable part: label, role and name. States and values go in their own lines after the list."""
+    return f"[{control.label}] {control.type} \"{control.name}\""
 
 
-_CONTROL_LINE = re.compile(r'^\[(?P<label>[^\]]+)\] (?P<type>[a-z ]+?) "(?P<name>.*)"(?: = (?P<value>\'.*\'|".*"))?(?: \((?P<flags>[a-z, ]+)\))?$')
+def _flags(control: Control) -> list[str]:
+    return [s for s in _SHOWN_STATES if s in control.states] + ([] if control.enabled else ["disabled"])
+
+
+def render_states(controls: list[Control]) -> list[str]:
+    """What changes from step to step (checked, disabled, a combo box's text), after the stable list.
+
+    Kept apart from the control lines so that the list itself is the same token sequence at every step in a
+    window: selecting text enables Cut and Copy, and with the flags inline that alone would end the prefix that
+    the agent's KV cache and training's shared-prefix pass reuse a few lines into the list.
+    """
+    lines = []
+    for state, title in _STATE_LINES.items():
+        labels = [c.label for c in controls if state in _flags(c)]
+        if labels:
+            lines.append(f"{title}: " + " ".join(f"[{label}]" for label in labels))
+    values = [c for c in controls if c.value not in (None, "", c.name)]
+    if values:
+        lines.append("Values:")
+        lines += [f"[{c.label}] = {_clip(c.value, 40)!r}" for c in values]
+    return lines
+
+
+_CONTROL_LINE = re.compile(r'^\[(?P<label>[^\]]+)\] (?P<type>[a-z ]+?) "(?P<name>.*)"$')
+_STATE_LINE = re.compile(r"^(?P<title>" + "|".join(_STATE_LINES.values()) + r"): (?P<labels>(?:\[[^\]]+\] ?)+)$")
+_VALUE_LINE = re.compile(r"^\[(?P<label>[^\]]+)\] = (?P<value>'.*'|\".*\")$")
 
 
 def parse_controls(prompt: str) -> list[Control]:
-    """The controls a rendered prompt shows, read back (offline evaluation decodes against the same label set
-    the model saw, without the live app)."""
-    controls = []
+    """The controls a rendered prompt shows, read back with their states and values (offline evaluation decodes
+    against the same label set the model saw, without the live app)."""
+    controls: dict[str, Control] = {}
+    flags: dict[str, set[str]] = {}
+    states = {title: state for state, title in _STATE_LINES.items()}
     for line in prompt.splitlines():
-        m = _CONTROL_LINE.match(line)
-        if not m:
-            continue
-        flags = [f.strip() for f in (m.group("flags") or "").split(",") if f.strip()]
-        states = [f for f in flags if f != "disabled"] + ([] if "disabled" in flags else ["enabled"])
-        value = m.group("value")[1:-1] if m.group("value") else None
-        controls.append(Control(label=m.group("label"), name=m.group("name"), type=m.group("type"), states=states, value=value))
-    return controls
+        if m := _CONTROL_LINE.match(line):
+            controls[m.group("label")] = Control(label=m.group("label"), name=m.group("name"), type=m.group("type"))
+        elif m := _STATE_LINE.match(line):
+            for label in re.findall(r"\[([^\]]+)\]", m.group("labels")):
+                flags.setdefault(label, set()).add(states[m.group("title")])
+        elif (m := _VALUE_LINE.match(line)) and m.group("label") in controls:
+            controls[m.group("label")].value = ast.literal_eval(m.group("value"))
+    for label, control in controls.items():
+        shown = flags.get(label, set())
+        control.states = [s for s in _SHOWN_STATES if s in shown] + ([] if "disabled" in shown else ["enabled"])
+    return list(controls.values())
 
 
 def render_paragraph(p: Paragraph) -> str:
@@ -414,6 +442,7 @@ def render_controls(obs: Observation) -> str:
     # would end the shared prefix of consecutive prompts right there.
     lines = ["Controls:", *[render_control(c) for c in obs.controls]]
     lines.append(f"Window: {obs.window} \"{obs.window_name or obs.title}\"")
+    lines += render_states(obs.controls)
     return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@
 - lamforge: LoRA (r=16, all linear layers, no dropout, as the quick preset), bf16 autocast, the shared system-prompt prefix run once per
   micro-batch, logits only at target positions.
 
-Both train the same examples (synthetic step samples of real shape, ~700-1,000 tokens, mostly prompt) with the
+Both train the same examples (synthetic step samples of real shape, ~700-1,000 tokens, mostly prompt; or, with
+--data, samples drawn from a collected samples.jsonl, ~1,500 tokens) with the
 loss on target tokens only, in optimizer batches of the same size and the same micro-batch size. Each runs in
 its own process so its peak memory (max RSS, model loading included) is its own.
 
@@ -33,7 +34,24 @@ def _load_average() -> float:
         return float("nan")
 
 
-def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int, steps: int, seed: int = 0) -> dict:
+def bench_samples(n: int, seed: int, data: str = ""):
+    """n step samples: drawn (seeded) from a collected samples.jsonl when given, else synthetic ones."""
+    import random
+
+    from lamforge.schema import StepSample
+    from lamforge.train.synthetic import synthetic_step_samples
+
+    if not data:
+        return synthetic_step_samples(n, seed=seed)
+    with open(data) as f:
+        records = [StepSample.model_validate_json(line) for line in f if line.strip()]
+    if len(records) < n:
+        raise ValueError(f"{data} has {len(records)} samples; the bench needs {n}")
+    return random.Random(seed).sample(records, n)
+
+
+def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int, steps: int, seed: int = 0,
+            data: str = "") -> dict:
     """Train `steps` optimizer steps of `batch_size` examples after one warm-up step; return speed and memory."""
     import torch
 
@@ -42,12 +60,10 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
     from lamforge.train.batching import autocast, micro_batches, target_loss_sum
     from lamforge.train.config import SFTConfig
     from lamforge.train.formatting import IGNORE_INDEX, encode_example
-    from lamforge.train.synthetic import synthetic_step_samples
-
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(model_name)
     warmup = 2
-    samples = synthetic_step_samples(warmup + batch_size * steps, seed=seed)
+    samples = bench_samples(warmup + batch_size * steps, seed, data)
     encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
     device = torch.device("cpu")
     fast = config == "lamforge"
@@ -121,15 +137,20 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
     }
 
 
-def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, steps: int = 1) -> dict:
+def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, steps: int = 1,
+              data: str = "") -> dict:
     """Both configurations, each in a fresh process; the lamforge/naive speed ratio."""
     from lamforge.train.base_model import resolve_model
 
     resolve_model(model_name)  # convert the GGUF once, outside the timed children
     results = {}
     for config in CONFIGS:
-        command = [sys.executable, "-m", "lamforge.train.bench", config, model_name, str(batch_size), str(micro_batch_size), str(steps)]
+        command = [sys.executable, "-m", "lamforge.train.bench", config, model_name, str(batch_size), str(micro_batch_size), str(steps), data]
         proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode < 0:  # a signal; SIGKILL here is nearly always the kernel's out-of-memory killer
+            raise RuntimeError(f"bench {config} was killed by signal {-proc.returncode} (out of memory? the naive "
+                               f"configuration needs ~20 GB at micro-batch 4 on 1,500-token prompts; try "
+                               f"--micro-batch-size 2)")
         if proc.returncode != 0:
             raise RuntimeError(f"bench {config} failed:\n{proc.stderr[-3000:]}")
         results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -139,6 +160,7 @@ def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size
         "batch_size": batch_size,
         "micro_batch_size": micro_batch_size,
         "measured_steps": steps,
+        "examples_from": data or "synthetic step samples",
         "tokens_counted": "prompt + target + EOS of every example trained; padding excluded; same examples for both",
         "naive": naive,
         "lamforge": fast,
@@ -148,5 +170,5 @@ def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size
 
 
 if __name__ == "__main__":
-    config, model_name, batch, micro, steps = sys.argv[1:6]
-    print(json.dumps(measure(config, model_name, int(batch), int(micro), int(steps))))
+    config, model_name, batch, micro, steps, data = sys.argv[1:7]
+    print(json.dumps(measure(config, model_name, int(batch), int(micro), int(steps), data=data)))

@@ -123,6 +123,8 @@ def bench(
     batch_size: int = typer.Option(8, "--batch-size"),
     micro_batch_size: int = typer.Option(4, "--micro-batch-size"),
     steps: int = typer.Option(1, "--steps", help="Measured optimizer steps per configuration, after one warm-up."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Draw the examples from a collected samples.jsonl "
+                                        "(real prompts) instead of synthetic ones."),
 ) -> None:
     """Training tokens/s and peak memory: lamforge's SFT step against a naive full fine-tune (fp32, padded)."""
     from lamforge.train.base_model import BaseModelError
@@ -130,8 +132,8 @@ def bench(
 
     try:
         with console.status("benchmarking naive and lamforge training steps (a few minutes)"):
-            result = run_bench(model, batch_size, micro_batch_size, steps)
-    except (BaseModelError, RuntimeError) as exc:
+            result = run_bench(model, batch_size, micro_batch_size, steps, str(data or ""))
+    except (BaseModelError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         print(json.dumps(result, indent=2))
