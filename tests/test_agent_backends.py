@@ -17,6 +17,7 @@ from lamforge.agent.backends import (
     HFBackend,
     HFBackendConfig,
     _Decoder,
+    control_list_prefix,
     make_backend,
     prompt_ids,
     resolve_dtype,
@@ -133,7 +134,7 @@ def test_guided_decoding_with_thought_and_plan(tokenizer):
 def test_guided_decoding_needs_few_model_calls(tokenizer):
     text = Action(control_label="12", control_name="Underline", function="click_input").to_json()
     reply = teacher_backend(tokenizer, text).decide(MESSAGES, OBS, "t", [])
-    free = teacher_backend(tokenizer, text, decoding="free").decide(MESSAGES, OBS, "t", [])
+    free = teacher_backend(tokenizer, text, decoding="free", prefix_pool=0).decide(MESSAGES, OBS, "t", [])
     assert reply.text == free.text
     # Forced tokens ride along with the next decision: far fewer model calls than tokens written.
     assert reply.forward_passes < free.forward_passes / 2
@@ -186,6 +187,32 @@ def test_prefix_cache_gives_the_same_logits_as_a_fresh_pass_and_feeds_only_new_t
     # Going back to a shorter sequence crops the cache instead of recomputing it.
     shorter = second[: common + 3]
     assert torch.allclose(decoder.sync(shorter), _Decoder(tiny_model, False).sync(shorter), atol=1e-4)
+
+
+def test_pooled_control_lists_are_reused_after_another_window(tokenizer, tiny_model):
+    dialog = Observation(window="dialog", window_name="Paragraph",
+                         controls=[Control(label="1", name="OK", type="push button", states=["enabled"]),
+                                   Control(label="2", name="Line spacing", type="combo box", states=["enabled"])])
+    main_again = OBS.model_copy(update={"controls": [c.model_copy(update={"states": ["enabled", "checked"]})
+                                                      for c in OBS.controls]})
+    prompts = [render_prompt("Make the title bold", 1, OBS, []), render_prompt("Make the title bold", 2, dialog, []),
+               render_prompt("Italicise the body", 1, main_again, [])]
+    backend = HFBackend(HFBackendConfig(max_new_tokens=4, decoding="free"), model=tiny_model, tokenizer=tokenizer)
+    fed = []
+    hook = tiny_model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(kwargs["input_ids"].shape[1]),
+                                                with_kwargs=True)
+    try:
+        for messages in prompts[:2]:
+            backend.decide(messages, None, "t", [])
+        fed.clear()
+        ids = prompt_ids(tokenizer, prompts[2])
+        head = control_list_prefix(tokenizer, prompts[2], ids)
+        logits = backend._decoder.sync(ids)
+    finally:
+        hook.remove()
+    assert len(head) > 50 and len(backend._decoder.pool) == 2  # the main window's and the dialog's lists
+    assert fed == [len(ids) - len(head)]  # the main window's controls came from the pool, not from the model
+    assert torch.allclose(logits, _Decoder(tiny_model, prefix_cache=False).sync(ids), atol=1e-4)
 
 
 def test_free_completion_stops_at_stop_strings_and_the_token_cap(tokenizer):

@@ -80,7 +80,9 @@ def test_control_states_follow_the_stable_list_so_consecutive_prompts_share_it()
     before = render_prompt("t", 1, _main_window(False, False, "Default"))[1]["content"]
     after = render_prompt("t", 2, _main_window(True, True, "Heading 1"))[1]["content"]
     shared = len(os.path.commonprefix([before, after]))
-    assert before[:shared].rstrip().endswith('Window: main "doc.odt - LibreOffice Writer"')
+    # Everything up to the step number is shared: the controls, the window, the document, the task, the history.
+    assert before[:shared].rstrip().endswith("Previous actions: none\nStep:")
+    assert '[4] toggle button "Italic"\nWindow: main "doc.odt - LibreOffice Writer"\nDocument:' in before[:shared]
     assert "Values:\n[3] = 'Heading 1'" in after and "Focused: [3]" in after
 
 

@@ -442,17 +442,20 @@ def render_controls(obs: Observation) -> str:
     # would end the shared prefix of consecutive prompts right there.
     lines = ["Controls:", *[render_control(c) for c in obs.controls]]
     lines.append(f"Window: {obs.window} \"{obs.window_name or obs.title}\"")
-    lines += render_states(obs.controls)
     return "\n".join(lines)
 
 
 def render_document(obs: Observation) -> str:
-    lines = ["Document:", *render_canvas(obs.canvas), f"Selection: {_clip(obs.selection, 120)!r}"]
-    return "\n".join(lines)
+    return "\n".join(["Document:", *render_canvas(obs.canvas)])
+
+
+def render_volatile(obs: Observation) -> str:
+    """What changes at almost every step: the controls' states and values, and the selection."""
+    return "\n".join([*render_states(obs.controls), f"Selection: {_clip(obs.selection, 120)!r}"])
 
 
 def render_observation(obs: Observation) -> str:
-    return render_controls(obs) + "\n" + render_document(obs)
+    return "\n".join([render_controls(obs), render_document(obs), render_volatile(obs)])
 
 
 def render_history(history: list[HistoryItem]) -> str:
@@ -477,15 +480,15 @@ def render_prompt(
 ) -> list[dict[str, str]]:
     """Chat messages for one decision. Training, the agent and every backend call this one function.
 
-    The window's controls come first because they change least: the main window's toolbar is the same from task
-    to task, so consecutive prompts share a long token prefix that training computes once per batch and the
-    runtime's KV cache reuses. What changes every step (task, history, document) comes last.
+    Ordered from what changes least to what changes most, because consecutive prompts that share a token prefix
+    share its computation (training's shared-prefix pass, the runtime's KV cache): the window's control list (the
+    main window's is the same in every task), the document (the same for the steps of a task until an edit lands),
+    the task, the history, and last the step number, the controls' states and the selection.
     """
-    parts = [render_controls(obs), f"Task: {task}", f"Step: {step}", render_history(history or [])]
+    parts = [render_controls(obs), render_document(obs), f"Task: {task}", render_history(history or [])]
     if plan:
         parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
-    parts.append(render_document(obs))
-    parts.append("Next action JSON:")
+    parts += [f"Step: {step}", render_volatile(obs), "Next action JSON:"]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
 
 

@@ -14,11 +14,13 @@ with `lamforge.schema.parse_action`. Four backends:
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
 import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Protocol, runtime_checkable
@@ -27,7 +29,7 @@ from pydantic import BaseModel
 
 from lamforge.llm import LLMClient
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
-from lamforge.train.formatting import build_prompt_ids
+from lamforge.train.formatting import build_prompt_ids, render_prompt_text
 from lamforge.schema import (
     FUNCTIONS,
     Action,
@@ -242,6 +244,10 @@ class HFBackendConfig:
     """torch CPU threads (process-wide); None keeps torch's default."""
     prefix_cache: bool = True
     """Keep the KV cache between calls and reuse its longest common prefix with the next prompt."""
+    prefix_pool: int = 8
+    """Also keep the KV caches of this many recent control lists (about 60 MB each for SmolLM2-135M), so that
+    returning to a window seen before (the main window after a dialog, the same dialog in another task) does not
+    recompute its controls. 0 turns the pool off."""
     temperature: float = 0.0
     """0 is greedy. Above 0, every choice is sampled (self-boosting's k attempts must differ to explore)."""
     seed: int | None = None
@@ -384,7 +390,7 @@ class _Decoder:
     prefix with a re-tokenised sequence (the prompt of the next step, or the reply after forced text was added).
     """
 
-    def __init__(self, model, prefix_cache: bool = True):
+    def __init__(self, model, prefix_cache: bool = True, pool_size: int = 0):
         import torch
         from transformers import DynamicCache
 
@@ -392,6 +398,8 @@ class _Decoder:
         self._cache_class = DynamicCache  # resolved now: see RetrievalBackend on importing after `uno`
         self.model = model
         self.prefix_cache = prefix_cache
+        self.pool_size = pool_size if prefix_cache else 0
+        self.pool: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # token prefix -> its KV cache, LRU order
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers 5 renamed it
         self._keep_arg = "logits_to_keep" in params
@@ -406,11 +414,46 @@ class _Decoder:
         except TypeError:  # older transformers take no config
             return self._cache_class()
 
+    def remember(self, prefix: list[int]) -> None:
+        """Keep a copy of the KV cache of `prefix` (a window's control list) for later prompts that start with it.
+
+        One live cache only helps consecutive prompts; the pool also covers coming back to a window: the main
+        window after a dialog, or the same dialog in the next task, whose control lists are identical.
+        """
+        key = tuple(prefix)
+        if not self.pool_size or not key:
+            return
+        if key in self.pool:
+            self.pool.move_to_end(key)
+            return
+        if self.cache is None or _common_prefix(self.ids, prefix) < len(prefix):
+            self.sync(prefix)
+        snapshot = copy.deepcopy(self.cache)
+        if len(self.ids) > len(prefix):  # the live cache runs on into the last prompt: keep it, crop the copy
+            snapshot.crop(len(prefix) - len(self.ids))
+        self.pool[key] = snapshot
+        while len(self.pool) > self.pool_size:
+            self.pool.popitem(last=False)
+
+    def _adopt_pooled(self, target: list[int], common: int) -> int:
+        """Switch to the pooled prefix that shares more of `target` than the live cache does; the new common length."""
+        best, best_len = None, common
+        for key in self.pool:
+            if len(key) > best_len and key == tuple(target[: len(key)]):
+                best, best_len = key, len(key)
+        if best is None:
+            return common
+        self.pool.move_to_end(best)
+        self.cache, self.ids, self.logits = copy.deepcopy(self.pool[best]), list(best), None
+        return best_len
+
     def sync(self, target: list[int]):
         """Make the cache hold `target` and return the logits for the token after it."""
         if not target:
             raise ValueError("cannot decode from an empty sequence")
         common = _common_prefix(self.ids, target) if (self.cache is not None and self.prefix_cache) else 0
+        if self.pool and common < len(target) - 1:
+            common = self._adopt_pooled(target, common)
         if common == len(target) == len(self.ids) and self.logits is not None:
             return self.logits
         keep = min(common, len(target) - 1)  # at least one token is fed: its logits are the answer
@@ -434,6 +477,18 @@ class _Decoder:
 
     def reset(self) -> None:
         self.cache, self.ids, self.logits = None, [], None
+        self.pool.clear()
+
+
+def control_list_prefix(tokenizer, messages: list[dict[str, str]], prompt: list[int]) -> list[int]:
+    """The prompt's tokens up to the end of the control list (the "Window:" line starts after it), or [] when the
+    prompt has no such line or the cut does not fall on a token boundary."""
+    text = render_prompt_text(tokenizer, messages)
+    cut = text.find("\nWindow: ")
+    if cut < 0:
+        return []
+    head = tokenizer(text[: cut + 1], add_special_tokens=False)["input_ids"]
+    return head if prompt[: len(head)] == head else []
 
 
 class HFBackend:
@@ -465,7 +520,7 @@ class HFBackend:
         if isinstance(eos, list):
             self.stop_ids.update(eos)
         self.max_context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
-        self._decoder = _Decoder(model, self.config.prefix_cache)
+        self._decoder = _Decoder(model, self.config.prefix_cache, self.config.prefix_pool)
         self._lock = threading.Lock()  # one sequence, one cache: the server's threads take turns
         # One tiny forward now: it runs transformers' lazy imports before the env imports `uno` (see
         # RetrievalBackend) and takes the kernels' first-call set-up out of the first step's latency.
@@ -622,6 +677,8 @@ class HFBackend:
             passes_before = self._decoder.forward_passes
             prompt = prompt_ids(self.tokenizer, messages)
             self._check_length(prompt)
+            if self._decoder.pool_size:
+                self._decoder.remember(control_list_prefix(self.tokenizer, messages, prompt))
             if self.config.decoding == "guided":
                 obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
                 text, _ = self._guided(prompt, obs)

@@ -134,13 +134,15 @@ def bench(model: str = typer.Option("default", help="Model folder, or 'default' 
           max_steps: int = typer.Option(4),
           dtype: str = typer.Option("auto", help="auto (float32 on CPU), bfloat16 or int8."),
           max_controls: int = typer.Option(None, help="Show the model at most this many controls."),
+          teacher_forced: bool = typer.Option(False, "--teacher-forced", help="Time the model at every step but "
+                                              "execute the reference action, so episodes walk real multi-step routes."),
           as_json: bool = typer.Option(False, "--json")):
     """Median and p95 step latency in live Writer, split into observe / model / act, and tokens per step."""
     import json
 
     from lamforge.agent.bench import run_agent_bench
 
-    result = run_agent_bench(model, tasks, max_steps, dtype, max_controls)
+    result = run_agent_bench(model, tasks, max_steps, dtype, max_controls, teacher_forced)
     if as_json:
         print(json.dumps(result, indent=1))
     else:
