@@ -362,8 +362,9 @@ def render_states(controls: list[Control]) -> list[str]:
     the agent's KV cache and training's shared-prefix pass reuse a few lines into the list.
     """
     lines = []
+    flags = {c.label: _flags(c) for c in controls}
     for state, title in _STATE_LINES.items():
-        labels = [c.label for c in controls if state in _flags(c)]
+        labels = [c.label for c in controls if state in flags[c.label]]
         if labels:
             lines.append(f"{title}: " + " ".join(f"[{label}]" for label in labels))
     values = [c for c in controls if c.value not in (None, "", c.name)]

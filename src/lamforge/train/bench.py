@@ -39,12 +39,12 @@ def bench_samples(n: int, seed: int, data: str = ""):
     import random
 
     from lamforge.schema import StepSample
+    from lamforge.train.data import read_jsonl
     from lamforge.train.synthetic import synthetic_step_samples
 
     if not data:
         return synthetic_step_samples(n, seed=seed)
-    with open(data) as f:
-        records = [StepSample.model_validate_json(line) for line in f if line.strip()]
+    records = read_jsonl(data, StepSample)
     if len(records) < n:
         raise ValueError(f"{data} has {len(records)} samples; the bench needs {n}")
     return random.Random(seed).sample(records, n)
