@@ -11,7 +11,7 @@ import torch
 
 from lamforge.schema import Action, render_plan_prompt, render_plan_target
 from lamforge.train import base_model
-from lamforge.train.batching import make_micro_batch, micro_batches, target_logits, target_loss_sum
+from lamforge.train.batching import last_token_hidden, make_micro_batch, micro_batches, target_logits, target_loss_sum
 from lamforge.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig, build_config
 from lamforge.train.formatting import IGNORE_INDEX, build_prompt_ids, encode_example, render_prompt_text
 from lamforge.train.ppo_offline import AdaptiveKL, normalise_rewards, surrogate_loss, token_kl
@@ -106,6 +106,33 @@ def test_shared_prefix_and_target_only_logits_match_the_plain_loss(tokenizer, ti
     assert n_shared == n_plain == sum(len(e) - e.prompt_length for e in encoded)
     assert float(loss_shared) == pytest.approx(expected, rel=1e-4)
     assert float(loss_plain) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_frozen_prompt_keeps_the_loss_and_trains_only_through_the_action(tokenizer, tiny_model, share_prefix):
+    samples = synthetic_step_samples(3, seed=7, min_controls=3, max_controls=9)
+    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    frozen = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=share_prefix, prompt_gradients=False)
+    assert frozen.freeze_prompt and frozen.frozen_ids is not None
+    # The trained part of each row is its last prompt token plus the action and EOS.
+    assert frozen.lengths == [len(e) - e.prompt_length + 1 for e in encoded]
+    loss_frozen, n = target_loss_sum(tiny_model, frozen)
+    assert n == sum(len(e) - e.prompt_length for e in encoded)
+    assert float(loss_frozen.detach()) == pytest.approx(_hf_target_loss(tiny_model, encoded), rel=1e-4)
+    # Last-token hidden states (the reward model's input) agree with the exact path too.
+    exact = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=share_prefix)
+    with torch.no_grad():
+        assert torch.allclose(last_token_hidden(tiny_model, frozen), last_token_hidden(tiny_model, exact), atol=1e-4)
+    # Gradients differ from the exact ones (the prompt's keys and values are constants), but are not zero.
+    tiny_model.zero_grad()
+    loss_frozen.backward()
+    grad_frozen = tiny_model.model.layers[0].self_attn.k_proj.weight.grad.clone()
+    tiny_model.zero_grad()
+    target_loss_sum(tiny_model, exact)[0].backward()
+    grad_exact = tiny_model.model.layers[0].self_attn.k_proj.weight.grad.clone()
+    tiny_model.zero_grad()
+    assert grad_frozen.abs().sum() > 0
+    assert not torch.allclose(grad_frozen, grad_exact)
 
 
 def test_target_logits_are_only_at_target_positions(tokenizer, tiny_model):
@@ -283,3 +310,21 @@ def test_train_bench_draws_real_samples_from_a_file(tmp_path):
     with pytest.raises(ValueError, match="has 6 samples"):
         bench_samples(7, seed=1, data=str(path))
     assert len(bench_samples(3, seed=0)) == 3  # no file: synthetic samples
+
+
+def test_progress_prints_plain_lines_when_not_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from lamforge.progress import Progress, track
+
+    out = io.StringIO()
+    with Progress(console=Console(file=out, force_terminal=False), log_every=3600) as progress:
+        task = progress.add_task("phase 2", total=3, loss="-")
+        progress.update(task, advance=1, loss="1.234")
+        progress.update(task, advance=2, loss="0.500")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("phase 2: 1/3") and "loss 1.234" in lines[0]
+    assert any(line.startswith("phase 2: 3/3") and "loss 0.500" in line for line in lines)
+    assert list(track([1, 2], description="x", disable=True)) == [1, 2]

@@ -51,8 +51,8 @@ PRESETS = {
                            agents=["lam4", "reference", "retrieval"],
                            train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
     # This 2-core machine, within 2 hours.
-    "quick": PipelinePreset("quick", oracle_tasks=400, plan_tasks=120, test_tasks=60, explore_attempts=2,
-                            online_tasks=40, online_held_out=15, workers=2, max_steps=12, offline_limit=60,
+    "quick": PipelinePreset("quick", oracle_tasks=300, plan_tasks=40, test_tasks=40, explore_attempts=2,
+                            online_tasks=20, online_held_out=6, workers=2, max_steps=10, offline_limit=40,
                             train_overrides={"max_length": 2560}),
     # A GPU machine and the paper's scale of data.
     "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,

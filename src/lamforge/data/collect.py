@@ -21,10 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 import lamforge.tasks.families  # noqa: F401  (registers the task families, also in spawned workers)
 from lamforge.data.instantiate import instantiate
+from lamforge.progress import Progress
 from lamforge.schema import StepSample
 from lamforge.tasks.base import TaskInstance
 

@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from rich.progress import track
+from lamforge.progress import track
 
 from lamforge.eval.metrics import aggregate, aggregate_plans, plan_match, score_step
 from lamforge.schema import Observation, PlanPair, StepSample, parse_controls, parse_plan, prompt_task, render_plan_prompt

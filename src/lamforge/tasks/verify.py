@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from rich.progress import Progress
 
 from lamforge.env.writer_env import WriterEnv
+from lamforge.progress import Progress
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.runner import run_program, run_reference, untouched_check
 from lamforge.tasks.splits import sample_instances

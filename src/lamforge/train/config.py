@@ -70,6 +70,10 @@ class CommonConfig:
     """Examples per forward pass; gradients accumulate up to the batch size. Lower it to save memory."""
     share_prefix: bool = True
     """Run the prompt prefix that a micro-batch's examples share (the system prompt) once, not once per example."""
+    prompt_gradients: bool = True
+    """Backpropagate through the prompt. False runs each prompt without gradients and trains only through its last
+    token and the target: same loss, ~2.5x faster on CPU, far less memory, but the gradient leaves out how LoRA
+    changes the prompt's keys and values (an approximation; see train/batching.py)."""
     save_every: int = 20
     """Save the resume state every this many optimizer steps (and on Ctrl-C)."""
     max_steps: int = 0
@@ -156,19 +160,21 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         "1": {"init_from": "tiny"},
         "*": {"batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 4, "save_every": 2,
               "eval_generate": 2, "max_new_tokens": 24, "learning_rate": 1e-3, "lora_r": 4, "lora_alpha": 8,
-              "max_length": 1536},
+              "max_length": 1536, "prompt_gradients": False},  # as quick, so CI runs every phase that way
         "rm": {"lora_r": 4, "lora_alpha": 16, "max_steps": 6},
         "4": {"batch_size": 2, "mini_batch_size": 1, "ppo_epochs": 2, "learning_rate": 1e-3, "micro_batch_size": 1},
     },
     "quick": {
-        # No LoRA dropout: on CPU it copies every adapted layer's input (+2 GB at micro-batch 4 of 900-token prompts).
+        # Sized by measurement on a 2-core CPU: with a frozen prompt, ~0.2 step samples/s (5 s per ~1,600-token
+        # sample), so each phase gets a step budget rather than epochs. No LoRA dropout: on CPU it copies every
+        # adapted layer's input.
         "*": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "micro_batch_size": 4, "max_length": 1536,
-              "eval_generate": 16, "eval_loss_examples": 64, "save_every": 10},
-        "1": {"init_from": "default", "learning_rate": 2e-4, "epochs": 1},
-        "2": {"learning_rate": 2e-4, "epochs": 2},
-        "3": {"learning_rate": 1e-4, "epochs": 1},
-        "rm": {"learning_rate": 2e-4, "epochs": 1, "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.1},
-        "4": {"learning_rate": 5e-5},
+              "prompt_gradients": False, "eval_generate": 8, "eval_loss_examples": 24, "save_every": 5},
+        "1": {"init_from": "default", "learning_rate": 5e-4, "epochs": 1, "max_steps": 15},
+        "2": {"learning_rate": 5e-4, "epochs": 1, "max_steps": 24},
+        "3": {"learning_rate": 2e-4, "epochs": 1, "max_steps": 6},
+        "rm": {"learning_rate": 2e-4, "epochs": 1, "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.1, "max_steps": 6},
+        "4": {"learning_rate": 5e-5, "max_steps": 2},
     },
     "full": {
         "*": {"lora_r": 64, "lora_alpha": 128, "micro_batch_size": 8,

@@ -60,9 +60,10 @@ def normalise_rewards(scores: list[float]) -> list[float]:
     return [(s - low) / (high - low) - 0.5 for s in scores]
 
 
-def action_logprobs(model, examples: list[Encoded], pad_id: int, device, bf16, share_prefix: bool):
+def action_logprobs(model, examples: list[Encoded], pad_id: int, device, bf16, share_prefix: bool,
+                    prompt_gradients: bool = True):
     """Per example: the log-probabilities of its action tokens [T] and the full distributions there [T, V]."""
-    batch = make_micro_batch(examples, pad_id, share_prefix)
+    batch = make_micro_batch(examples, pad_id, share_prefix, prompt_gradients)
     with autocast(device, bf16):
         logits, targets, rows = target_logits(model, batch.to(device))
     log_dist = torch.log_softmax(logits, dim=-1)
@@ -112,7 +113,8 @@ def ppo_batch(model, optimizer, examples: list[Example], rewards: list[float], k
         rng.shuffle(order)
         for begin in range(0, len(order), config.mini_batch_size):
             chunk = order[begin : begin + config.mini_batch_size]
-            new, new_dist = action_logprobs(model, [encoded[i] for i in chunk], pad_id, device, bf16, share)
+            new, new_dist = action_logprobs(model, [encoded[i] for i in chunk], pad_id, device, bf16, share,
+                                            config.prompt_gradients)
             surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in chunk], [rewards[i] for i in chunk], config.cliprange)
             kl_term = torch.cat([token_kl(d, ref[i]) for d, i in zip(new_dist, chunk)]).mean()
             loss = surrogate + kl.value * kl_term
@@ -164,17 +166,25 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     held = encode_records(tokenizer, [r for r in held_records if r.success], config.max_length)
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    # Only the steps the schedule visits are scored: with max_steps on a CPU, a reward-model pass over every
+    # failed step would take longer than PPO itself.
+    used = sorted({i for batch in schedule for i in batch})
     if scores is None:
-        scores = _reward_scores(config, train, device)
+        scored = _reward_scores(config, [train.examples[i] for i in used], device)
     elif len(scores) != len(train.examples):
         raise ValueError(f"got {len(scores)} scores for {len(train.examples)} failed steps")
-    rewards = normalise_rewards(scores)
+    else:
+        scored = [scores[i] for i in used]
+    rewards = [0.0] * len(train.examples)
+    for i, reward in zip(used, normalise_rewards(scored)):
+        rewards[i] = reward
+    scores = scored
 
     model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
     model.config.use_cache = False
     model = runtime.add_lora(model, config)
     optimizer = runtime.make_optimizer(model, config.learning_rate)
-    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
     kl = AdaptiveKL(config.init_kl_coef, config.target_kl, config.kl_horizon)
     state = runtime.load_state(output_dir, config)
     start = 0
@@ -218,13 +228,13 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     metrics = evaluate_policy(model, tokenizer, held, "4", config, device, bf16)
     last = history[-1] if history else {}
     metrics.update({"final_kl_to_ref": last.get("kl_to_ref", math.nan), "final_kl_coef": kl.value,
-                    "mean_reward": sum(rewards) / len(rewards), "mean_clip_fraction": sum(h["clip_fraction"] for h in history) / max(1, len(history))})
+                    "mean_reward": sum(rewards[i] for i in used) / len(used), "mean_clip_fraction": sum(h["clip_fraction"] for h in history) / max(1, len(history))})
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     data = {"train_file": data_summary(config.train_file, records),
             "encoded": {"failed_steps": len(train.examples), "dropped_too_long": train.dropped_too_long,
                         "held_out_successful_steps": len(held.examples), "reward_model": config.reward_model,
-                        "raw_score_mean": sum(scores) / len(scores), "raw_score_min": min(scores), "raw_score_max": max(scores)}}
+                        "scored_steps": len(used), "raw_score_mean": sum(scores) / len(scores), "raw_score_min": min(scores), "raw_score_max": max(scores)}}
     updates = len(schedule) * config.ppo_epochs * math.ceil(config.batch_size / config.mini_batch_size)
     training = {"steps": len(schedule), "unit": "PPO batch", "optimizer_updates_about": updates, "resumed_from_step": start, "seconds_this_run": round(seconds, 1),
                 "device": str(device), "bf16": bf16,
@@ -236,13 +246,13 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     return output_dir
 
 
-def _reward_scores(config: PPOConfig, train, device) -> list[float]:
-    """Score every failed step once with the reward model, then free it before the policy is loaded."""
+def _reward_scores(config: PPOConfig, examples: list, device) -> list[float]:
+    """Score the failed steps once with the reward model, then free it before the policy is loaded."""
     from lamforge.train.reward import load_reward_model, score_encoded
 
     model, tokenizer = load_reward_model(config.reward_model, str(device))
     bf16 = runtime.use_bf16(config.bf16, device)
-    scores = score_encoded(model, [e.encoded for e in train.examples], tokenizer.pad_token_id,
+    scores = score_encoded(model, [e.encoded for e in examples], tokenizer.pad_token_id,
                            max(1, config.micro_batch_size) * 4, config.share_prefix, device, bf16)
     del model
     return scores

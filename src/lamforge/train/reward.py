@@ -166,7 +166,8 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
                 total = 0.0
                 for begin in range(0, len(indices), config.micro_batch_size):
                     chunk = indices[begin : begin + config.micro_batch_size]
-                    (batch,) = micro_batches([train.examples[i].encoded for i in chunk], len(chunk), tokenizer.pad_token_id, config.share_prefix)
+                    (batch,) = micro_batches([train.examples[i].encoded for i in chunk], len(chunk), tokenizer.pad_token_id,
+                                              config.share_prefix, config.prompt_gradients)
                     target = torch.tensor([labels[i] for i in chunk], device=device)
                     weights = torch.tensor([weight[labels[i]] for i in chunk], device=device)
                     predicted = raw_scores(model, batch, device, bf16)

@@ -100,7 +100,8 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
         try:
             for step in range(start, len(schedule)):
                 batch = [train.examples[i].encoded for i in schedule[step]]
-                parts = micro_batches(batch, config.micro_batch_size, tokenizer.pad_token_id, config.share_prefix)
+                parts = micro_batches(batch, config.micro_batch_size, tokenizer.pad_token_id, config.share_prefix,
+                                      config.prompt_gradients)
                 n_targets = sum(p.target_tokens for p in parts)
                 total = 0.0
                 for part in parts:

@@ -1,0 +1,56 @@
+"""Progress bars that also show in logs.
+
+rich draws nothing while it runs when its console is not a terminal (`make demo > log`), so an hour of training
+would leave no trace until it ended. This Progress prints a plain line per task at most every `log_every`
+seconds, and when the task completes, in that case; on a terminal it is rich's bar unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable, Iterator, TypeVar
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TaskID, TextColumn, TimeElapsedColumn
+
+T = TypeVar("T")
+
+
+class Progress(RichProgress):
+    def __init__(self, *columns, log_every: float = 30.0, **kwargs):
+        if os.environ.get("LAMFORGE_NO_PROGRESS") == "1":
+            kwargs["disable"] = True
+        super().__init__(*columns, **kwargs)
+        self._log_every = log_every
+        self._logged: dict[TaskID, float] = {}
+        self._plain = not self.console.is_terminal and not self.disable
+
+    def update(self, task_id: TaskID, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_log(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_log(task_id)
+
+    def _maybe_log(self, task_id: TaskID) -> None:
+        if not self._plain:
+            return
+        task = self._tasks[task_id]
+        now = time.monotonic()
+        finished = task.total is not None and task.completed >= task.total
+        if not finished and now - self._logged.get(task_id, 0.0) < self._log_every:
+            return
+        if finished and self._logged.get(task_id) == float("inf"):
+            return
+        self._logged[task_id] = float("inf") if finished else now
+        fields = " ".join(f"{k} {v}" for k, v in task.fields.items() if v not in ("", None))
+        total = "?" if task.total is None else f"{task.total:g}"
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(task.elapsed or 0))
+        self.console.print(f"{task.description}: {task.completed:g}/{total} {elapsed} {fields}".rstrip(), highlight=False)
+
+
+def track(sequence: Iterable[T], description: str, total: int | None = None, disable: bool = False) -> Iterator[T]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=disable) as progress:
+        yield from progress.track(sequence, total=total, description=description)
