@@ -26,6 +26,7 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert online["test"]["reference"]["tsr"] == 100.0  # the oracle solves what it is asked
     html = (out / "report" / "report.html").read_text()
     assert "Offline" in html and "data:image/png;base64" in html
+    assert "<h2>Training</h2>" in html and "<td>RM</td>" in html and "Pipeline time per stage" in html
     timings = json.loads((out / "timings.json").read_text())
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0

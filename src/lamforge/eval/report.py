@@ -98,6 +98,35 @@ def _trajectories(online_dir: Path, limit: int = 30) -> str:
     return "\n".join(parts) or "<p>No online trajectories yet.</p>"
 
 
+def _fmt(value, digits: int = 3):
+    return round(value, digits) if isinstance(value, float) else ("" if value is None else value)
+
+
+def _training_rows(models_dir: Path) -> list[list]:
+    """One row per trained model from its metrics.json: steps, time, speed, losses and its own held-out metric."""
+    rows = []
+    for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
+        path = models_dir / name / "metrics.json"
+        if not path.exists():
+            continue
+        card = json.loads(path.read_text())
+        t, m = card.get("training", {}), card.get("metrics", {})
+        if name == "rm":
+            held_out = f"accuracy {_fmt(m.get('held_out_accuracy'))}, AUC {_fmt(m.get('held_out_auc'))} on {m.get('held_out_scored', 0)}"
+        elif name == "lam1":
+            held_out = f"plan step P/R {_fmt(m.get('step_precision'))}/{_fmt(m.get('step_recall'))}"
+        else:
+            held_out = f"exact-match {_fmt(m.get('exact_acc'))}, control {_fmt(m.get('control_acc'))} of {m.get('generated', 0)}"
+        encoded = card.get("data", {}).get("encoded", {})
+        examples = t.get("examples") or encoded.get("train_steps") or encoded.get("failed_steps", "")
+        seen = t.get("steps", 0) * card.get("config", {}).get("batch_size", 0)
+        rows.append([name.upper(), t.get("steps", ""), f"{min(seen, examples) if examples else seen} of {examples}",
+                     t.get("seconds_this_run", ""), t.get("tokens_per_second", ""),
+                     _fmt(t.get("first_loss", t.get("first_ppo_loss"))), _fmt(t.get("final_loss", t.get("final_ppo_loss"))),
+                     _fmt(m.get("val_loss")), held_out, " ".join(card.get("notes", []))])
+    return rows
+
+
 def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     out = Path(out or run_dir / "report")
@@ -122,6 +151,22 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
         h, md = _table(["model", "plan TSR", "step precision", "step recall", "pairs"], plan_rows)
         sections_html.append(f"<h3>Phase-1 plans</h3>{h}")
         sections_md.append(f"### Phase-1 plans\n\n{md}")
+
+    training = _training_rows(run_dir / "models")
+    if training:
+        h, md = _table(["model", "steps", "examples seen", "seconds", "tok/s", "first loss", "final loss", "val loss",
+                        "held-out", "notes"], training)
+        sections_html.append(f"<h2>Training</h2>{h}")
+        sections_md.append(f"## Training\n\n{md}")
+    timings_file = run_dir / "timings.json"
+    if timings_file.exists():
+        timings = json.loads(timings_file.read_text())
+        stages = {k: v for k, v in timings.items() if k != "pipeline_wall_this_run"}
+        rows = [[k, v, round(v / 60, 1)] for k, v in stages.items()] + [["all stages", round(sum(stages.values()), 1),
+                                                                        round(sum(stages.values()) / 60, 1)]]
+        h, md = _table(["stage", "seconds", "minutes"], rows)
+        sections_html.append(f"<h2>Pipeline time per stage</h2>{h}")
+        sections_md.append(f"## Pipeline time per stage\n\n{md}")
 
     for split, per_agent in online.items():
         rows = [[a, m.get("tsr", "-"), m.get("tasks", 0), m.get("median_time_s", "-"), m.get("mean_steps", "-"),
