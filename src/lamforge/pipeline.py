@@ -51,8 +51,9 @@ PRESETS = {
                            agents=["lam4", "reference", "retrieval"],
                            train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
     # This 2-core machine, within 2 hours.
+    # Evaluation is sized small because an undertrained model's free-form args run to the token cap (~5 s a step).
     "quick": PipelinePreset("quick", oracle_tasks=300, plan_tasks=40, test_tasks=40, explore_attempts=2,
-                            online_tasks=20, online_held_out=6, workers=2, max_steps=10, offline_limit=40,
+                            online_tasks=10, online_held_out=3, workers=2, max_steps=10, offline_limit=10,
                             train_overrides={"max_length": 2560}),
     # A GPU machine and the paper's scale of data.
     "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,

@@ -61,8 +61,10 @@ def _charts(offline: dict, online: dict) -> dict[str, str]:
     phases = [p for p in ("lam1", "lam2", "lam3", "lam4") if p in offline]
     if phases:
         fig, ax = plt.subplots(figsize=(6, 3))
-        for key in ("ssr", "tsr"):
-            ax.plot(phases, [offline[p]["steps"].get(key, 0) for p in phases], marker="o", label=f"offline {key.upper()}")
+        # The parts of a step beside SSR/TSR show what a phase learned before whole steps come right.
+        for key, label in (("parsed", "parsed"), ("operation_acc", "Operation"), ("object_acc", "Object"),
+                           ("ssr", "SSR"), ("tsr", "TSR")):
+            ax.plot(phases, [offline[p]["steps"].get(key, 0) for p in phases], marker="o", label=f"offline {label}")
         if agents:
             ax.plot([p for p in phases if p in test], [test[p]["tsr"] for p in phases if p in test], marker="s", label="online TSR")
         ax.set_ylim(0, 100)
