@@ -132,7 +132,7 @@ def hidden_states(model, batch: MicroBatch) -> torch.Tensor:
     with torch.no_grad() if batch.freeze_prompt else contextlib.nullcontext():
         if batch.prefix_ids is not None:
             prefix_out = decoder(input_ids=batch.prefix_ids, use_cache=True)
-            cache = getattr(prefix_out, "cache", None) or prefix_out.past_key_values
+            cache = _cache_of(prefix_out)
             cache.batch_repeat_interleave(rows)
             seen = batch.prefix_length
         if batch.frozen_ids is not None:
@@ -141,7 +141,7 @@ def hidden_states(model, batch: MicroBatch) -> torch.Tensor:
             frozen_out = decoder(input_ids=batch.frozen_ids, attention_mask=batch.attention_mask[:, : seen + width],
                                  position_ids=positions, use_cache=True,
                                  **({_cache_kwarg(decoder): cache} if cache is not None else {}))
-            cache = getattr(frozen_out, "cache", None) or frozen_out.past_key_values
+            cache = _cache_of(frozen_out)
     # Each row continues at its own position: its frozen part may be shorter than the padded width.
     offsets = torch.tensor(batch.frozen_lengths or [0] * rows, device=device) + batch.prefix_length
     positions = offsets.unsqueeze(1) + torch.arange(batch.input_ids.shape[1], device=device).unsqueeze(0)
@@ -153,6 +153,10 @@ def hidden_states(model, batch: MicroBatch) -> torch.Tensor:
         **{_cache_kwarg(decoder): cache},
     )
     return out.last_hidden_state
+
+
+def _cache_of(output):
+    return getattr(output, "cache", None) or output.past_key_values
 
 
 def _cache_kwarg(decoder) -> str:

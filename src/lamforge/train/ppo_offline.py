@@ -179,7 +179,6 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     rewards = [0.0] * len(train.examples)
     for i, reward in zip(used, normalise_rewards(scored)):
         rewards[i] = reward
-    scores = scored
 
     model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
     model.config.use_cache = False
@@ -234,7 +233,7 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     data = {"train_file": data_summary(config.train_file, records),
             "encoded": {"failed_steps": len(train.examples), "dropped_too_long": train.dropped_too_long,
                         "held_out_successful_steps": len(held.examples), "reward_model": config.reward_model,
-                        "scored_steps": len(used), "raw_score_mean": sum(scores) / len(scores), "raw_score_min": min(scores), "raw_score_max": max(scores)}}
+                        "scored_steps": len(used), "raw_score_mean": sum(scored) / len(scored), "raw_score_min": min(scored), "raw_score_max": max(scored)}}
     updates = len(schedule) * config.ppo_epochs * math.ceil(config.batch_size / config.mini_batch_size)
     training = {"steps": len(schedule), "unit": "PPO batch", "optimizer_updates_about": updates, "resumed_from_step": start, "seconds_this_run": round(seconds, 1),
                 "device": str(device), "bf16": bf16,
