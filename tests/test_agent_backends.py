@@ -155,10 +155,10 @@ def test_guided_decoding_on_a_random_model_always_writes_the_skeleton(tokenizer,
     for step in range(1, 4):
         messages = render_prompt("Make the title bold", step, OBS, history)
         reply = backend.decide(messages, OBS, "t", history)
-        match = re.match(r'\{(?:"control_label": "([^"]+)", "control_name": (".*?"), )?"function": "(\w+)", "args":'
+        match = re.match(r'\{"function": "(\w+)", (?:"control_name": (".*?"), "control_label": "([^"]+)", )?"args":'
                          r'.*, "status": "(CONTINUE|FINISH|FAIL)"\}$', reply.text)
         assert match, reply.text
-        label, name, function, _ = match.groups()
+        function, name, label, _ = match.groups()
         assert function in FUNCTIONS
         if label is not None:
             assert json.loads(name) == OBS.control(label).name

@@ -18,6 +18,8 @@ def test_action_round_trip_and_defaults_dropped_from_target():
     assert json.loads(target) == {"control_label": "3", "control_name": "Bold", "function": "click_input",
                                   "args": {}, "status": "CONTINUE"}
     assert parse_action(target) == a
+    # Decision order: what to do, which control by name, then its label.
+    assert list(json.loads(target)) == ["function", "control_name", "control_label", "args", "status"]
 
 
 @pytest.mark.parametrize("bad, why", [
@@ -97,3 +99,14 @@ def test_parse_controls_reads_back_names_states_and_values():
 def test_plan_rendering_round_trip():
     plan = ["Choose Format > Paragraph", "Click OK"]
     assert parse_plan(render_plan_target(plan)) == plan
+
+
+def test_training_renders_recorded_targets_in_the_current_field_order():
+    from lamforge.train.data import record_messages
+    from lamforge.schema import StepSample
+
+    old_order = '{"control_label": "3", "control_name": "Bold", "function": "click_input", "args": {}}'
+    sample = StepSample(sample_id="s", trajectory_id="t", task_id="k", step=1, messages=[], target=old_order)
+    _, target = record_messages(sample)
+    assert target == Action(control_label="3", control_name="Bold", function="click_input").to_json()
+    assert target.startswith('{"function": "click_input", "control_name": "Bold"')

@@ -179,8 +179,14 @@ def check_key_combo(combo: str) -> list[str]:
 # The action.
 
 
+FIELD_ORDER = ("thought", "function", "control_name", "control_label", "args", "status", "plan")
+
+
 class Action(BaseModel):
-    """One step of a LAM, in UFO's field names. `args` is validated against the function's argument model."""
+    """One step of a LAM, in UFO's field names. `args` is validated against the function's argument model.
+
+    The model writes the fields in decision order (see `to_json`): what to do, then which control by name, and
+    only then the control's label, which is a lookup once the name is chosen."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -211,10 +217,15 @@ class Action(BaseModel):
         return FUNCTIONS[self.function].args.model_validate(self.args)
 
     def to_json(self) -> str:
-        """The training target and the wire format: fixed key order, no None fields, compact."""
+        """The training target and the wire format: fixed key order, no None fields, compact.
+
+        UFO writes the label first. A small model cannot recall an arbitrary number ("57") from the task, but it
+        can name the control the task talks about ("Italic"); with the name first the label is a copy (guided
+        decoding copies it), and with the function first the model decides whether a control is needed at all.
+        """
         data = self.model_dump(mode="json", exclude_none=True)
         data["args"] = self.typed_args().model_dump(mode="json", exclude_defaults=True)
-        ordered = {k: data[k] for k in ("thought", "control_label", "control_name", "function", "args", "status", "plan") if k in data}
+        ordered = {k: data[k] for k in FIELD_ORDER if k in data}
         return json.dumps(ordered, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -322,8 +333,8 @@ class HistoryItem(BaseModel):
 SYSTEM_PROMPT = (
     "You are lamforge, an agent that operates LibreOffice Writer. Each turn you see the task, the controls of the "
     "active window, the document and your previous actions. Reply with one JSON action: "
-    '{"control_label", "control_name", "function", "args", "status"} and optionally "thought" and "plan". '
-    "control_name must equal the name of the control with that label. status is CONTINUE, FINISH after the last "
+    '{"function", "control_name", "control_label", "args", "status"} and optionally "thought" first and "plan" last. '
+    "Functions that act on a control take its name and its label from the list. status is CONTINUE, FINISH after the last "
     "action, or FAIL if the task cannot be done.\nFunctions:\n"
     + "\n".join(f"- {spec.signature()}: {spec.doc}" for spec in FUNCTIONS.values())
 )

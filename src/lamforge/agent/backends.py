@@ -34,6 +34,7 @@ from lamforge.schema import (
     FUNCTIONS,
     Action,
     ActionParseError,
+    Control,
     HistoryItem,
     Observation,
     Status,
@@ -224,9 +225,9 @@ class HFBackendConfig:
     model: str = "default"
     """A model folder (a trained LAM or a base model), a Hugging Face id, 'default' (SmolLM2-135M) or 'tiny'."""
     decoding: Literal["guided", "free"] = "guided"
-    """'guided' writes the JSON skeleton itself and lets the model choose only the values: the control label
-    among the live labels, the function among the schema's, the status; it generates the args freely. The control
-    name is copied from the chosen control. 'free' lets the model write the whole JSON."""
+    """'guided' writes the JSON skeleton itself and lets the model choose only the values: the function among the
+    schema's, the control name among the live controls' names, the status; it generates the args freely. The
+    control label is copied from the chosen control. 'free' lets the model write the whole JSON."""
     thought: Literal["skip", "model"] = "skip"
     """Guided decoding: 'skip' leaves out the optional thought (saves most output tokens); 'model' lets the model
     decide whether to write one."""
@@ -646,22 +647,22 @@ class HFBackend:
             """Choose among (kind, text) options; returns the kind."""
             return options[choose([text for _, text in options])][0]
 
-        labels = list(dict.fromkeys(c.label for c in obs.controls))
+        # Names, not labels, are what the model chooses among (Action.to_json's order); the label is looked up.
+        by_name: dict[str, Control] = {}
+        for c in obs.controls:
+            if c.name and (c.name not in by_name or (c.enabled and not by_name[c.name].enabled)):
+                by_name[c.name] = c
+        names = list(by_name)
         first = [("thought", '{"thought":')] if cfg.thought == "model" else []
-        first += [("control", '{"control_label": "')] if labels else []
-        kind = pick(first + [("function", '{"function": "')])
-        if kind == "thought":
+        if pick(first + [("function", '{"function": "')]) == "thought":
             free("", _string_end, ' ""')
-            rest = [("control", ', "control_label": "')] if labels else []
-            kind = pick(rest + [("function", ', "function": "')])
-        if kind == "control":
-            label = labels[choose([json.dumps(lb, ensure_ascii=False)[1:] for lb in labels])]
-            name = obs.control(label).name
-            state["text"] += f', "control_name": {json.dumps(name, ensure_ascii=False)}, "function": "'
-            functions = list(FUNCTIONS)
-        else:
-            functions = [f for f, spec in FUNCTIONS.items() if not spec.needs_control]
-        choose([f'{f}"' for f in functions])
+            state["text"] += ', "function": "'
+        functions = [f for f, spec in FUNCTIONS.items() if names or not spec.needs_control]
+        function = functions[choose([f'{f}"' for f in functions])]
+        if FUNCTIONS[function].needs_control:
+            state["text"] += ', "control_name": "'
+            control = by_name[names[choose([json.dumps(n, ensure_ascii=False)[1:] for n in names])]]
+            state["text"] += f', "control_label": {json.dumps(control.label, ensure_ascii=False)}'
         free(', "args":', _value_end, " {}")
         state["text"] += ', "status": "'
         choose([f'{s.value}"' for s in Status])

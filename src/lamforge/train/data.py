@@ -10,7 +10,7 @@ from typing import Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from lamforge.schema import PlanPair, StepSample, render_plan_prompt, render_plan_target
+from lamforge.schema import PlanPair, StepSample, parse_action, render_plan_prompt, render_plan_target
 from lamforge.train.formatting import Encoded, encode_example
 
 Record = TypeVar("Record", bound=BaseModel)
@@ -89,7 +89,8 @@ def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
     if isinstance(record, PlanPair):
         return render_plan_prompt(record.task), render_plan_target(record.plan)
     if isinstance(record, StepSample):
-        return record.messages, record.target
+        # Re-rendered, so data recorded under an older field order trains on the current one.
+        return record.messages, parse_action(record.target).to_json()
     raise TypeError(f"cannot train on {type(record).__name__}")
 
 
