@@ -120,6 +120,20 @@ def test_decoding_reproduces_what_the_model_wants_to_write(tokenizer, target, de
     assert reply.tokens_generated == len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@pytest.mark.parametrize("wanted", ["Format", "Formatting Marks"])
+def test_guided_decoding_chooses_a_name_that_prefixes_another(tokenizer, wanted):
+    # The trained reply continues '"Format' with the merged token '",'; a choice cut at the bare quote would offer
+    # the model only '"' (never trained there) against 'ting', and a model that wants "Format" would get the other.
+    controls = [Control(label=str(i), name=n, type="push button", states=["enabled"])
+                for i, n in enumerate(["Formatting Marks", "Format", "Bold"], start=1)]
+    obs = Observation(controls=controls)
+    target = Action(control_label=next(c.label for c in controls if c.name == wanted), control_name=wanted,
+                    function="click_input", status="FINISH")
+    messages = render_prompt("t", 1, obs, [])
+    reply = teacher_backend(tokenizer, target.to_json()).decide(messages, obs, "t", [])
+    assert reply.text == target.to_json()
+
+
 def test_guided_decoding_with_thought_and_plan(tokenizer):
     target = Action(thought="Bold is the button", control_label="1", control_name="Bold", function="click_input",
                     plan=["check the title", "finish"])

@@ -495,12 +495,14 @@ def render_prompt(
     Ordered from what changes least to what changes most, because consecutive prompts that share a token prefix
     share its computation (training's shared-prefix pass, the runtime's KV cache): the window's control list (the
     main window's is the same in every task), the document (the same for the steps of a task until an edit lands),
-    the task, the history, and last the step number, the controls' states and the selection.
+    the history, the step number, the controls' states and the selection. The task comes last although it does
+    not change within an episode: a 135M model trained for minutes followed what was near the answer (it copied
+    the selection) and not the task a thousand tokens up; re-reading ~20 task tokens per step costs little.
     """
-    parts = [render_controls(obs), render_document(obs), f"Task: {task}", render_history(history or [])]
+    parts = [render_controls(obs), render_document(obs), render_history(history or [])]
     if plan:
         parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
-    parts += [f"Step: {step}", render_volatile(obs), "Next action JSON:"]
+    parts += [f"Step: {step}", render_volatile(obs), f"Task: {task}", "Next action JSON:"]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
 
 

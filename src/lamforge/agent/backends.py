@@ -653,22 +653,26 @@ class HFBackend:
             if c.name and (c.name not in by_name or (c.enabled and not by_name[c.name].enabled)):
                 by_name[c.name] = c
         names = list(by_name)
+        # Each option carries the fixed text that follows it. BPE merges a value's closing quote with what comes
+        # next ('",', '"}'), so an option cut at its bare quote ends in a token the model never saw there, and
+        # where one option is a prefix of another ("Format" and "Formatting Marks", "5" and "57") the model would
+        # be choosing between an untrained token and the longer option.
         first = [("thought", '{"thought":')] if cfg.thought == "model" else []
         if pick(first + [("function", '{"function": "')]) == "thought":
             free("", _string_end, ' ""')
             state["text"] += ', "function": "'
         functions = [f for f, spec in FUNCTIONS.items() if names or not spec.needs_control]
-        function = functions[choose([f'{f}"' for f in functions])]
+        function = functions[choose([f'{f}", "control_name": "' if FUNCTIONS[f].needs_control else f'{f}", "args":'
+                                     for f in functions])]
         if FUNCTIONS[function].needs_control:
-            state["text"] += ', "control_name": "'
-            control = by_name[names[choose([json.dumps(n, ensure_ascii=False)[1:] for n in names])]]
-            state["text"] += f', "control_label": {json.dumps(control.label, ensure_ascii=False)}'
-        free(', "args":', _value_end, " {}")
+            choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
+                    f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names])
+        free("", _value_end, " {}")
         state["text"] += ', "status": "'
-        choose([f'{s.value}"' for s in Status])
-        if cfg.plan == "model" and pick([("end", "}"), ("plan", ', "plan":')]) == "plan":
+        endings = [("end", '"}')] + ([("plan", '", "plan":')] if cfg.plan == "model" else [])
+        kind = pick([(kind, status.value + ending) for status in Status for kind, ending in endings])
+        if kind == "plan":
             free("", lambda t: _bracket_end(t, "[", "]"), " []")
-        if not state["text"].endswith("}"):
             state["text"] += "}"
         return state["text"], state["free"]
 
