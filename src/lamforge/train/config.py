@@ -165,8 +165,8 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         "4": {"batch_size": 2, "mini_batch_size": 1, "ppo_epochs": 2, "learning_rate": 1e-3, "micro_batch_size": 1},
     },
     "quick": {
-        # Sized by measurement on a 2-core CPU: with a frozen prompt, phase 2 trains ~0.25 step samples/s (384 in
-        # 26 min), so each phase gets a step budget rather than epochs. No LoRA dropout: on CPU it copies every
+        # Sized by measurement on a 2-core CPU: with a frozen prompt, phase 2 trains ~0.3 step samples/s (384 in
+        # 21.5 min), so each phase gets a step budget rather than epochs. No LoRA dropout: on CPU it copies every
         # adapted layer's input.
         "*": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "micro_batch_size": 4, "max_length": 1536,
               "prompt_gradients": False, "eval_generate": 8, "eval_loss_examples": 24, "save_every": 5},
