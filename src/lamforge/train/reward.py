@@ -200,7 +200,8 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
                                 config.micro_batch_size, config.share_prefix, device, bf16)
     metrics = {"held_out_steps": len(held.examples), "held_out_scored": len(scored)}
     metrics.update({f"held_out_{k}": v for k, v in binary_metrics(held_scores, [e.record.success for e in scored]).items()})
-    train_probe = train.examples[: max(len(scored), 32)]
+    # Shuffled for the same reason: the first training examples of a task are all from successful trajectories.
+    train_probe = random.Random(config.seed).sample(train.examples, min(len(train.examples), max(len(scored), 32)))
     probe_scores = score_encoded(model, [e.encoded for e in train_probe], tokenizer.pad_token_id,
                                  config.micro_batch_size, config.share_prefix, device, bf16)
     metrics.update({f"train_{k}": v for k, v in binary_metrics(probe_scores, [e.record.success for e in train_probe]).items()})
