@@ -60,12 +60,13 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
     from lamforge.train.base_model import load_causal_lm, load_tokenizer
     from lamforge.train.batching import autocast, micro_batches, target_loss_sum
     from lamforge.train.config import SFTConfig
+    from lamforge.train.data import record_messages
     from lamforge.train.formatting import IGNORE_INDEX, encode_example
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(model_name)
     warmup = 2
     samples = bench_samples(warmup + batch_size * steps, seed, data)
-    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    encoded = [encode_example(tokenizer, *record_messages(s)) for s in samples]
     device = torch.device("cpu")
     fast = config != "naive"
     bf16 = fast and runtime.cpu_has_bf16()
