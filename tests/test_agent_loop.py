@@ -16,7 +16,7 @@ from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.loop import Agent, AgentConfig, AgentResult, filter_controls
 from lamforge.env.grounding import ground
 from lamforge.llm import LLMError
-from lamforge.schema import (Action, ActionParseError, Control, Observation, Paragraph, Status, parse_action,
+from lamforge.schema import (Action, ActionParseError, Control, Observation, Paragraph, Status, parse_action, parse_controls,
                              render_prompt)
 
 MAIN_CONTROLS = [
@@ -285,7 +285,8 @@ def test_filter_controls_keeps_relevant_and_stateful_controls_with_their_labels(
 def test_control_filter_is_applied_to_the_prompt():
     _, backend, _ = run([FINISH], config=AgentConfig(max_controls=2))
     prompt = backend.calls[0][1]["content"]
-    assert '"Bold"' in prompt and '"Font Size"' not in prompt
+    names = [c.name for c in parse_controls(prompt)]
+    assert "Bold" in names and "Font Size" not in names and len(names) == 2
 
 
 def test_http_backend_drives_the_loop(llm_server):

@@ -9,6 +9,8 @@ import pytest
 
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 
+from lamforge.schema import parse_controls
+
 pytestmark = pytest.mark.office
 
 
@@ -17,7 +19,7 @@ def _bold_reply(body):
     prompt = body["messages"][-1]["content"]
     if "Previous actions: none" in prompt:
         return json.dumps({"function": "select_text", "args": {"text": "net profit"}})
-    label = next(line.split("]")[0][1:] for line in prompt.splitlines() if line.endswith('"Bold"'))
+    label = next(c.label for c in parse_controls(prompt) if c.name == "Bold")
     return json.dumps({"control_label": label, "control_name": "Bold", "function": "click_input", "args": {},
                        "status": "FINISH"})
 

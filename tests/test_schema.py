@@ -62,8 +62,8 @@ def test_render_prompt_contains_state_history_and_plan():
     messages = render_prompt("Bold Hello", 2, obs, history, plan=["click Bold"])
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[1]["content"]
-    for expected in ("Task: Bold Hello", "Step: 2", '[1] toggle button "Bold"\n', '[2] push button "Paste"\n',
-                     "Checked: [1]", "Disabled: [2]", "¶0 <Heading 1, part bold> Hello", "select_text", "- click Bold",
+    for expected in ("Task: Bold Hello", "Step: 2", "toggle button: Bold\npush button: Paste\n",
+                     "Checked: Bold", "Disabled: Paste", "¶0 <Heading 1, part bold> Hello", "select_text", "- click Bold",
                      "Selection: 'Hello'"):
         assert expected in user
     for name in FUNCTIONS:
@@ -84,8 +84,8 @@ def test_control_states_follow_the_stable_list_so_consecutive_prompts_share_it()
     shared = len(os.path.commonprefix([before, after]))
     # Everything up to the step number is shared: the controls, the window, the document, the task, the history.
     assert before[:shared].rstrip().endswith("Previous actions: none\nStep:")
-    assert '[4] toggle button "Italic"\nWindow: main "doc.odt - LibreOffice Writer"\nDocument:' in before[:shared]
-    assert "Values:\n[3] = 'Heading 1'" in after and "Focused: [3]" in after
+    assert 'toggle button: Italic\nWindow: main "doc.odt - LibreOffice Writer"\nDocument:' in before[:shared]
+    assert "Values:\nParagraph Style = 'Heading 1'" in after and "Focused: Paragraph Style" in after
 
 
 def test_parse_controls_reads_back_names_states_and_values():
@@ -94,6 +94,18 @@ def test_parse_controls_reads_back_names_states_and_values():
     assert [(c.label, c.name, c.type) for c in parsed] == [(c.label, c.name, c.type) for c in obs.controls]
     assert [sorted(c.states) for c in parsed] == [sorted(c.states) for c in obs.controls]
     assert [c.value for c in parsed] == [None, None, "Text 'quoted' \"both\"", None]
+
+
+def test_control_list_is_grouped_names_that_read_back_even_when_odd():
+    names = ["File", "|", ";", '"quoted" start', " padded ", "a = b", "x | y", ""]
+    controls = [Control(label=str(i), name=name, type="table cell" if i % 2 else "push button",
+                        states=["enabled", "checked"] if i == 2 else ["enabled"], value="v" if i == 6 else None)
+                for i, name in enumerate(names, start=1)]
+    user = render_prompt("t", 1, Observation(controls=controls))[1]["content"]
+    assert "table cell: File\npush button: \"|\"\n" in user and "Checked: \"|\"" in user
+    parsed = parse_controls(user)
+    assert [(c.label, c.name, c.type, c.value) for c in parsed] == [(c.label, c.name, c.type, c.value) for c in controls]
+    assert [c.states for c in parsed][1] == ["checked", "enabled"]
 
 
 def test_plan_rendering_round_trip():

@@ -163,6 +163,16 @@ def test_batch_schedule_is_deterministic_and_covers_each_epoch():
     assert len(batch_schedule(10, 4, 1, seed=0, max_steps=5)) == 5
 
 
+def test_grouped_batch_schedule_fills_batches_from_one_group_and_keeps_every_example():
+    groups = ["main"] * 9 + ["dialog"] * 5 + ["menu"]
+    steps = batch_schedule(len(groups), 4, 2, seed=1, groups=groups)
+    assert steps == batch_schedule(len(groups), 4, 2, seed=1, groups=groups)
+    first, second = steps[:4], steps[4:]
+    for epoch in (first, second):
+        assert sorted(sum(epoch, [])) == list(range(len(groups)))
+        assert sum(len({groups[i] for i in batch}) == 1 for batch in epoch) == 3  # 2 of "main", 1 of "dialog"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # configs
 

@@ -119,7 +119,8 @@ def test_reward_model_scores_are_probabilities(pipeline):
     scores = score_samples(model, pipeline["steps"][:5], tokenizer)
     assert len(scores) == 5 and all(0.0 < s < 1.0 for s in scores)
     assert len(set(round(s, 6) for s in scores)) > 1  # the head reads the input
-    assert score_samples(folder, pipeline["steps"][:2]) == pytest.approx(scores[:2], abs=1e-5)
+    # The same samples, so the same micro-batches: under bf16 autocast padding shifts scores by ~1e-4.
+    assert score_samples(folder, pipeline["steps"][:5]) == pytest.approx(scores, abs=1e-5)
 
 
 def test_ppo_history_records_kl_to_reference(pipeline):

@@ -94,6 +94,14 @@ def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
     raise TypeError(f"cannot train on {type(record).__name__}")
 
 
+def prefix_group(record: BaseModel) -> str:
+    """What a record's prompt may share with others beyond the system prompt: a step's control list (the main
+    window's is the same in every task), which renders first. Plan pairs share nothing more."""
+    if isinstance(record, StepSample):
+        return record.messages[-1]["content"].split("\nWindow: ", 1)[0]
+    return ""
+
+
 def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int) -> EncodedSet:
     out = EncodedSet()
     for record in records:

@@ -109,16 +109,38 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
     return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps, num_training_steps=max(1, total_steps))
 
 
-def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0) -> list[list[int]]:
-    """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches."""
+def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0,
+                   groups: list[str] | None = None) -> list[list[int]]:
+    """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches.
+
+    With `groups` (one key per example), each epoch fills batches from one group where it can: examples whose
+    prompts share a long prefix (the same window's control list) then share its forward pass in a micro-batch
+    (batching.make_micro_batch), which is exact and on CPU ~1.3x faster per example than mixed batches. Every
+    example is still seen once per epoch; the leftovers of each group fill mixed batches, and batch order is
+    shuffled.
+    """
     steps: list[list[int]] = []
     for epoch in range(epochs):
+        rng = random.Random(f"{seed}:{epoch}")
         order = list(range(n_examples))
-        random.Random(f"{seed}:{epoch}").shuffle(order)
-        steps += [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+        rng.shuffle(order)
+        if groups is None:
+            steps += [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+            continue
+        by_group: dict[str, list[int]] = {}
+        for i in order:
+            by_group.setdefault(groups[i], []).append(i)
+        batches, rest = [], []
+        for members in by_group.values():
+            whole = len(members) - len(members) % batch_size
+            batches += [members[i : i + batch_size] for i in range(0, whole, batch_size)]
+            rest += members[whole:]
+        batches += [rest[i : i + batch_size] for i in range(0, len(rest), batch_size)]
+        rng.shuffle(batches)
+        steps += batches
     if max_steps:
         while len(steps) < max_steps and n_examples:  # more steps than epochs give: keep cycling
-            steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps))
+            steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps), groups=groups)
         steps = steps[:max_steps]
     return steps
 

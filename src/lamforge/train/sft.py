@@ -23,7 +23,7 @@ from lamforge.train.base_model import load_causal_lm, load_tokenizer
 from lamforge.train.batching import autocast, micro_batches, target_loss_sum
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import SFTConfig
-from lamforge.train.data import EncodedSet, data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.data import EncodedSet, data_summary, encode_records, prefix_group, read_jsonl, split_records
 from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
 from lamforge.train.selfboost import NewSamples, collect_new_samples, failed_task_ids, union_with_explorations
 
@@ -81,7 +81,8 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
     model = runtime.add_lora(model, config)
     model.train()
     optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
-    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
+                                      groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
     scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
     start = 0
     state = runtime.load_state(output_dir, config)
