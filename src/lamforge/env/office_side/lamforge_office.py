@@ -460,7 +460,8 @@ def _click(ctx):
     role = ctx.getAccessibleRole()
     if role in (ROLE["PAGE_TAB"], ROLE["LIST_ITEM"], ROLE.get("TREE_ITEM", -1), ROLE["TABLE_CELL"]):
         return lambda: _select_in_parent(ctx)
-    if ctx.getAccessibleActionCount() > 0:
+    # Spin boxes (a dialog's "Columns:", "of") do not implement XAccessibleAction at all.
+    if hasattr(ctx, "getAccessibleActionCount") and ctx.getAccessibleActionCount() > 0:
         return lambda: ctx.doAccessibleAction(0)
     if role in (ROLE["TEXT"], ROLE["COMBO_BOX"], ROLE["SPIN_BOX"]):
         return lambda: ctx.grabFocus()
