@@ -339,3 +339,15 @@ def test_retrieval_baseline_clicks_the_closest_control_then_finishes():
     ranked = backend.rank("make the text bold", main_obs())
     assert main_obs().control(ranked[0][1]).name == "Bold"
     assert ranked[0][0] > ranked[-1][0]
+
+
+def test_the_same_failing_action_three_times_ends_the_episode():
+    missing = action_json(control_label="99", control_name="Nonexistent", function="click_input", args={}, status="CONTINUE")
+    result, _, _ = run([missing])
+    assert result.outcome == "fail" and len(result.steps) == 3
+    assert "failed 3 times in a row" in result.reason and "grounding rejected" in result.reason
+    # A success in between starts the count again; with the rule off the model runs to the step cap.
+    result, _, _ = run([missing, missing, CLICK_BOLD, missing, missing, FINISH])
+    assert result.outcome == "finish" and len(result.steps) == 6
+    result, _, _ = run([missing], config=AgentConfig(max_steps=5, max_repeated_errors=0))
+    assert result.outcome == "max_steps" and len(result.steps) == 5

@@ -37,6 +37,10 @@ class AgentConfig:
     max_blocked: int = 3
     """Consecutive actions the guard may block before the episode ends as FAIL (a model stuck on a forbidden
     action would otherwise burn every remaining step)."""
+    max_repeated_errors: int = 3
+    """The same action failing this many times in a row ends the episode as FAIL. A failed action leaves the app as
+    it was, so a greedy model sees nearly the same prompt and repeats it: quick-run LAMs clicked a disabled control
+    up to 9 times, to the step cap. 0 turns this off."""
     max_controls: int | None = None
     """Show the model at most this many controls, the ones most related to the task (see filter_controls). Off by
     default: a model should be trained on the same filtering it runs with."""
@@ -147,6 +151,7 @@ class Agent:
         history: list[HistoryItem] = result.history
         plan: list[str] | None = None
         blocked_in_a_row = 0
+        failed_in_a_row, last_failed = 0, None
         self.backend.reset()
         env_observe_s = 0.0
         if obs is None:
@@ -220,6 +225,8 @@ class Agent:
                 self._emit(result, record)
                 break
             current = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+            failed_in_a_row = failed_in_a_row + 1 if record.error and record.action == last_failed else int(bool(record.error))
+            last_failed = record.action if record.error else None
             history.append(HistoryItem(action=action, result=record.result if not record.error else f"error: {record.error}"))
             plan = action.plan
             self._emit(result, record)
@@ -229,6 +236,10 @@ class Agent:
             if action.status == Status.FAIL:
                 result.outcome = "fail"
                 result.reason = "the model gave up: " + (action.args.get("text") or action.thought or "no reason given")
+                break
+            if self.config.max_repeated_errors and failed_in_a_row >= self.config.max_repeated_errors:
+                result.outcome = "fail"
+                result.reason = f"the same action failed {failed_in_a_row} times in a row; last error: {record.error}"
                 break
             if terminated or truncated:
                 result.outcome = "max_steps"
