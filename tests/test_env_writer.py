@@ -2,10 +2,13 @@
 
 import os
 import signal
+import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from helpers import click, control
+from lamforge.env.office import Office
 from lamforge.schema import Action, Observation
 
 pytestmark = pytest.mark.office
@@ -154,3 +157,15 @@ def test_killed_office_is_an_env_error_and_next_reset_recovers(writer_env):
     assert Observation.model_validate(obs).window == "main"
     writer_env.step({"function": "keyboard_input", "args": {"keys": "alive"}})
     assert writer_env.doc_state().paragraphs[0].text == "alive"
+
+
+def test_closing_never_raises_and_always_kills_the_office():
+    def terminate():
+        raise RuntimeError("Couldn't convert <traceback object> to a UNO type")
+
+    office = Office.__new__(Office)  # no soffice needed: a stand-in process and a desktop whose terminate() fails
+    office.proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    office.desktop, office.ctx, office._scripts = SimpleNamespace(terminate=terminate), None, {}
+    office.call_timeout, office.profile, office._own_display = 20.0, None, None
+    office.close()
+    assert office.proc.poll() is not None
