@@ -308,6 +308,17 @@ class Office:
         xdotool = shutil.which("xdotool")
         if xdotool is None:
             raise OfficeNotInstalled(f"xdotool not found. Install with: {INSTALL_HINT}")
-        done = subprocess.run([xdotool, *args], env=dict(os.environ, DISPLAY=self.display), check=check, timeout=30,
+        done = subprocess.run([xdotool, *args], env=dict(os.environ, DISPLAY=self.display), timeout=30,
                               capture_output=True, text=True)
+        if check and done.returncode != 0:
+            # A killed office takes its windows with it before the process is reaped, so typing can fail first:
+            # wait a moment for the process, and report a dead office as the crash it is, not as an xdotool error.
+            if self.proc is not None:
+                try:
+                    self.proc.wait(1)
+                except subprocess.TimeoutExpired:
+                    pass
+            if not self.alive():
+                raise OfficeError("the office is not running (it crashed or was killed)")
+            raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
         return done.stdout
