@@ -31,6 +31,25 @@ def test_splits_are_disjoint_and_deterministic():
     assert {i.family for i in sample_instances("unseen_family", 10)} <= set(UNSEEN_FAMILIES)
 
 
+def test_families_can_be_limited_to_categories():
+    character = families_for("train", ["character"])
+    assert character and {REGISTRY[f].category for f in character} == {"character"}
+    assert set(character) < set(families_for("train"))
+    assert not set(character) & set(UNSEEN_FAMILIES)  # strikethrough is a character family, held out
+    assert families_for("unseen_family", ["character"]) == ["strikethrough"]
+    assert {i.family for i in sample_instances("test", 20, families=character)} <= set(character)
+    with pytest.raises(ValueError, match="unknown task categories"):
+        families_for("train", ["charcter"])
+
+
+def test_pipeline_presets_name_real_categories():
+    from lamforge.pipeline import PRESETS
+
+    for preset in PRESETS.values():
+        if preset.categories:
+            assert families_for("train", preset.categories)
+
+
 def test_reference_passes_and_negative_controls_fail(writer_env):
     summary = summarize(verify(SUBSET, n=1, env=writer_env, progress=False))
     failures = [f for r in summary["per_family"] for f in r["failures"]]

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lamforge.data.collect import CollectConfig, collect, load_records
+from lamforge.tasks.splits import families_for
 
 EVAL_SPLITS = ("test", "unseen_phrasing", "unseen_family")
 
@@ -32,17 +33,21 @@ def agent_spec(name: str, checkpoints: Path | None) -> tuple[str, str | None]:
 
 
 def run_online(agents: list[str], out: Path, n: int, checkpoints: Path | None = None, splits=EVAL_SPLITS,
-               n_held_out: int | None = None, workers: int = 1, max_steps: int = 15, progress: bool = True) -> dict:
+               n_held_out: int | None = None, workers: int = 1, max_steps: int = 15, progress: bool = True,
+               categories: list[str] | None = None) -> dict:
+    """categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families
+    stay whole, since none of them was trained on anyway."""
     results = {}
     for split in splits:
         count = n if split == "test" else (n_held_out or max(1, n // 2))
+        families = families_for(split, categories) if categories and split != "unseen_family" else None
         for agent in agents:
             demonstrator, model = agent_spec(agent, checkpoints)
             if model and model != "default" and not Path(model).exists():
                 results.setdefault(split, {})[agent] = {"missing": f"no checkpoint at {model}"}
                 continue
             config = CollectConfig(out=out / split / agent, demonstrator=demonstrator, model=model, split=split,
-                                   n=count, workers=workers, max_steps=max_steps)
+                                   n=count, workers=workers, max_steps=max_steps, families=families)
             collect(config, show_progress=progress)
     summary = summarize_online(out, agents, splits)
     (out / "online.json").write_text(json.dumps(summary, indent=1))

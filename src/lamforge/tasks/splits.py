@@ -18,13 +18,17 @@ SPLITS = ("train", "test", "unseen_phrasing", "unseen_family")
 UNSEEN_FAMILIES = ("strikethrough", "spacing_below", "footer_text", "bookmark", "delete_paragraph")
 
 
-def families_for(split: str) -> list[str]:
+def families_for(split: str, categories: list[str] | None = None) -> list[str]:
+    """The split's families, optionally only those of the given categories (a run sized to a subset)."""
     import lamforge.tasks.families  # noqa: F401  (registers every family)
 
+    if categories is not None:
+        unknown = sorted(set(categories) - {f.category for f in REGISTRY.values()})
+        if unknown:
+            raise ValueError(f"unknown task categories {unknown}")
     held_out = [f for f in UNSEEN_FAMILIES if f in REGISTRY]
-    if split == "unseen_family":
-        return held_out
-    return [f for f in REGISTRY if f not in held_out]
+    names = held_out if split == "unseen_family" else [f for f in REGISTRY if f not in held_out]
+    return [f for f in names if categories is None or REGISTRY[f].category in categories]
 
 
 def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | None = None) -> list[TaskInstance]:
