@@ -91,3 +91,15 @@ def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
     assert {s["task_id"] for s in samples} == set(ids)
     assert len(samples) == sum(len(r["steps"]) for r in records)
     assert json.loads(done.stdout)["this_run"]["tasks"] == 8 - first
+
+
+def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
+    from lamforge.data.instantiate import instantiate
+
+    sampled = instantiate("train", 6, seed=1, families=["italic", "bold", "underline"])
+    wanted = [i.task_id for i in sampled[3:]]
+    again = instantiate("train", len(wanted), seed=1, families=["italic", "bold", "underline"], task_ids=wanted)
+    assert [i.task_id for i in again] == wanted
+    # Other families shift the shared random stream: a clear error, not an endless search.
+    with pytest.raises(ValueError, match="not among the train instances"):
+        instantiate("train", len(wanted), seed=1, families=["italic", "bold", "align"], task_ids=wanted)

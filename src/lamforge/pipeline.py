@@ -160,6 +160,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     if _stage(f"7. LAM2 explores {len(failed)} failed train tasks", _done_collect(explore, len(failed)) or not failed):
         timed("explore", lambda: collect(CollectConfig(out=explore, demonstrator="model", model=str(models / "lam2"),
                                                        n=len(failed), task_ids=failed, seed=1, workers=1,
+                                                       families=families_for("train", p.categories) if p.categories else None,
                                                        attempts=p.explore_attempts, temperature=0.7,
                                                        max_steps=p.max_steps)))
     explored = explore / "samples.jsonl"

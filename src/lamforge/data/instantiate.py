@@ -56,10 +56,19 @@ def instantiate(split: str, n: int, seed: int = 0, families: list[str] | None = 
     budget = n if not wanted else 10 * len(wanted) + 100
     counters = {f: 0 for f in family_ids}
     exhausted: set[str] = set()
+    draws = 0
     while len(out) < budget and len(exhausted) < len(family_ids):
         for family_id in family_ids:
             if family_id in exhausted:
                 continue
+            draws += 1
+            if wanted and draws > 20 * len(wanted) + 1000:
+                # The draws share one random stream, so ids come back only with the families, split and seed they
+                # were sampled with; anything else would draw forever.
+                missing = sorted(wanted - {i.task_id for i in out})
+                raise ValueError(f"{len(missing)} task ids (e.g. {missing[0]}) are not among the {split} instances of "
+                                 f"seed {seed} over these families; sample them with the families, split and seed "
+                                 f"they were collected with")
             instance = _draw(family_id, templates, scores[family_id], counters, rng, split, seed)
             if instance is None:
                 exhausted.add(family_id)
