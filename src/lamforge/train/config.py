@@ -172,10 +172,10 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         "*": {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "micro_batch_size": 4, "max_length": 1536,
               "prompt_gradients": False, "eval_generate": 8, "eval_loss_examples": 24, "save_every": 5},
         "1": {"init_from": "default", "learning_rate": 5e-4, "epochs": 1, "max_steps": 15},
-        # Epochs matter more than anything else tried. On 7 character families (136 samples, 18 test steps), one
+        # Epochs matter more than anything else tried. On 7 character families (132 samples, 18 test steps), one
         # epoch (16 updates of 8) left the LAM repeating select_text at step 2: SSR 39-50% with LoRA at 3e-3, full
-        # fine-tuning at 2e-4, or prompt gradients at 5e-4. 2.3 epochs at 5e-4 gave 50%; 96 updates of 4 at 2e-3
-        # (2.8 epochs) gave 88.9%.
+        # fine-tuning at 2e-4, or prompt gradients at 5e-4. 2.4 epochs at 5e-4 gave 50%; 96 updates of 4 at 2e-3
+        # (2.9 epochs) gave 88.9%.
         "2": {"learning_rate": 2e-3, "epochs": 3, "max_steps": 0, "batch_size": 4},
         "3": {"learning_rate": 2e-4, "epochs": 1, "max_steps": 6},
         "rm": {"learning_rate": 2e-4, "epochs": 1, "lora_r": 8, "lora_alpha": 32, "lora_dropout": 0.1, "max_steps": 6},
