@@ -53,7 +53,7 @@ PRESETS = {
                            agents=["lam4", "reference", "retrieval"],
                            train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
     # This 2-core machine, within 2 hours: the 11 character-formatting families, 10 demonstrations each. A CPU
-    # trains ~0.6 step samples/s, and phase 2 needs ~3 epochs before the LAM reads the task and the step state (one
+    # trains ~0.54 step samples/s, and phase 2 needs ~3 epochs before the LAM reads the task and the step state (one
     # epoch over all 38 families left it choosing controls by their frequency in the data).
     "quick": PipelinePreset("quick", oracle_tasks=110, plan_tasks=22, test_tasks=22, explore_attempts=2,
                             online_tasks=10, online_held_out=3, workers=2, max_steps=10, offline_limit=10,
@@ -122,7 +122,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
 
     def collect_stage(title, folder, n, **kw):
         if _stage(title, _done_collect(folder, n)):
-            families = families_for(kw.get("split", "train"), p.categories) if p.categories else None
+            families = families_for(kw.get("split", "train"), p.categories)
             summary = timed(folder.name, lambda: collect(CollectConfig(out=folder, n=n, workers=p.workers,
                                                                        max_steps=p.max_steps, families=families, **kw)))
             console.print(f"{summary['tasks']} tasks, success {summary['success_rate']:.1%}, "
@@ -160,7 +160,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     if _stage(f"7. LAM2 explores {len(failed)} failed train tasks", _done_collect(explore, len(failed)) or not failed):
         timed("explore", lambda: collect(CollectConfig(out=explore, demonstrator="model", model=str(models / "lam2"),
                                                        n=len(failed), task_ids=failed, seed=1, workers=1,
-                                                       families=families_for("train", p.categories) if p.categories else None,
+                                                       families=families_for("train", p.categories),
                                                        attempts=p.explore_attempts, temperature=0.7,
                                                        max_steps=p.max_steps)))
     explored = explore / "samples.jsonl"
