@@ -53,7 +53,7 @@ def instantiate(split: str, n: int, seed: int = 0, families: list[str] | None = 
     out: list[TaskInstance] = []
     seen: set[str] = set()
     wanted = set(task_ids or [])
-    budget = n if not wanted else 10 * len(wanted) + 100
+    budget = len(wanted) if wanted else n
     counters = {f: 0 for f in family_ids}
     exhausted: set[str] = set()
     draws = 0
@@ -78,7 +78,7 @@ def instantiate(split: str, n: int, seed: int = 0, families: list[str] | None = 
             seen.add(instance.task_id)
             if not wanted or instance.task_id in wanted:
                 out.append(instance)
-            if len(out) >= budget or (wanted and len(out) == len(wanted)):
+            if len(out) >= budget:
                 return out
     return out
 
