@@ -55,3 +55,20 @@ def test_reference_passes_and_negative_controls_fail(writer_env):
     failures = [f for r in summary["per_family"] for f in r["failures"]]
     assert summary["reference_pass_rate"] == 1.0, failures
     assert summary["negatives_all_rejected"], failures
+
+
+def test_open_tab_clicks_only_a_tab_that_is_not_in_front():
+    from lamforge.schema import Control, Observation
+    from lamforge.tasks.base import open_tab
+
+    def route(states):
+        obs = Observation(window="dialog", controls=[Control(label="1", name="Font", type="page tab", states=states)])
+        steps = open_tab(obs, "Font")
+        try:
+            return [next(steps)]
+        except StopIteration:
+            return []
+
+    assert route(["enabled", "selected"]) == []
+    (action,) = route(["enabled"])
+    assert (action.function, action.control_name, action.control_label) == ("click_input", "Font", "1")

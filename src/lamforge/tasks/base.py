@@ -171,3 +171,14 @@ def menu_path(obs: Observation, *names: str) -> Solution:
     return obs
 
 
+def open_tab(obs: Observation, name: str) -> Solution:
+    """Bring a dialog's page tab to the front: click it unless it already is (dialogs reopen on the tab used last).
+
+    Why not always click: clicking the open tab changes nothing on screen, so that step's observation would equal
+    the next one's, and a policy could tell the two steps apart only by counting its history.
+    """
+    if "selected" not in control(obs, name, "page tab").states:
+        obs = yield click(obs, name, "page tab")
+    return obs
+
+

@@ -13,7 +13,7 @@ from typing import Callable
 from lamforge.env.docstate import DocState, Run
 from lamforge.schema import Action
 from lamforge.tasks.base import (
-    TaskFamily, Verdict, click, failed, finish, menu_path, passed, register, select_paragraphs, select_text,
+    TaskFamily, Verdict, click, failed, finish, menu_path, open_tab, passed, register, select_paragraphs, select_text,
 )
 from lamforge.tasks.templates import TemplateDoc
 
@@ -266,8 +266,7 @@ class _FontTab(TaskFamily):
     def _route(self, phrase, params, obs):
         obs = yield select_text(phrase)
         obs = yield from menu_path(obs, "Format", "Character...")
-        # The dialog reopens on the tab used last, so go to the Font tab explicitly.
-        obs = yield click(obs, "Font", "page tab")
+        obs = yield from open_tab(obs, "Font")
         obs = yield click(obs, self.item(params), "list item")
         yield finish(click(obs, "OK", "push button"))
 

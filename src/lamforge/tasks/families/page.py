@@ -11,8 +11,8 @@ from typing import ClassVar
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Observation
-from lamforge.tasks.base import (ControlNotFound, TaskFamily, Verdict, click, failed, finish, keys, menu_path, passed,
-                                 register, select_paragraphs, set_text)
+from lamforge.tasks.base import (ControlNotFound, TaskFamily, Verdict, click, failed, finish, keys, menu_path, open_tab,
+                                 passed, register, select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph
 
 LENGTH_TOLERANCE = 10  # 1/100 mm: the dialog rounds 2.5 cm to 2499
@@ -43,7 +43,7 @@ def _body_marker(template) -> dict | None:
 
 def _page_style_dialog(obs: Observation, tab: str):
     obs = yield from menu_path(obs, "Format", "Page Style...")
-    obs = yield click(obs, tab, "page tab")
+    obs = yield from open_tab(obs, tab)
     return obs
 
 
@@ -220,7 +220,7 @@ class PageBreak(TaskFamily):
         # deletes the paragraph's first words. The dialog acts on the selected paragraph with clicks only.
         obs = yield select_paragraphs(index)
         obs = yield from menu_path(obs, "Format", "Paragraph...")
-        obs = yield click(obs, "Text Flow", "page tab")
+        obs = yield from open_tab(obs, "Text Flow")
         obs = yield click(obs, "Insert", "check box")  # its defaults are Type "Page", Position "Before"
         yield finish(click(obs, "OK", "push button"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from lamforge.tasks.base import (TaskFamily, click, failed, finish, menu_path, passed, register, select_paragraphs,
+from lamforge.tasks.base import (TaskFamily, click, failed, finish, menu_path, open_tab, passed, register, select_paragraphs,
                                  set_text)
 from lamforge.tasks.families.common import body_paragraph, paragraph_has
 
@@ -76,7 +76,7 @@ class LineSpacing(TaskFamily):
     def _route(self, index, spacing, obs):
         obs = yield select_paragraphs(index)
         obs = yield from menu_path(obs, "Format", "Paragraph...")
-        obs = yield click(obs, "Indents & Spacing", "page tab")
+        obs = yield from open_tab(obs, "Indents & Spacing")
         obs = yield click(obs, spacing, "list item")
         yield finish(click(obs, "OK", "push button"))
 
@@ -122,7 +122,7 @@ class _ParagraphLength(TaskFamily):
     def _route(self, index, value, obs):
         obs = yield select_paragraphs(index)
         obs = yield from menu_path(obs, "Format", "Paragraph...")
-        obs = yield click(obs, "Indents & Spacing", "page tab")
+        obs = yield from open_tab(obs, "Indents & Spacing")
         obs = yield set_text(obs, self.spin, value, "spin box")
         yield finish(click(obs, "OK", "push button"))
 
