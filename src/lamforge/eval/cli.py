@@ -48,6 +48,9 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
            out: Path = typer.Option(Path("out/eval/online")),
            workers: int = typer.Option(1),
            split: Optional[list[str]] = typer.Option(None, help="Only these splits (repeatable)."),
+           category: Optional[list[str]] = typer.Option(
+               None, help="Only test and unseen-phrasing tasks of these categories (repeatable), as a pipeline "
+                          "preset with categories evaluates."),
            as_json: bool = typer.Option(False, "--json")):
     """Every agent runs every test task in the live app: TSR, time per task, steps and step latency."""
     from lamforge.eval.online import EVAL_SPLITS, run_online
@@ -55,7 +58,7 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
         summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
-                             progress=not as_json)
+                             progress=not as_json, categories=category or None)
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)
