@@ -56,9 +56,8 @@ PRESETS = {
     # trains ~0.54 step samples/s, and phase 2 needs ~3 epochs before the LAM reads the task and the step state (one
     # epoch over all 38 families left it choosing controls by their frequency in the data). With 10 demonstrations
     # each, 3 epochs fit the training steps (loss 0.01) but missed 7 of 30 steps on the test documents.
-    # Evaluation uses all 22 test tasks, two per family: on a subset of 10, one task moves TSR by 10 points.
     "quick": PipelinePreset("quick", oracle_tasks=176, plan_tasks=22, test_tasks=22, explore_attempts=2,
-                            online_tasks=22, online_held_out=3, workers=2, max_steps=10, offline_limit=None,
+                            online_tasks=10, online_held_out=3, workers=2, max_steps=10, offline_limit=10,
                             train_overrides={"max_length": 2560}, categories=["character"]),
     # A GPU machine and the paper's scale of data.
     "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,
