@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from lamforge.tasks.base import (TaskFamily, click, failed, finish, menu_path, open_tab, passed, register, select_paragraphs,
-                                 set_text)
+from lamforge.tasks.base import (TaskFamily, click, failed, finish, menu_path, open_tab, passed, register,
+                                 select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph, paragraph_has
 
 ALIGN_BUTTONS = {"center": "Center", "right": "Right", "justify": "Justified", "left": "Left"}
