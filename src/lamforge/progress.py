@@ -39,7 +39,10 @@ class Progress(RichProgress):
         task = self._tasks[task_id]
         now = time.monotonic()
         finished = task.total is not None and task.completed >= task.total
-        if not finished and now - self._logged.get(task_id, 0.0) < self._log_every:
+        # The first update always prints: a default of 0.0 would compare against time.monotonic(), which counts
+        # from boot, so on a machine up for less than log_every seconds nothing would print until the end.
+        last = self._logged.get(task_id)
+        if not finished and last is not None and now - last < self._log_every:
             return
         if finished and self._logged.get(task_id) == float("inf"):
             return
