@@ -262,7 +262,7 @@ def test_result_round_trips_through_json():
     result, _, _ = run(["oops", CLICK_BOLD, FINISH], config=AgentConfig(record_prompts=True))
     again = AgentResult.model_validate_json(result.model_dump_json())
     assert again == result
-    assert again.steps[0].messages[0]["role"] == "system"
+    assert again.steps[0].state.messages()[0]["role"] == "system" and again.steps[0].state.task == "Make the title bold"
     assert len(again.step_latencies()) == 2
 
 

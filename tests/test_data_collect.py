@@ -12,6 +12,7 @@ import pytest
 
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 from lamforge.data.collect import CollectConfig, collect, recover
+from lamforge.schema import StepSample
 
 pytestmark = pytest.mark.office
 FAMILIES = ["bold", "align", "line_spacing", "save_docx"]
@@ -34,7 +35,10 @@ def test_oracle_collection_outputs(tmp_path):
     samples = datasets.load_dataset("json", data_files=str(tmp_path / "samples.jsonl"), split="train")
     assert len(samples) == sum(len(t["steps"]) for t in trajectories) == summary["samples"]
     first = samples[0]
-    assert "\nTask: " in first["messages"][1]["content"] and json.loads(first["target"])["function"]
+    assert first["state"]["task"] and first["state"]["observation"]["controls"] and json.loads(first["target"])["function"]
+    # The samples keep the structured state; the prompt is rendered from it when needed.
+    sample = StepSample.model_validate(first)
+    assert f"\nTask: {sample.task}" in sample.messages()[1]["content"]
     ufo = json.loads((tmp_path / "ufo" / f"{trajectories[0]['task_id']}.json").read_text())
     assert set(ufo) == {"unique_id", "app", "original", "instantiation_result", "execution_result", "time_cost"}
     assert ufo["execution_result"]["result"]["complete"] == "yes" and isinstance(ufo["execution_result"]["error"], str)

@@ -115,10 +115,35 @@ def test_plan_rendering_round_trip():
 
 def test_training_renders_recorded_targets_in_the_current_field_order():
     from lamforge.train.data import record_messages
-    from lamforge.schema import StepSample
+    from lamforge.schema import StepSample, StepState
 
     old_order = '{"control_label": "3", "control_name": "Bold", "function": "click_input", "args": {}}'
-    sample = StepSample(sample_id="s", trajectory_id="t", task_id="k", step=1, messages=[], target=old_order)
+    state = StepState(task="Bold it", step=1, observation=Observation())
+    sample = StepSample(sample_id="s", trajectory_id="t", task_id="k", state=state, target=old_order)
     _, target = record_messages(sample)
     assert target == Action(control_label="3", control_name="Bold", function="click_input").to_json()
     assert target.startswith('{"function": "click_input", "control_name": "Bold"')
+
+
+def test_samples_of_the_old_rendered_only_format_fail_with_a_clear_message(tmp_path):
+    from lamforge.jsonl import DataError, read_jsonl
+    from lamforge.schema import StepSample
+
+    old = {"sample_id": "s", "trajectory_id": "t", "task_id": "k", "step": 1, "target": "{}",
+           "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "Task: y"}]}
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+    with pytest.raises(DataError, match=r"samples.jsonl:1: .*older lamforge.*lamforge data collect"):
+        read_jsonl(path, StepSample)
+
+
+def test_a_sample_renders_its_prompt_from_the_structured_state():
+    from lamforge.schema import StepSample, StepState
+
+    obs = Observation(controls=[Control(label="1", name="Bold", type="toggle button", states=["enabled"])])
+    history = [HistoryItem(action=Action(function="select_text", args={"text": "Hello"}), result="selected")]
+    state = StepState(task="Bold Hello", step=2, observation=obs, history=history, plan=["click Bold"])
+    sample = StepSample(sample_id="s", trajectory_id="t", task_id="k", state=state, target="{}")
+    again = StepSample.model_validate_json(sample.model_dump_json())
+    assert again.messages() == render_prompt("Bold Hello", 2, obs, history, plan=["click Bold"])
+    assert again.step == 2 and again.task == "Bold Hello"

@@ -48,8 +48,8 @@ def tiny_model():
 
 def test_labels_cover_exactly_the_target_and_eos(tokenizer):
     sample = synthetic_step_samples(1, seed=1)[0]
-    encoded = encode_example(tokenizer, sample.messages, sample.target)
-    prompt = build_prompt_ids(tokenizer, sample.messages)
+    encoded = encode_example(tokenizer, sample.messages(), sample.target)
+    prompt = build_prompt_ids(tokenizer, sample.messages())
     assert encoded.input_ids[: len(prompt)] == prompt
     assert encoded.labels[: len(prompt)] == [IGNORE_INDEX] * len(prompt)
     target_part = encoded.labels[len(prompt) :]
@@ -93,7 +93,7 @@ def _hf_target_loss(model, encoded):
 
 def test_shared_prefix_and_target_only_logits_match_the_plain_loss(tokenizer, tiny_model):
     samples = synthetic_step_samples(3, seed=5, min_controls=3, max_controls=9)
-    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
     shared = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=True)
     assert shared.prefix_length > 300  # the system prompt and chat header
     assert shared.prefix_length < min(e.prompt_length for e in encoded)
@@ -111,7 +111,7 @@ def test_shared_prefix_and_target_only_logits_match_the_plain_loss(tokenizer, ti
 @pytest.mark.parametrize("share_prefix", [True, False])
 def test_frozen_prompt_keeps_the_loss_and_trains_only_through_the_action(tokenizer, tiny_model, share_prefix):
     samples = synthetic_step_samples(3, seed=7, min_controls=3, max_controls=9)
-    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
     frozen = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=share_prefix, prompt_gradients=False)
     assert frozen.freeze_prompt and frozen.frozen_ids is not None
     # The trained part of each row is its last prompt token plus the action and EOS.
@@ -137,7 +137,7 @@ def test_frozen_prompt_keeps_the_loss_and_trains_only_through_the_action(tokeniz
 
 def test_target_logits_are_only_at_target_positions(tokenizer, tiny_model):
     samples = synthetic_step_samples(2, seed=2, min_controls=3, max_controls=5)
-    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
     batch = make_micro_batch(encoded, tokenizer.pad_token_id)
     with torch.no_grad():
         logits, targets, rows = target_logits(tiny_model, batch)
@@ -148,7 +148,7 @@ def test_target_logits_are_only_at_target_positions(tokenizer, tiny_model):
 
 def test_micro_batches_keep_every_example_once(tokenizer):
     samples = synthetic_step_samples(5, seed=3, min_controls=3, max_controls=12)
-    encoded = [encode_example(tokenizer, s.messages, s.target) for s in samples]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
     parts = micro_batches(encoded, 2, tokenizer.pad_token_id)
     assert [len(p.lengths) for p in parts] == [2, 2, 1]
     assert sum(p.target_tokens for p in parts) == sum(len(e) - e.prompt_length for e in encoded)

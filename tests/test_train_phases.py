@@ -83,7 +83,7 @@ def test_each_policy_is_a_loadable_documented_hf_model(pipeline, name, phase):
     assert metrics["training"]["steps"] == 2
     assert "val_loss" in metrics["metrics"]
     model, tokenizer = load_policy(folder)
-    messages = pipeline["steps"][0].messages
+    messages = pipeline["steps"][0].messages()
     reply = generate_reply(model, tokenizer, messages, max_new_tokens=4)
     assert isinstance(reply, str)
 

@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 from lamforge.agent.backends import Backend, BackendReply
 from lamforge.agent.guard import GuardPolicy, GuardVerdict, check
 from lamforge.env.grounding import ground
-from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, parse_action, render_prompt
+from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, StepState, parse_action
 
 Outcome = Literal["finish", "fail", "max_steps", "env_error"]
 
@@ -45,7 +45,8 @@ class AgentConfig:
     """Show the model at most this many controls, the ones most related to the task (see filter_controls). Off by
     default: a model should be trained on the same filtering it runs with."""
     record_prompts: bool = False
-    """Keep each step's prompt messages in the result (large; for turning runs into training data)."""
+    """Keep each step's decision state (task, observation shown, history, plan) in the result (large; for turning
+    runs into training data)."""
 
 
 class StepTimings(BaseModel):
@@ -67,7 +68,7 @@ class StepRecord(BaseModel):
     tokens_generated: int = 0
     prompt_tokens: int = 0
     timings: StepTimings = Field(default_factory=StepTimings)
-    messages: list[dict[str, str]] | None = None
+    state: StepState | None = None  # what the model decided from (record_prompts only)
 
 
 class AgentResult(BaseModel):
@@ -175,9 +176,10 @@ class Agent:
             shown = current
             if self.config.max_controls:
                 shown = filter_controls(current, task, self.config.max_controls, plan)
-            messages = render_prompt(task, step, shown, history, plan)
+            state = StepState(task=task, step=step, observation=shown, history=list(history), plan=plan)
+            messages = state.messages()
             if self.config.record_prompts:
-                record.messages = messages
+                record.state = state
             t1 = time.perf_counter()
             record.timings.observe_s = env_observe_s + (t1 - t0)
             env_observe_s = 0.0

@@ -2,7 +2,7 @@
 
 Outputs in the run folder:
 - trajectories.jsonl  every task, success or failure, with its steps, outcome and the checker's reason
-- samples.jsonl       step-wise StepSamples (state rendered by the one prompt renderer -> action JSON)
+- samples.jsonl       step-wise StepSamples (the structured decision state -> action JSON)
 - ufo/<task_id>.json  each task in UFO dataflow's result schema, so UFO users can read our data
 - summary.json        counts, success rate, throughput and where the time went
 
@@ -107,13 +107,13 @@ def to_samples(record: dict) -> list[dict]:
     """Post-process: each executed step becomes a state -> action sample."""
     samples = []
     for step in record["steps"]:
-        if not step.get("messages") or not step.get("action"):
+        if not step.get("state") or not step.get("action"):
             continue
         action = json.loads(step["action"])
         samples.append(StepSample(
             sample_id=f"{record['trajectory_id']}-s{step['step']}",
             trajectory_id=record["trajectory_id"], task_id=record["task_id"], family=record["family"],
-            category=record["category"], step=step["step"], messages=step["messages"], target=step["action"],
+            category=record["category"], state=step["state"], target=step["action"],
             success=record["success"], acceptable=[action["control_name"]] if action.get("control_name") else [],
             source=record["demonstrator"],
         ).model_dump())
@@ -285,8 +285,8 @@ def collect(config: CollectConfig, show_progress: bool = True) -> dict:
             for sample in to_samples(record):
                 _append(samples_f, sample)
             _sync(samples_f)
-            slim = dict(record, steps=[{k: v for k, v in st.items() if k != "messages"} for st in record["steps"]])
-            _append(traj_f, slim)  # the commit marker: written last; prompts live in samples.jsonl only
+            slim = dict(record, steps=[{k: v for k, v in st.items() if k != "state"} for st in record["steps"]])
+            _append(traj_f, slim)  # the commit marker: written last; decision states live in samples.jsonl only
             _sync(traj_f)
             (ufo_dir / f"{record['task_id']}.json").write_text(json.dumps(ufo_record(record), indent=1))
             new_records.append(record)

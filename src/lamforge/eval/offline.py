@@ -13,11 +13,12 @@ from pathlib import Path
 from lamforge.progress import track
 
 from lamforge.eval.metrics import aggregate, aggregate_plans, plan_match, score_step
-from lamforge.schema import Observation, PlanPair, StepSample, parse_controls, parse_plan, prompt_task, render_plan_prompt
+from lamforge.jsonl import read_jsonl
+from lamforge.schema import PlanPair, StepSample, parse_plan, render_plan_prompt
 
 
 def load_samples(path: Path, successful_only: bool = True, limit: int | None = None) -> list[StepSample]:
-    samples = [StepSample.model_validate_json(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    samples = read_jsonl(path, StepSample)
     if successful_only:
         samples = [s for s in samples if s.success]
     if limit:
@@ -35,11 +36,9 @@ def make_backend(model: str):
 def evaluate_steps(backend, samples: list[StepSample], progress: bool = True) -> dict:
     rows = []
     for sample in track(samples, description="offline eval", disable=not progress):
-        user = sample.messages[-1]["content"]
-        obs = Observation(controls=parse_controls(user))
-        task = prompt_task(sample.messages)
+        state = sample.state
         try:
-            text = backend.decide(sample.messages, obs, task, []).text
+            text = backend.decide(state.messages(), state.observation, state.task, state.history).text
         except Exception as exc:  # a failed decode is a wrong step, not a crashed evaluation
             text = f"error: {exc}"
         row = score_step(text, sample.target, sample.acceptable)
@@ -67,7 +66,7 @@ def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | 
     backend = make_backend(model)
     result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress)}
     if plans is not None and Path(plans).exists():
-        pairs = [PlanPair.model_validate_json(x) for x in Path(plans).read_text().splitlines() if x.strip()]
+        pairs = read_jsonl(plans, PlanPair)
         result["plans"] = evaluate_plans(backend, pairs[:limit], progress)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,52 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from lamforge.schema import PlanPair, StepSample, parse_action, render_plan_prompt, render_plan_target
+from lamforge.jsonl import DataError, read_jsonl, write_jsonl  # noqa: F401  (training reads through the one module)
+from lamforge.schema import (
+    PlanPair, StepSample, parse_action, render_control_groups, render_plan_prompt, render_plan_target,
+)
 from lamforge.train.formatting import Encoded, encode_example
-
-Record = TypeVar("Record", bound=BaseModel)
-
-
-class DataError(ValueError):
-    """Unusable training data; the message names the file and line."""
-
-
-def read_jsonl(path: str | Path, kind: type[Record]) -> list[Record]:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    records = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(kind.model_validate(json.loads(line)))
-            except (json.JSONDecodeError, ValidationError) as exc:
-                raise DataError(f"{path}:{number}: not a {kind.__name__}: {exc}") from exc
-    return records
-
-
-def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        for record in records:
-            handle.write(record.model_dump_json() + "\n")
-    return path
-
 
 def held_out(task_id: str, fraction: float, seed: int = 0) -> bool:
     """A stable, order-free split by task: all steps of a task land on the same side."""
     digest = hashlib.sha256(f"{seed}:{task_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+Record = TypeVar("Record", bound=BaseModel)
 
 
 def split_records(records: list[Record], eval_records: list[Record] | None, fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -89,8 +62,8 @@ def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
     if isinstance(record, PlanPair):
         return render_plan_prompt(record.task), render_plan_target(record.plan)
     if isinstance(record, StepSample):
-        # Re-rendered, so data recorded under an older field order trains on the current one.
-        return record.messages, parse_action(record.target).to_json()
+        # Both rendered now, so data recorded under an older prompt or field order trains on the current one.
+        return record.messages(), parse_action(record.target).to_json()
     raise TypeError(f"cannot train on {type(record).__name__}")
 
 
@@ -98,7 +71,7 @@ def prefix_group(record: BaseModel) -> str:
     """What a record's prompt may share with others beyond the system prompt: a step's control list (the main
     window's is the same in every task), which renders first. Plan pairs share nothing more."""
     if isinstance(record, StepSample):
-        return record.messages[-1]["content"].split("\nWindow: ", 1)[0]
+        return "\n".join(render_control_groups(record.state.observation.controls))
     return ""
 
 

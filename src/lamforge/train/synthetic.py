@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from lamforge.schema import Action, Control, Observation, Paragraph, PlanPair, Status, StepSample, render_prompt
+from lamforge.schema import Action, Control, Observation, Paragraph, PlanPair, Status, StepSample, StepState
 
 TOOLBAR = [
     "Bold", "Italic", "Underline", "Strikethrough", "Superscript", "Subscript", "Align Left", "Align Center",
@@ -55,7 +55,7 @@ def synthetic_step_samples(n: int, seed: int = 0, min_controls: int = 15, max_co
         for step, action in enumerate(actions, start=1):
             samples.append(StepSample(
                 sample_id=f"{task_id}-s{step}", trajectory_id=f"{task_id}-t", task_id=task_id, family="synthetic",
-                step=step, messages=render_prompt(task, step, obs), target=action.to_json(), success=success,
+                state=StepState(task=task, step=step, observation=obs), target=action.to_json(), success=success,
                 acceptable=[chosen.name] if action.control_name else [], source="synthetic",
             ))
         trajectory += 1
