@@ -113,7 +113,7 @@ def test_frozen_prompt_keeps_the_loss_and_trains_only_through_the_action(tokeniz
     samples = synthetic_step_samples(3, seed=7, min_controls=3, max_controls=9)
     encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
     frozen = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=share_prefix, prompt_gradients=False)
-    assert frozen.freeze_prompt and frozen.frozen_ids is not None
+    assert frozen.freeze_prompt and all(b.frozen_ids is not None for b in frozen.branches)
     # The trained part of each row is its last prompt token plus the action and EOS.
     assert frozen.lengths == [len(e) - e.prompt_length + 1 for e in encoded]
     loss_frozen, n = target_loss_sum(tiny_model, frozen)
@@ -308,18 +308,29 @@ def test_missing_previous_phase_is_a_clear_error(tmp_path):
     assert base_model.resolve_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistralai/Mistral-7B-Instruct-v0.3"
 
 
-def test_train_bench_draws_real_samples_from_a_file(tmp_path):
+def test_train_bench_trains_on_every_sample_of_a_file(tmp_path):
     from lamforge.train.bench import bench_samples
 
     path = tmp_path / "samples.jsonl"
     records = synthetic_step_samples(6, seed=3)
     path.write_text("".join(r.model_dump_json() + "\n" for r in records))
     drawn = bench_samples(4, seed=1, data=str(path))
-    assert len(drawn) == 4 and {r.sample_id for r in drawn} <= {r.sample_id for r in records}
-    assert [r.sample_id for r in bench_samples(4, seed=1, data=str(path))] == [r.sample_id for r in drawn]
+    assert [r.sample_id for r in drawn] == [r.sample_id for r in records]  # the schedule draws from all of them
     with pytest.raises(ValueError, match="has 6 samples"):
         bench_samples(7, seed=1, data=str(path))
     assert len(bench_samples(3, seed=0)) == 3  # no file: synthetic samples
+
+
+def test_hierarchical_schedule_fills_batches_from_the_finest_group_first():
+    # (window, document) keys: 5 of main/doc A, 3 of main/doc B, 2 of a dialog on doc A.
+    keys = [("main", "A")] * 5 + [("main", "B")] * 3 + [("dialog", "A")] * 2
+    steps = batch_schedule(len(keys), 2, 1, seed=0, groups=keys)
+    assert sorted(sum(steps, [])) == list(range(len(keys)))
+    same_doc = [b for b in steps if len({keys[i] for i in b}) == 1]
+    # A gives 2 batches and B 1 of one (window, document); the dialog 1; the two leftovers of main share the window.
+    assert len(same_doc) == 4
+    mixed = [b for b in steps if len({keys[i] for i in b}) > 1]
+    assert len(mixed) == 1 and {keys[i][0] for i in mixed[0]} == {"main"}
 
 
 def test_progress_prints_plain_lines_when_not_on_a_terminal():
@@ -338,3 +349,23 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
     assert lines[0].startswith("phase 2: 1/3") and "loss 1.234" in lines[0]
     assert any(line.startswith("phase 2: 3/3") and "loss 0.500" in line for line in lines)
     assert list(track([1, 2], description="x", disable=True)) == [1, 2]
+
+
+def test_rows_that_share_a_document_run_it_once_and_keep_the_exact_loss(tokenizer, tiny_model):
+    base = synthetic_step_samples(6, seed=11, min_controls=3, max_controls=9)[::2]  # first steps of 3 tasks
+    # Two steps on the same observation with different tasks share everything up to the task line.
+    twin = base[0].model_copy(update={"state": base[0].state.model_copy(update={"task": "Another request"})})
+    samples = [base[0], base[1], twin, base[2]]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
+    frozen = make_micro_batch(encoded, tokenizer.pad_token_id, prompt_gradients=False)
+    branches = {tuple(sorted(b.rows)): b for b in frozen.branches}
+    assert (0, 2) in branches and branches[(0, 2)].segment_length > 100
+    assert frozen.lengths == [len(e) - e.prompt_length + 1 for e in encoded]  # per example, in the given order
+    with torch.no_grad():
+        loss, n = target_loss_sum(tiny_model, frozen)
+        logits, targets, rows = target_logits(tiny_model, frozen)
+        exact = make_micro_batch(encoded, tokenizer.pad_token_id)
+        assert torch.allclose(last_token_hidden(tiny_model, frozen), last_token_hidden(tiny_model, exact), atol=1e-4)
+    assert float(loss) == pytest.approx(_hf_target_loss(tiny_model, encoded), rel=1e-4)
+    for i, e in enumerate(encoded):
+        assert targets[rows == i].tolist() == e.labels[e.prompt_length :]

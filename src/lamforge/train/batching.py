@@ -9,17 +9,23 @@ Two things make CPU training fast here, and both are exact (same loss and gradie
 - Logits only where there is a loss. The vocabulary projection (49k x 576 for SmolLM2) is a fifth of the forward
   cost per token; only target tokens (a few % of a step sample) need it.
 
-The suffixes of a micro-batch are right-padded; sorting each optimizer batch by length keeps that padding small.
+The suffixes of a micro-batch are right-padded.
 
 One option is not exact: `prompt_gradients=False` runs each prompt (all but its last token) without gradients and
 only the last prompt token and the action with them. The loss is the same; the gradient leaves out how LoRA changes
 the prompt's keys and values. A step sample is ~97% prompt, and a forward without autograd costs about a third of
 forward + backward, so on CPU this is ~2.5x faster per sample and holds no activations for the prompt.
+
+A frozen prompt also lets rows share more than the common prefix: rows of a micro-batch whose prompts go on alike
+(the same document after the same window's controls, ~350 tokens) form a branch that runs that segment once, on a
+copy of the prefix's cache (a copy is only possible without an autograd graph). Prefix and segments together
+cover ~90% of a step prompt when the batch schedule fills batches per window and document.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 from dataclasses import dataclass
 
@@ -29,31 +35,67 @@ import torch.nn.functional as F
 from lamforge.train.formatting import IGNORE_INDEX, Encoded
 
 MIN_SHARED_PREFIX = 16  # shorter common prefixes are not worth a separate pass
+BRANCH_OVERHEAD = 64  # tokens' worth of cost of one more forward pass (a branch of a frozen micro-batch)
+
+
+@dataclass
+class Branch:
+    """Rows of a micro-batch that run together on top of its shared prefix.
+
+    With a frozen prompt, rows that share more than the micro-batch's prefix (the same document after the same
+    control list) form a branch: their common `segment` runs once (batch 1), then each row's remaining prompt
+    (`frozen_ids`, right-padded) without gradients, then the trained part (`input_ids`). With prompt gradients a
+    micro-batch is one branch with neither segment nor frozen part.
+    """
+
+    rows: list[int]  # positions of these rows in the micro-batch's examples
+    input_ids: torch.Tensor  # [n, S]: the trained part of each row, right-padded
+    labels: torch.Tensor  # [n, S]: IGNORE_INDEX on prompt and padding
+    lengths: list[int]  # real length of each row of input_ids
+    segment_ids: torch.Tensor | None = None  # [1, C]: prompt tokens these rows share beyond the prefix
+    frozen_ids: torch.Tensor | None = None  # [n, F]: the rest of each row's prompt, run without gradients
+    frozen_lengths: list[int] | None = None
+
+    @property
+    def segment_length(self) -> int:
+        return 0 if self.segment_ids is None else self.segment_ids.shape[1]
+
+    def to(self, device) -> "Branch":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Branch(self.rows, move(self.input_ids), move(self.labels), self.lengths, move(self.segment_ids),
+                      move(self.frozen_ids), self.frozen_lengths)
 
 
 @dataclass
 class MicroBatch:
     prefix_ids: torch.Tensor | None  # [1, P]: the prompt prefix every example shares, or None
-    input_ids: torch.Tensor  # [B, S]: each example after the prefix, right-padded
-    labels: torch.Tensor  # [B, S]: IGNORE_INDEX on prompt and padding
-    attention_mask: torch.Tensor | None  # [B, P + F + S]; None when nothing is padded
-    lengths: list[int]  # real length of each row of input_ids
-    frozen_ids: torch.Tensor | None = None  # [B, F]: prompt tokens run without gradients, right-padded
-    frozen_lengths: list[int] | None = None  # real length of each row of frozen_ids
-    freeze_prompt: bool = False  # the shared prefix and frozen_ids run without gradients
+    branches: list[Branch]
+    freeze_prompt: bool = False  # the prefix, segments and frozen parts run without gradients
 
     @property
     def prefix_length(self) -> int:
         return 0 if self.prefix_ids is None else self.prefix_ids.shape[1]
 
     @property
+    def size(self) -> int:
+        return sum(len(b.rows) for b in self.branches)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Trained-part length of each example, in the order the examples were given."""
+        out = [0] * self.size
+        for branch in self.branches:
+            for row, length in zip(branch.rows, branch.lengths):
+                out[row] = length
+        return out
+
+    @property
     def target_tokens(self) -> int:
-        return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
+        return sum(int((b.labels[:, 1:] != IGNORE_INDEX).sum()) for b in self.branches)
 
     def to(self, device) -> "MicroBatch":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return MicroBatch(move(self.prefix_ids), move(self.input_ids), move(self.labels), move(self.attention_mask),
-                          self.lengths, move(self.frozen_ids), self.frozen_lengths, self.freeze_prompt)
+        prefix = None if self.prefix_ids is None else self.prefix_ids.to(device)
+        return MicroBatch(prefix, [b.to(device) for b in self.branches], self.freeze_prompt)
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -72,8 +114,56 @@ def _right_pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return out
 
 
+def _branch(examples: list[Encoded], rows: list[int], start: int, cuts: list[int], pad_id: int,
+            share: bool = True) -> Branch:
+    """A branch of `rows`: tokens from `start` up to each row's cut are prompt without gradients (with `share`,
+    the part all rows have in common becomes the segment), tokens from the cut on are trained."""
+    frozen = [examples[r].input_ids[start : cuts[r]] for r in rows]
+    shared = common_prefix_length(frozen) if share and len(rows) > 1 and min(map(len, frozen)) else 0
+    segment = torch.tensor([frozen[0][:shared]]) if shared else None
+    frozen = [f[shared:] for f in frozen]
+    frozen_lengths = [len(f) for f in frozen]
+    return Branch(
+        rows=rows,
+        input_ids=_right_pad([examples[r].input_ids[cuts[r] :] for r in rows], pad_id),
+        labels=_right_pad([examples[r].labels[cuts[r] :] for r in rows], IGNORE_INDEX),
+        lengths=[len(examples[r]) - cuts[r] for r in rows],
+        segment_ids=segment,
+        frozen_ids=_right_pad(frozen, pad_id) if max(frozen_lengths) else None,
+        frozen_lengths=frozen_lengths if max(frozen_lengths) else None,
+    )
+
+
+def _branch_rows(examples: list[Encoded], start: int, cuts: list[int]) -> list[list[int]]:
+    """Rows grouped into branches so that the frozen tokens to run are fewest: runs of rows in token order, each
+    running its common segment once (worth it only above BRANCH_OVERHEAD tokens: a branch is one more pass), found
+    by dynamic programming over the runs; rows that share with no other row form one branch together."""
+    frozen = {r: examples[r].input_ids[start : cuts[r]] for r in range(len(examples))}
+    order = sorted(frozen, key=lambda r: frozen[r])
+    adjacent = [common_prefix_length([frozen[a], frozen[b]]) for a, b in zip(order, order[1:])]
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: least cost of the first j rows
+    choice = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        shared = None
+        for i in range(j - 1, -1, -1):  # the run order[i:j]
+            if i < j - 1:
+                shared = adjacent[i] if shared is None else min(shared, adjacent[i])
+            tokens = sum(len(frozen[r]) for r in order[i:j])
+            cost = tokens if shared is None else tokens - (j - i - 1) * shared + BRANCH_OVERHEAD
+            if best[i] + cost < best[j]:
+                best[j], choice[j] = best[i] + cost, i
+    runs, j = [], len(order)
+    while j:
+        runs.append(order[choice[j] : j])
+        j = choice[j]
+    singles = [run[0] for run in runs if len(run) == 1]
+    return [run for run in reversed(runs) if len(run) > 1] + ([singles] if singles else [])
+
+
 def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = True,
                      prompt_gradients: bool = True) -> MicroBatch:
+    """One micro-batch; every output that is per example (lengths, target rows, last-token states) keeps the order
+    of `examples`."""
     prefix = 0
     if share_prefix and len(examples) > 1:
         # Stop one token before the first target token: the last prefix position predicts the first suffix token,
@@ -81,33 +171,25 @@ def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = 
         prefix = min(common_prefix_length([e.input_ids for e in examples]), min(e.prompt_length for e in examples) - 1)
         if prefix < MIN_SHARED_PREFIX:
             prefix = 0
-    # Without prompt gradients, each row's prompt up to its last token goes to the frozen part; the last prompt
-    # token stays in the trained part, because its hidden state predicts the first action token.
-    cuts = [prefix if prompt_gradients else max(prefix, e.prompt_length - 1) for e in examples]
-    frozen = [e.input_ids[prefix:cut] for e, cut in zip(examples, cuts)]
-    rows = [e.input_ids[cut:] for e, cut in zip(examples, cuts)]
-    lengths = [len(r) for r in rows]
-    frozen_lengths = [len(f) for f in frozen]
-    input_ids = _right_pad(rows, pad_id)
-    label_ids = _right_pad([e.labels[cut:] for e, cut in zip(examples, cuts)], IGNORE_INDEX)
-    frozen_ids = _right_pad(frozen, pad_id) if max(frozen_lengths) else None
-    width, frozen_width = input_ids.shape[1], 0 if frozen_ids is None else frozen_ids.shape[1]
-    attention_mask = None
-    if prefix or frozen_ids is not None or min(lengths) != width:
-        attention_mask = torch.zeros((len(rows), prefix + frozen_width + width), dtype=torch.long)
-        attention_mask[:, :prefix] = 1
-        for i, (f, n) in enumerate(zip(frozen_lengths, lengths)):
-            attention_mask[i, prefix : prefix + f] = 1
-            attention_mask[i, prefix + frozen_width : prefix + frozen_width + n] = 1
     prefix_ids = torch.tensor([examples[0].input_ids[:prefix]]) if prefix else None
-    return MicroBatch(prefix_ids, input_ids, label_ids, attention_mask, lengths,
-                      frozen_ids, frozen_lengths if frozen_ids is not None else None, not prompt_gradients)
+    if prompt_gradients:
+        rows = list(range(len(examples)))
+        return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, [prefix] * len(examples), pad_id)])
+    # Without prompt gradients, each row's prompt up to its last token is frozen; the last prompt token stays in
+    # the trained part, because its hidden state predicts the first action token.
+    cuts = [max(prefix, e.prompt_length - 1) for e in examples]
+    groups = _branch_rows(examples, prefix, cuts) if share_prefix else [list(range(len(examples)))]
+    return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, cuts, pad_id, share_prefix) for rows in groups],
+                      freeze_prompt=True)
 
 
 def micro_batches(examples: list[Encoded], size: int, pad_id: int, share_prefix: bool = True,
                   prompt_gradients: bool = True) -> list[MicroBatch]:
-    """Split an optimizer batch into micro-batches of similar length (less padding, longer shared prefixes)."""
-    ordered = sorted(examples, key=len)
+    """Split an optimizer batch into micro-batches of consecutive examples in token order, so that examples whose
+    prompts share a prefix (the same window and document) land in the same micro-batch and share its pass. The
+    examples of a micro-batch are in that order, not the order given: callers that need per-example outputs in
+    their own order build one micro-batch with make_micro_batch."""
+    ordered = sorted(examples, key=lambda e: e.input_ids)
     return [make_micro_batch(ordered[i : i + size], pad_id, share_prefix, prompt_gradients)
             for i in range(0, len(ordered), size)]
 
@@ -121,38 +203,54 @@ def decoder_of(model):
     return unwrap(model).get_decoder()
 
 
-def hidden_states(model, batch: MicroBatch) -> torch.Tensor:
-    """Last-layer hidden states [B, S] of the input_ids part: the shared prefix run once, then the frozen prompt
-    part (if any), then input_ids on top of their KV cache."""
+def _extend(decoder, cache, ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor):
+    """Run ids on top of cache (None: from scratch); returns (output, the extended cache)."""
+    kwargs = {_cache_kwarg(decoder): cache} if cache is not None else {}
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+    return out, _cache_of(out)
+
+
+def branch_hidden_states(model, batch: MicroBatch) -> list[torch.Tensor]:
+    """Last-layer hidden states [n, S] of each branch's trained part: the shared prefix run once, then per branch
+    its segment once, each row's frozen prompt (if any), and the trained part on top of that KV cache."""
     decoder = decoder_of(model)
-    if batch.prefix_ids is None and batch.frozen_ids is None:
-        return decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).last_hidden_state
-    rows, device = batch.input_ids.shape[0], batch.input_ids.device
-    cache, seen = None, 0
-    with torch.no_grad() if batch.freeze_prompt else contextlib.nullcontext():
-        if batch.prefix_ids is not None:
-            prefix_out = decoder(input_ids=batch.prefix_ids, use_cache=True)
-            cache = _cache_of(prefix_out)
-            cache.batch_repeat_interleave(rows)
-            seen = batch.prefix_length
-        if batch.frozen_ids is not None:
-            width = batch.frozen_ids.shape[1]
-            positions = torch.arange(seen, seen + width, device=device).unsqueeze(0).expand(rows, -1)
-            frozen_out = decoder(input_ids=batch.frozen_ids, attention_mask=batch.attention_mask[:, : seen + width],
-                                 position_ids=positions, use_cache=True,
-                                 **({_cache_kwarg(decoder): cache} if cache is not None else {}))
-            cache = _cache_of(frozen_out)
-    # Each row continues at its own position: its frozen part may be shorter than the padded width.
-    offsets = torch.tensor(batch.frozen_lengths or [0] * rows, device=device) + batch.prefix_length
-    positions = offsets.unsqueeze(1) + torch.arange(batch.input_ids.shape[1], device=device).unsqueeze(0)
-    out = decoder(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=positions,
-        use_cache=True,
-        **{_cache_kwarg(decoder): cache},
-    )
-    return out.last_hidden_state
+    device = batch.branches[0].input_ids.device
+    prefix_cache, prefix = None, batch.prefix_length
+    frozen = torch.no_grad() if batch.freeze_prompt else contextlib.nullcontext()
+    if batch.prefix_ids is not None:
+        with frozen:
+            _, prefix_cache = _extend(decoder, None, batch.prefix_ids, None, torch.arange(prefix, device=device)[None])
+    out = []
+    for number, branch in enumerate(batch.branches):
+        n = len(branch.rows)
+        # Branches after the first start from a copy: extending a cache changes it in place. Only frozen
+        # micro-batches have several branches, and their prefix cache has no autograd graph to copy.
+        cache = prefix_cache if number == len(batch.branches) - 1 else copy.deepcopy(prefix_cache)
+        seen = prefix
+        with frozen:
+            if branch.segment_ids is not None:
+                c = branch.segment_length
+                mask = torch.ones((1, seen + c), dtype=torch.long, device=device)
+                _, cache = _extend(decoder, cache, branch.segment_ids, mask, torch.arange(seen, seen + c, device=device)[None])
+                seen += c
+            if cache is not None:
+                cache.batch_repeat_interleave(n)
+            frozen_width = 0 if branch.frozen_ids is None else branch.frozen_ids.shape[1]
+            width = branch.input_ids.shape[1]
+            mask = torch.zeros((n, seen + frozen_width + width), dtype=torch.long, device=device)
+            mask[:, :seen] = 1
+            for i, (f, length) in enumerate(zip(branch.frozen_lengths or [0] * n, branch.lengths)):
+                mask[i, seen : seen + f] = 1
+                mask[i, seen + frozen_width : seen + frozen_width + length] = 1
+            if branch.frozen_ids is not None:
+                positions = torch.arange(seen, seen + frozen_width, device=device).unsqueeze(0).expand(n, -1)
+                _, cache = _extend(decoder, cache, branch.frozen_ids, mask[:, : seen + frozen_width], positions)
+        # Each row continues at its own position: its frozen part may be shorter than the padded width.
+        offsets = torch.tensor(branch.frozen_lengths or [0] * n, device=device) + seen
+        positions = offsets.unsqueeze(1) + torch.arange(width, device=device).unsqueeze(0)
+        trained, _ = _extend(decoder, cache, branch.input_ids, mask if cache is not None else None, positions)
+        out.append(trained.last_hidden_state)
+    return out
 
 
 def _cache_of(output):
@@ -165,14 +263,18 @@ def _cache_kwarg(decoder) -> str:
 
 
 def target_logits(model, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits [N, V] (fp32) at the N positions that predict a target token, the targets [N], and each one's row [N]."""
-    hidden = hidden_states(model, batch)
-    targets = batch.labels[:, 1:]
-    where = targets != IGNORE_INDEX
+    """Logits [N, V] (fp32) at the N positions that predict a target token, the targets [N], and each one's row [N]
+    (its position in the micro-batch's examples)."""
     head = unwrap(model).get_output_embeddings()
-    logits = head(hidden[:, :-1][where]).float()
-    rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)[where]
-    return logits, targets[where], rows
+    logits, targets, rows = [], [], []
+    for branch, hidden in zip(batch.branches, branch_hidden_states(model, batch)):
+        wanted = branch.labels[:, 1:]
+        where = wanted != IGNORE_INDEX
+        logits.append(head(hidden[:, :-1][where]).float())
+        targets.append(wanted[where])
+        ids = torch.tensor(branch.rows, device=wanted.device)
+        rows.append(ids.unsqueeze(1).expand_as(wanted)[where])
+    return torch.cat(logits), torch.cat(targets), torch.cat(rows)
 
 
 def target_loss_sum(model, batch: MicroBatch) -> tuple[torch.Tensor, int]:
@@ -188,10 +290,14 @@ def target_logprobs(model, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tenso
 
 
 def last_token_hidden(model, batch: MicroBatch) -> torch.Tensor:
-    """Hidden state [B, H] at each example's last token (the EOS after the action): the reward model's input."""
-    hidden = hidden_states(model, batch)
-    last = torch.tensor(batch.lengths, device=hidden.device) - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    """Hidden state [B, H] at each example's last token (the EOS after the action), in the examples' order: the
+    reward model's input."""
+    states = [None] * batch.size
+    for branch, hidden in zip(batch.branches, branch_hidden_states(model, batch)):
+        last = torch.tensor(branch.lengths, device=hidden.device) - 1
+        for row, state in zip(branch.rows, hidden[torch.arange(hidden.shape[0], device=hidden.device), last]):
+            states[row] = state
+    return torch.stack(states)
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -1,19 +1,21 @@
-"""Training speed and memory on this machine: lamforge's SFT step against a naive baseline, in one run.
+"""Training speed and memory on this machine: ways of running the same SFT data, side by side, in one run.
+
+Configurations (each in its own process, so its peak memory, model loading included, is its own):
 
 - naive: full fine-tune, fp32, micro-batches padded to their longest example, the model's own loss (logits over
-  the whole sequence), no prefix sharing;
-- lamforge: LoRA (r=16, all linear layers, no dropout), bf16 autocast, the shared system-prompt prefix run once per
-  micro-batch, logits only at target positions: the exact gradient;
-- frozen_prompt: lamforge with prompt_gradients=False (the quick preset): each prompt runs without gradients.
+  the whole sequence), no prefix sharing, random batches;
+- exact: LoRA (r=16, all linear layers, no dropout), bf16 autocast, the shared prefix of a micro-batch run once,
+  logits only at target positions, batches filled per window: the exact gradient;
+- quick_before: the quick preset's phase 2 before the document-grouped batches (commit 2e45b07): exact with
+  prompt_gradients=False, batches of 4 filled per window;
+- quick: the quick preset's phase-2 settings as they are now (batch size, micro-batch size, prompt gradients,
+  batches filled per window and document), read from the preset.
 
-Both train the same examples (synthetic step samples of real shape, ~700-1,000 tokens, mostly prompt; or, with
---data, samples drawn from a collected samples.jsonl, ~1,500 tokens) with the
-loss on target tokens only, in optimizer batches of the same size and the same micro-batch size. Each runs in
-its own process so its peak memory (max RSS, model loading included) is its own.
-
-Tokens/s counts the same "useful" tokens for both: prompt + target (+ EOS) of every example trained, no padding.
-Tokens that prefix sharing does not recompute still count for every example they stand in for, exactly as in the
-naive run, so the ratio of tokens/s equals the ratio of examples/s.
+Every configuration trains on batches of its own real schedule (`runtime.batch_schedule` over the whole data, as
+training draws them) until it has trained `samples` examples, after one warm-up batch. The examples come from a
+collected samples.jsonl (`--data`) or are synthetic ones. The numbers that compare are seconds per example and
+examples per second; tokens/s counts prompt + target + EOS of every example trained (no padding; tokens a shared
+prefix does not recompute still count for every example they stand in for).
 """
 
 from __future__ import annotations
@@ -24,8 +26,35 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
-CONFIGS = ("naive", "lamforge", "frozen_prompt")
+CONFIGS = ("naive", "exact", "quick_before", "quick")
+
+
+@dataclass
+class BenchConfig:
+    lora: bool
+    prompt_gradients: bool
+    batch_size: int
+    micro_batch_size: int
+    grouping: str  # none | window | window+document
+
+
+def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConfig:
+    """The settings of a configuration; naive and exact use the command's batch sizes."""
+    if name == "naive":
+        return BenchConfig(False, True, batch_size, micro_batch_size, "none")
+    if name == "exact":
+        return BenchConfig(True, True, batch_size, micro_batch_size, "window")
+    if name == "quick_before":
+        return BenchConfig(True, False, 4, 4, "window")
+    if name == "quick":
+        from lamforge.train.config import build_config
+
+        quick = build_config("2", preset="quick")
+        return BenchConfig(quick.use_lora, quick.prompt_gradients, quick.batch_size, quick.micro_batch_size,
+                           "window+document" if quick.share_prefix else "none")
+    raise ValueError(f"unknown bench configuration {name!r}; choose from {', '.join(CONFIGS)}")
 
 
 def _load_average() -> float:
@@ -36,9 +65,8 @@ def _load_average() -> float:
 
 
 def bench_samples(n: int, seed: int, data: str = ""):
-    """n step samples: drawn (seeded) from a collected samples.jsonl when given, else synthetic ones."""
-    import random
-
+    """The examples: every sample of a collected samples.jsonl when given (n is then a lower bound), else n
+    synthetic ones."""
     from lamforge.schema import StepSample
     from lamforge.train.data import read_jsonl
     from lamforge.train.synthetic import synthetic_step_samples
@@ -48,12 +76,21 @@ def bench_samples(n: int, seed: int, data: str = ""):
     records = read_jsonl(data, StepSample)
     if len(records) < n:
         raise ValueError(f"{data} has {len(records)} samples; the bench needs {n}")
-    return random.Random(seed).sample(records, n)
+    return records
 
 
-def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int, steps: int, seed: int = 0,
+def _groups(records, grouping: str):
+    from lamforge.train.data import prefix_group
+
+    if grouping == "none":
+        return None
+    keys = [prefix_group(r) for r in records]
+    return [k[:1] for k in keys] if grouping == "window" else keys
+
+
+def measure(name: str, model_name: str, batch_size: int, micro_batch_size: int, samples: int, seed: int = 0,
             data: str = "") -> dict:
-    """Train `steps` optimizer steps of `batch_size` examples after one warm-up step; return speed and memory."""
+    """Train batches of the configuration's schedule until `samples` examples are done, after one warm-up batch."""
     import torch
 
     from lamforge.train import runtime
@@ -62,17 +99,21 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
     from lamforge.train.config import SFTConfig
     from lamforge.train.data import record_messages
     from lamforge.train.formatting import IGNORE_INDEX, encode_example
+
+    config = bench_config(name, batch_size, micro_batch_size)
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(model_name)
-    warmup = 2
-    samples = bench_samples(warmup + batch_size * steps, seed, data)
-    encoded = [encode_example(tokenizer, *record_messages(s)) for s in samples]
+    records = bench_samples(samples + config.batch_size, seed, data)
+    schedule = runtime.batch_schedule(len(records), config.batch_size, 1, seed, groups=_groups(records, config.grouping))
+    needed = [schedule[0]]
+    while sum(len(b) for b in needed[1:]) < samples and len(needed) < len(schedule):
+        needed.append(schedule[len(needed)])
+    encoded = {i: encode_example(tokenizer, *record_messages(records[i])) for batch in needed for i in batch}
     device = torch.device("cpu")
-    fast = config != "naive"
-    bf16 = fast and runtime.cpu_has_bf16()
+    bf16 = config.lora and runtime.cpu_has_bf16()
     model = load_causal_lm(model_name)
     model.config.use_cache = False
-    if fast:
+    if config.lora:
         model = runtime.add_lora(model, SFTConfig(lora_r=16, lora_alpha=32, lora_dropout=0.0))
     model.train()
     optimizer = runtime.make_optimizer(model, 1e-5)
@@ -92,9 +133,9 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
         return out.loss * n, n
 
     def step(batch) -> float:
-        if fast:
-            parts = micro_batches(batch, micro_batch_size, pad, share_prefix=True,
-                                  prompt_gradients=config != "frozen_prompt")
+        if config.lora:
+            parts = micro_batches(batch, config.micro_batch_size, pad, share_prefix=config.grouping != "none",
+                                  prompt_gradients=config.prompt_gradients)
             n_targets = sum(p.target_tokens for p in parts)
             total = 0.0
             for part in parts:
@@ -103,52 +144,59 @@ def measure(config: str, model_name: str, batch_size: int, micro_batch_size: int
                 (loss_sum / n_targets).backward()
                 total += loss_sum.item()
         else:
-            # The usual padded batches: examples in data order, not sorted by length.
+            # The usual padded batches: examples in data order, not sorted.
             n_targets = sum(len(e) - e.prompt_length for e in batch)
             total = 0.0
-            for i in range(0, len(batch), micro_batch_size):
-                loss_sum, _ = naive_loss(batch[i : i + micro_batch_size])
+            for i in range(0, len(batch), config.micro_batch_size):
+                loss_sum, _ = naive_loss(batch[i : i + config.micro_batch_size])
                 (loss_sum / n_targets).backward()
                 total += loss_sum.item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total / max(1, n_targets)
 
-    step(encoded[:warmup])
-    measured = encoded[warmup:]
+    step([encoded[i] for i in needed[0]])
+    measured = [[encoded[i] for i in batch] for batch in needed[1:]]
     load_before = _load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
-    losses = [step(measured[i * batch_size : (i + 1) * batch_size]) for i in range(steps)]
+    losses = [step(batch) for batch in measured]
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    tokens = sum(len(e) for e in measured)
+    examples = sum(len(b) for b in measured)
+    tokens = sum(len(e) for b in measured for e in b)
     return {
-        "config": config,
-        "examples": len(measured),
+        "config": name,
+        "settings": config.__dict__,
+        "examples": examples,
+        "batches": len(measured),
         "useful_tokens": tokens,
-        "target_tokens": sum(len(e) - e.prompt_length for e in measured),
+        "target_tokens": sum(len(e) - e.prompt_length for b in measured for e in b),
         "seconds": round(seconds, 2),
+        "seconds_per_example": round(seconds / examples, 3),
+        "examples_per_second": round(examples / seconds, 3),
         "tokens_per_second": round(tokens / seconds, 1),
-        "examples_per_second": round(len(measured) / seconds, 3),
         "cpu_seconds": round(cpu_seconds, 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "first_loss": round(losses[0], 4),
         "bf16_autocast": bf16,
-        "lora": fast,
         "torch_threads": torch.get_num_threads(),
         "load_average": [round(load_before, 2), round(_load_average(), 2)],
     }
 
 
-def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, steps: int = 1,
-              data: str = "") -> dict:
-    """Both configurations, each in a fresh process; the lamforge/naive speed ratio."""
+def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, samples: int = 32,
+              data: str = "", configs: tuple[str, ...] = CONFIGS) -> dict:
+    """The configurations one after another, each in a fresh process; speed ratios against each other."""
     from lamforge.train.base_model import resolve_model
 
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown bench configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
     resolve_model(model_name)  # convert the GGUF once, outside the timed children
     results = {}
-    for config in CONFIGS:
-        command = [sys.executable, "-m", "lamforge.train.bench", config, model_name, str(batch_size), str(micro_batch_size), str(steps), data]
+    for config in configs:
+        command = [sys.executable, "-m", "lamforge.train.bench", config, model_name, str(batch_size),
+                   str(micro_batch_size), str(samples), data]
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode < 0:  # a signal; SIGKILL here is nearly always the kernel's out-of-memory killer
             raise RuntimeError(f"bench {config} was killed by signal {-proc.returncode} (out of memory? the naive "
@@ -157,23 +205,19 @@ def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size
         if proc.returncode != 0:
             raise RuntimeError(f"bench {config} failed:\n{proc.stderr[-3000:]}")
         results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
-    naive, fast = results["naive"], results["lamforge"]
+    ratios = {f"{a}_over_{b}": round(results[b]["seconds_per_example"] / results[a]["seconds_per_example"], 2)
+              for a in results for b in results if a != b and b in ("naive", "quick_before")}
     return {
         "model": model_name,
-        "batch_size": batch_size,
-        "micro_batch_size": micro_batch_size,
-        "measured_steps": steps,
         "examples_from": data or "synthetic step samples",
-        "tokens_counted": "prompt + target + EOS of every example trained; padding excluded; same examples for both",
-        "naive": naive,
-        "lamforge": fast,
-        "frozen_prompt": results["frozen_prompt"],
-        "speedup": round(fast["tokens_per_second"] / naive["tokens_per_second"], 2),
-        "speedup_frozen_prompt": round(results["frozen_prompt"]["tokens_per_second"] / naive["tokens_per_second"], 2),
+        "samples_measured_per_config": samples,
+        "tokens_counted": "prompt + target + EOS of every example trained; padding excluded; same data for all",
+        **results,
+        "speedups": ratios,
         "cpu_count": os.cpu_count(),
     }
 
 
 if __name__ == "__main__":
-    config, model_name, batch, micro, steps, data = sys.argv[1:7]
-    print(json.dumps(measure(config, model_name, int(batch), int(micro), int(steps), data=data)))
+    config, model_name, batch, micro, samples, data = sys.argv[1:7]
+    print(json.dumps(measure(config, model_name, int(batch), int(micro), int(samples), data=data)))

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.train.bench import CONFIGS as BENCH_CONFIGS
 from lamforge.train.config import PHASES, ConfigError, build_config
 
 app = typer.Typer(help="Train the LAM: phases 1-3 (SFT), rm (reward model) and 4 (offline PPO).", invoke_without_command=True)
@@ -120,30 +121,35 @@ def prepare_model(tiny: bool = typer.Option(False, "--tiny", help="Also build th
 def bench(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     model: str = typer.Option("default", "--model", help="Model to bench (default: SmolLM2-135M-Instruct)."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    micro_batch_size: int = typer.Option(4, "--micro-batch-size"),
-    steps: int = typer.Option(1, "--steps", help="Measured optimizer steps per configuration, after one warm-up."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Draw the examples from a collected samples.jsonl "
-                                        "(real prompts) instead of synthetic ones."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Batch size of the naive and exact configurations."),
+    micro_batch_size: int = typer.Option(4, "--micro-batch-size", help="Micro-batch size of naive and exact."),
+    samples: int = typer.Option(32, "--samples", help="Examples each configuration trains, after a warm-up batch."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Train on a collected samples.jsonl (real prompts) "
+                                        "instead of synthetic samples."),
+    configs: str = typer.Option(",".join(BENCH_CONFIGS), "--configs", help="Comma-separated configurations."),
 ) -> None:
-    """Training tokens/s and peak memory: lamforge's SFT step against a naive full fine-tune (fp32, padded)."""
+    """Training speed and peak memory of the same data run several ways: naive full fine-tune, exact LoRA, the
+    quick preset before and now."""
     from lamforge.train.base_model import BaseModelError
     from lamforge.train.bench import run_bench
 
+    names = tuple(c.strip() for c in configs.split(",") if c.strip())
     try:
-        with console.status("benchmarking naive, lamforge and frozen-prompt training steps (a few minutes)"):
-            result = run_bench(model, batch_size, micro_batch_size, steps, str(data or ""))
+        with console.status(f"benchmarking {', '.join(names)} (minutes)"):
+            result = run_bench(model, batch_size, micro_batch_size, samples, str(data or ""), names)
     except (BaseModelError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"training speed, {model}, batch {batch_size} (micro {micro_batch_size})")
-    for column in ("config", "tokens/s", "examples/s", "peak RSS GB", "seconds"):
+    table = Table(title=f"training speed, {model}, {result['examples_from']}")
+    for column in ("config", "batch/micro", "s/example", "examples/s", "tokens/s", "peak RSS GB"):
         table.add_column(column)
-    for name in ("naive", "lamforge", "frozen_prompt"):
+    for name in names:
         r = result[name]
-        table.add_row(name, str(r["tokens_per_second"]), str(r["examples_per_second"]), str(r["peak_rss_gb"]), str(r["seconds"]))
+        settings = f"{r['settings']['batch_size']}/{r['settings']['micro_batch_size']}"
+        table.add_row(name, settings, str(r["seconds_per_example"]), str(r["examples_per_second"]),
+                      str(r["tokens_per_second"]), str(r["peak_rss_gb"]))
     Console().print(table)
-    Console().print(f"speed-up: {result['speedup']}x exact, {result['speedup_frozen_prompt']}x with a frozen prompt "
-                    f"({result['tokens_counted']})")
+    Console().print("speed-ups (ratio of seconds per example): "
+                    + ", ".join(f"{k} {v}x" for k, v in result["speedups"].items()))

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from lamforge.jsonl import DataError, read_jsonl, write_jsonl  # noqa: F401  (training reads through the one module)
 from lamforge.schema import (
-    PlanPair, StepSample, parse_action, render_control_groups, render_plan_prompt, render_plan_target,
+    PlanPair, StepSample, parse_action, render_control_groups, render_document, render_plan_prompt, render_plan_target,
 )
 from lamforge.train.formatting import Encoded, encode_example
 
@@ -67,12 +67,14 @@ def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
     raise TypeError(f"cannot train on {type(record).__name__}")
 
 
-def prefix_group(record: BaseModel) -> str:
-    """What a record's prompt may share with others beyond the system prompt: a step's control list (the main
-    window's is the same in every task), which renders first. Plan pairs share nothing more."""
+def prefix_group(record: BaseModel) -> tuple[str, ...]:
+    """What a record's prompt may share with others beyond the system prompt, coarse to fine: a step's control list
+    (the main window's is the same in every task), then the document, which render first. Steps on the same
+    template in the same window share both until an edit lands (most of a step prompt). Plan pairs share nothing."""
     if isinstance(record, StepSample):
-        return "\n".join(render_control_groups(record.state.observation.controls))
-    return ""
+        obs = record.state.observation
+        return "\n".join(render_control_groups(obs.controls)), render_document(obs)
+    return ("",)
 
 
 def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int) -> EncodedSet:

@@ -20,7 +20,8 @@ def validation_loss(model, examples: list[Example], pad_id: int, micro_batch_siz
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for batch in micro_batches([e.encoded for e in examples], micro_batch_size, pad_id, share_prefix):
+    # No gradients here, so the frozen-prompt path (which shares documents across rows) computes the same loss.
+    for batch in micro_batches([e.encoded for e in examples], micro_batch_size, pad_id, share_prefix, prompt_gradients=False):
         with autocast(device, bf16):
             loss, n = target_loss_sum(model, batch.to(device))
         total, count = total + float(loss), count + n

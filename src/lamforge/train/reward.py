@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from lamforge.schema import StepSample
 from lamforge.train import runtime
 from lamforge.train.base_model import load_tokenizer, quiet_loading, resolve_model
-from lamforge.train.batching import autocast, last_token_hidden, micro_batches, unwrap
+from lamforge.train.batching import autocast, last_token_hidden, make_micro_batch, unwrap
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import RewardConfig
-from lamforge.train.data import data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.data import data_summary, encode_records, prefix_group, read_jsonl, split_records
 
 
 def binary_metrics(scores: list[float], labels: list[bool]) -> dict[str, float]:
@@ -64,12 +64,12 @@ def raw_scores(model, batch, device, bf16) -> torch.Tensor:
 
 @torch.no_grad()
 def score_encoded(model, encoded: list, pad_id: int, micro_batch_size: int, share_prefix: bool, device, bf16) -> list[float]:
-    """Sigmoid scores in the order of `encoded` (micro_batches sorts by length, so map back)."""
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    """Sigmoid scores in the order of `encoded` (chunks of similar prompts share more of their pass; mapped back)."""
+    order = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)
     scores: list[float] = []
     for start in range(0, len(order), micro_batch_size):
         chunk = [encoded[i] for i in order[start : start + micro_batch_size]]
-        (batch,) = micro_batches(chunk, len(chunk), pad_id, share_prefix)
+        batch = make_micro_batch(chunk, pad_id, share_prefix, prompt_gradients=False)  # no gradients here anyway
         scores += torch.sigmoid(raw_scores(model, batch, device, bf16)).tolist()
     result = [0.0] * len(encoded)
     for position, index in enumerate(order):
@@ -146,7 +146,8 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
     model = runtime.add_lora(model, config, task_type="SEQ_CLS")  # SEQ_CLS also trains and saves the score head
     model.train()
     optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
-    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
+    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
+                                      groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
     scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
     state = runtime.load_state(output_dir, config)
     start = runtime.restore_state(state, model, optimizer, scheduler) if state else 0
@@ -162,12 +163,12 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
         bar = progress.add_task("reward model", total=len(schedule), completed=start, loss="-", speed="")
         try:
             for step in range(start, len(schedule)):
-                indices = sorted(schedule[step], key=lambda i: len(train.examples[i].encoded))
+                indices = sorted(schedule[step], key=lambda i: train.examples[i].encoded.input_ids)
                 total = 0.0
                 for begin in range(0, len(indices), config.micro_batch_size):
                     chunk = indices[begin : begin + config.micro_batch_size]
-                    (batch,) = micro_batches([train.examples[i].encoded for i in chunk], len(chunk), tokenizer.pad_token_id,
-                                              config.share_prefix, config.prompt_gradients)
+                    batch = make_micro_batch([train.examples[i].encoded for i in chunk], tokenizer.pad_token_id,
+                                             config.share_prefix, config.prompt_gradients)
                     target = torch.tensor([labels[i] for i in chunk], device=device)
                     weights = torch.tensor([weight[labels[i]] for i in chunk], device=device)
                     predicted = raw_scores(model, batch, device, bf16)

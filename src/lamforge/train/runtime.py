@@ -110,15 +110,15 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
 
 
 def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0,
-                   groups: list[str] | None = None) -> list[list[int]]:
+                   groups: list[str | tuple[str, ...]] | None = None) -> list[list[int]]:
     """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches.
 
     With `groups` (one key per example), each epoch fills batches from one group where it can: examples whose
-    prompts share a long prefix (the same window's control list) then share its forward pass in a micro-batch
-    (batching.make_micro_batch), which is exact and on CPU ~1.15x faster per example than mixed batches (median
-    of 4 batches of 8 quick-run samples). Every
-    example is still seen once per epoch; the leftovers of each group fill mixed batches, and batch order is
-    shuffled.
+    prompts share a long prefix then share its forward pass in a micro-batch (batching.make_micro_batch). A key
+    may be a tuple of levels from coarse to fine, e.g. (the window's control list, the document): batches are
+    filled from the finest level first, the leftovers of each fine group from their coarser group, and what is
+    left after the coarsest level fills mixed batches. Every example is still seen once per epoch, and batch
+    order is shuffled.
     """
     steps: list[list[int]] = []
     for epoch in range(epochs):
@@ -128,14 +128,17 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max
         if groups is None:
             steps += [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
             continue
-        by_group: dict[str, list[int]] = {}
-        for i in order:
-            by_group.setdefault(groups[i], []).append(i)
-        batches, rest = [], []
-        for members in by_group.values():
-            whole = len(members) - len(members) % batch_size
-            batches += [members[i : i + batch_size] for i in range(0, whole, batch_size)]
-            rest += members[whole:]
+        keys = [g if isinstance(g, tuple) else (g,) for g in groups]
+        batches, rest = [], order
+        for level in reversed(range(max(len(k) for k in keys))):
+            by_group: dict[tuple[str, ...], list[int]] = {}
+            for i in rest:
+                by_group.setdefault(keys[i][: level + 1], []).append(i)
+            rest = []
+            for members in by_group.values():
+                whole = len(members) - len(members) % batch_size
+                batches += [members[i : i + batch_size] for i in range(0, whole, batch_size)]
+                rest += members[whole:]
         batches += [rest[i : i + batch_size] for i in range(0, len(rest), batch_size)]
         rng.shuffle(batches)
         steps += batches
