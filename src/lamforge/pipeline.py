@@ -28,6 +28,9 @@ from rich.console import Console
 console = Console()
 
 
+ALL_AGENTS = ["base", "lam1", "lam2", "lam3", "lam4", "reference", "retrieval"]
+
+
 @dataclass
 class PipelinePreset:
     train_preset: str
@@ -35,12 +38,17 @@ class PipelinePreset:
     plan_tasks: int
     test_tasks: int
     explore_attempts: int
-    online_tasks: int
-    online_held_out: int
+    online_tasks: dict[str, int]
+    """Online evaluation tasks per split (test, unseen_phrasing, unseen_family, ...); a split left out is skipped."""
     workers: int
     max_steps: int
     offline_limit: int | None
-    agents: list[str] = field(default_factory=lambda: ["base", "lam1", "lam2", "lam3", "lam4", "reference", "retrieval"])
+    """Offline evaluation on the steps of at most this many test trajectories (None: all of them)."""
+    plan_limit: int | None = None
+    """LAM1's plans are scored on at most this many held-out task-plan pairs (None: all)."""
+    agents: list[str] = field(default_factory=lambda: list(ALL_AGENTS))
+    online_agents: dict[str, list[str]] | None = None
+    """Agents per online split (None: every agent on every split)."""
     train_overrides: dict = field(default_factory=dict)
     categories: list[str] | None = None
     """Collect, train and test on these task categories only (None: all); the unseen families stay whole."""
@@ -48,20 +56,24 @@ class PipelinePreset:
 
 PRESETS = {
     # Every stage runs; the numbers mean nothing. Sized for CI (a few minutes).
-    "tiny": PipelinePreset("tiny", oracle_tasks=6, plan_tasks=3, test_tasks=2, explore_attempts=1, online_tasks=2,
-                           online_held_out=1, workers=1, max_steps=4, offline_limit=2,
-                           agents=["lam4", "reference", "retrieval"],
+    "tiny": PipelinePreset("tiny", oracle_tasks=6, plan_tasks=3, test_tasks=2, explore_attempts=1,
+                           online_tasks={"test": 2, "unseen_phrasing": 1, "unseen_family": 1}, workers=1,
+                           max_steps=4, offline_limit=2, plan_limit=2, agents=["lam4", "reference", "retrieval"],
                            train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
-    # This 2-core machine, within 2 hours: the 11 character-formatting families, 16 demonstrations each. A CPU
-    # trains ~0.54 step samples/s, and phase 2 needs ~3 epochs before the LAM reads the task and the step state (one
-    # epoch over all 38 families left it choosing controls by their frequency in the data). With 10 demonstrations
-    # each, 3 epochs fit the training steps (loss 0.01) but missed 7 of 30 steps on the test documents.
-    "quick": PipelinePreset("quick", oracle_tasks=176, plan_tasks=22, test_tasks=22, explore_attempts=2,
-                            online_tasks=10, online_held_out=3, workers=2, max_steps=10, offline_limit=10,
-                            train_overrides={"max_length": 2560}, categories=["character"]),
+    # This 2-core machine, within 2 hours: every category. 16 demonstrations of each of the 38 trained families;
+    # 44 test tasks (every family, so every category, at least once; one task is 2.3 points); the untrained base
+    # model and LAM1, which act at random, run on the test split only.
+    "quick": PipelinePreset("quick", oracle_tasks=608, plan_tasks=38, test_tasks=44, explore_attempts=2,
+                            online_tasks={"test": 44, "unseen_phrasing": 12, "unseen_family": 5}, workers=2,
+                            max_steps=10, offline_limit=None, plan_limit=10,
+                            online_agents={"test": ALL_AGENTS,
+                                           "unseen_phrasing": ["lam2", "lam3", "lam4", "reference", "retrieval"],
+                                           "unseen_family": ["lam2", "lam3", "lam4", "reference", "retrieval"]},
+                            train_overrides={"max_length": 2560}),
     # A GPU machine and the paper's scale of data.
     "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,
-                           online_tasks=435, online_held_out=100, workers=8, max_steps=20, offline_limit=None),
+                           online_tasks={"test": 435, "unseen_phrasing": 100, "unseen_family": 100}, workers=8,
+                           max_steps=20, offline_limit=None),
 }
 
 
@@ -179,7 +191,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
 
             result = timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
-                                                                   limit=p.offline_limit, out=None))
+                                                                   limit=p.offline_limit, plan_limit=p.plan_limit, out=None))
             result["steps"].pop("rows", None)
             target.write_text(json.dumps(result, indent=1))
 
@@ -189,8 +201,8 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
             from lamforge.eval.online import run_online
 
             timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
-                                               n_held_out=p.online_held_out, max_steps=p.max_steps,
-                                               categories=p.categories))
+                                               max_steps=p.max_steps, categories=p.categories,
+                                               split_agents=p.online_agents))
 
     from lamforge.eval.report import write_report
 

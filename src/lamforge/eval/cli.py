@@ -19,6 +19,7 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             data: Path = typer.Option(..., help="Held-out samples.jsonl (from `lamforge data collect --split test`)."),
             plans: Optional[Path] = typer.Option(None, help="Held-out task-plan pairs for the phase-1 plan metrics."),
             limit: Optional[int] = typer.Option(None, help="At most this many trajectories."),
+            plan_limit: Optional[int] = typer.Option(None, help="At most this many task-plan pairs."),
             out: Optional[Path] = typer.Option(None, help="Write the full result (with every prediction) here."),
             as_json: bool = typer.Option(False, "--json")):
     """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
@@ -27,7 +28,7 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
     if not data.exists():
         console.print(f"[red]error:[/red] {data} not found")
         raise typer.Exit(1)
-    result = run_offline(model, data, plans, limit, out, progress=not as_json)
+    result = run_offline(model, data, plans, limit, out, progress=not as_json, plan_limit=plan_limit)
     steps = {k: v for k, v in result["steps"].items() if k not in ("rows", "per_family")}
     if as_json:
         print(json.dumps({"model": model, "steps": steps, "plans": result.get("plans")}, indent=1))

@@ -62,12 +62,13 @@ def evaluate_plans(backend, pairs: list[PlanPair], progress: bool = True) -> dic
 
 
 def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | None = None, out: Path | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, plan_limit: int | None = None) -> dict:
+    """limit: steps of at most this many trajectories; plan_limit: at most this many task-plan pairs."""
     backend = make_backend(model)
     result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress)}
     if plans is not None and Path(plans).exists():
         pairs = read_jsonl(plans, PlanPair)
-        result["plans"] = evaluate_plans(backend, pairs[:limit], progress)
+        result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))

@@ -32,16 +32,28 @@ def agent_spec(name: str, checkpoints: Path | None) -> tuple[str, str | None]:
     raise ValueError(f"unknown agent {name!r}: use base, lam1-lam4 (with --checkpoints), reference, retrieval or a model folder")
 
 
-def run_online(agents: list[str], out: Path, n: int, checkpoints: Path | None = None, splits=EVAL_SPLITS,
-               n_held_out: int | None = None, workers: int = 1, max_steps: int = 15, progress: bool = True,
-               categories: list[str] | None = None) -> dict:
-    """categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families
-    stay whole, since none of them was trained on anyway."""
+def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoints: Path | None = None,
+               splits=EVAL_SPLITS, n_held_out: int | None = None, workers: int = 1, max_steps: int = 15,
+               progress: bool = True, categories: list[str] | None = None,
+               split_agents: dict[str, list[str]] | None = None) -> dict:
+    """Every agent on the tasks of every split.
+
+    n is the number of test tasks (the held-out splits get n_held_out, or n/2), or a count per split.
+    split_agents limits a split to some agents (a pipeline runs its weakest baselines on the test split only).
+    categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families stay
+    whole, since none of them was trained on anyway."""
     results = {}
     for split in splits:
-        count = n if split == "test" else (n_held_out or max(1, n // 2))
+        if isinstance(n, dict):
+            count = n.get(split, 0)
+        else:
+            count = n if split == "test" else (n_held_out or max(1, n // 2))
+        if not count:
+            continue
         families = families_for(split, categories) if categories and split != "unseen_family" else None
         for agent in agents:
+            if split_agents is not None and agent not in split_agents.get(split, agents):
+                continue
             demonstrator, model = agent_spec(agent, checkpoints)
             if model and model != "default" and not Path(model).exists():
                 results.setdefault(split, {})[agent] = {"missing": f"no checkpoint at {model}"}
@@ -91,5 +103,7 @@ def summarize_online(out: Path, agents: list[str], splits=EVAL_SPLITS) -> dict:
     for split in splits:
         reference = load_records(out / split / "reference") if "reference" in agents else []
         difficulty = {r["task_id"]: len(r["steps"]) for r in reference if r["success"]}
-        summary[split] = {agent: agent_metrics(load_records(out / split / agent), difficulty) for agent in agents}
+        ran = [a for a in agents if (out / split / a / "trajectories.jsonl").exists()]
+        if ran:
+            summary[split] = {agent: agent_metrics(load_records(out / split / agent), difficulty) for agent in ran}
     return summary

@@ -1,6 +1,7 @@
 """Training speed and memory on this machine: ways of running the same SFT data, side by side, in one run.
 
-Configurations (each in its own process, so its peak memory, model loading included, is its own):
+Configurations (naive and exact each in its own process, so its peak memory, model loading included, is its own;
+quick_before and quick in one process, taking turns batch by batch, so that a busy machine slows both alike):
 
 - naive: full fine-tune, fp32, micro-batches padded to their longest example, the model's own loss (logits over
   the whole sequence), no prefix sharing, random batches;
@@ -88,9 +89,11 @@ def _groups(records, grouping: str):
     return [k[:1] for k in keys] if grouping == "window" else keys
 
 
-def measure(name: str, model_name: str, batch_size: int, micro_batch_size: int, samples: int, seed: int = 0,
-            data: str = "") -> dict:
-    """Train batches of the configuration's schedule until `samples` examples are done, after one warm-up batch."""
+def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size: int, samples: int, seed: int = 0,
+            data: str = "") -> list[dict]:
+    """Train batches of each configuration's schedule until each has done `samples` examples, after one warm-up
+    batch each. Several configurations in one process must share the model type (LoRA or not): they take turns
+    batch by batch, so a busy machine slows them alike and their ratio stays fair."""
     import torch
 
     from lamforge.train import runtime
@@ -100,20 +103,29 @@ def measure(name: str, model_name: str, batch_size: int, micro_batch_size: int, 
     from lamforge.train.data import record_messages
     from lamforge.train.formatting import IGNORE_INDEX, encode_example
 
-    config = bench_config(name, batch_size, micro_batch_size)
+    configs = {name: bench_config(name, batch_size, micro_batch_size) for name in names}
+    lora = {c.lora for c in configs.values()}
+    if len(lora) != 1:
+        raise ValueError("configurations measured in one process must all use LoRA or all not")
+    lora = lora.pop()
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(model_name)
-    records = bench_samples(samples + config.batch_size, seed, data)
-    schedule = runtime.batch_schedule(len(records), config.batch_size, 1, seed, groups=_groups(records, config.grouping))
-    needed = [schedule[0]]
-    while sum(len(b) for b in needed[1:]) < samples and len(needed) < len(schedule):
-        needed.append(schedule[len(needed)])
-    encoded = {i: encode_example(tokenizer, *record_messages(records[i])) for batch in needed for i in batch}
+    records = bench_samples(samples + max(c.batch_size for c in configs.values()), seed, data)
+    plans: dict[str, list[list[int]]] = {}
+    for name, config in configs.items():
+        schedule = runtime.batch_schedule(len(records), config.batch_size, 1, seed,
+                                          groups=_groups(records, config.grouping))
+        needed = [schedule[0]]
+        while sum(len(b) for b in needed[1:]) < samples and len(needed) < len(schedule):
+            needed.append(schedule[len(needed)])
+        plans[name] = needed
+    encoded = {i: encode_example(tokenizer, *record_messages(records[i]))
+               for needed in plans.values() for batch in needed for i in batch}
     device = torch.device("cpu")
-    bf16 = config.lora and runtime.cpu_has_bf16()
+    bf16 = lora and runtime.cpu_has_bf16()
     model = load_causal_lm(model_name)
     model.config.use_cache = False
-    if config.lora:
+    if lora:
         model = runtime.add_lora(model, SFTConfig(lora_r=16, lora_alpha=32, lora_dropout=0.0))
     model.train()
     optimizer = runtime.make_optimizer(model, 1e-5)
@@ -132,7 +144,7 @@ def measure(name: str, model_name: str, batch_size: int, micro_batch_size: int, 
         n = int((labels[:, 1:] != IGNORE_INDEX).sum())
         return out.loss * n, n
 
-    def step(batch) -> float:
+    def step(config: BenchConfig, batch) -> float:
         if config.lora:
             parts = micro_batches(batch, config.micro_batch_size, pad, share_prefix=config.grouping != "none",
                                   prompt_gradients=config.prompt_gradients)
@@ -155,33 +167,48 @@ def measure(name: str, model_name: str, batch_size: int, micro_batch_size: int, 
         optimizer.zero_grad(set_to_none=True)
         return total / max(1, n_targets)
 
-    step([encoded[i] for i in needed[0]])
-    measured = [[encoded[i] for i in batch] for batch in needed[1:]]
+    for name, config in configs.items():
+        step(config, [encoded[i] for i in plans[name][0]])
+    seconds = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
+    losses: dict[str, list[float]] = {name: [] for name in names}
     load_before = _load_average()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    losses = [step(batch) for batch in measured]
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    examples = sum(len(b) for b in measured)
-    tokens = sum(len(e) for b in measured for e in b)
-    return {
-        "config": name,
-        "settings": config.__dict__,
-        "examples": examples,
-        "batches": len(measured),
-        "useful_tokens": tokens,
-        "target_tokens": sum(len(e) - e.prompt_length for b in measured for e in b),
-        "seconds": round(seconds, 2),
-        "seconds_per_example": round(seconds / examples, 3),
-        "examples_per_second": round(examples / seconds, 3),
-        "tokens_per_second": round(tokens / seconds, 1),
-        "cpu_seconds": round(cpu_seconds, 2),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "first_loss": round(losses[0], 4),
-        "bf16_autocast": bf16,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": [round(load_before, 2), round(_load_average(), 2)],
-    }
+    for turn in range(max(len(p) for p in plans.values()) - 1):
+        for name, config in configs.items():
+            if turn + 1 < len(plans[name]):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                losses[name].append(step(config, [encoded[i] for i in plans[name][turn + 1]]))
+                seconds[name] += time.perf_counter() - started
+                cpu[name] += time.process_time() - cpu_started
+    results = []
+    for name, config in configs.items():
+        measured = [[encoded[i] for i in batch] for batch in plans[name][1:]]
+        examples = sum(len(b) for b in measured)
+        tokens = sum(len(e) for b in measured for e in b)
+        results.append({
+            "config": name,
+            "settings": config.__dict__,
+            "examples": examples,
+            "batches": len(measured),
+            "useful_tokens": tokens,
+            "target_tokens": sum(len(e) - e.prompt_length for b in measured for e in b),
+            "seconds": round(seconds[name], 2),
+            "seconds_per_example": round(seconds[name] / examples, 3),
+            "examples_per_second": round(examples / seconds[name], 3),
+            "tokens_per_second": round(tokens / seconds[name], 1),
+            "cpu_seconds": round(cpu[name], 2),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "peak_rss_shared_with": [n for n in names if n != name],
+            "first_loss": round(losses[name][0], 4),
+            "bf16_autocast": bf16,
+            "torch_threads": torch.get_num_threads(),
+            "load_average": [round(load_before, 2), round(_load_average(), 2)],
+        })
+    return results
+
+
+# Configurations measured together in one process, taking turns: they differ only in how batches are formed.
+TOGETHER = (("quick_before", "quick"),)
 
 
 def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, samples: int = 32,
@@ -194,17 +221,20 @@ def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size
         raise ValueError(f"unknown bench configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
     resolve_model(model_name)  # convert the GGUF once, outside the timed children
     results = {}
-    for config in configs:
-        command = [sys.executable, "-m", "lamforge.train.bench", config, model_name, str(batch_size),
+    groups = [tuple(c for c in together if c in configs) for together in TOGETHER]
+    groups = [g for g in groups if g] + [(c,) for c in configs if not any(c in g for g in groups)]
+    for group in groups:
+        command = [sys.executable, "-m", "lamforge.train.bench", ",".join(group), model_name, str(batch_size),
                    str(micro_batch_size), str(samples), data]
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode < 0:  # a signal; SIGKILL here is nearly always the kernel's out-of-memory killer
-            raise RuntimeError(f"bench {config} was killed by signal {-proc.returncode} (out of memory? the naive "
+            raise RuntimeError(f"bench {group} was killed by signal {-proc.returncode} (out of memory? the naive "
                                f"configuration needs ~20 GB at micro-batch 4 on 1,500-token prompts; try "
                                f"--micro-batch-size 2)")
         if proc.returncode != 0:
-            raise RuntimeError(f"bench {config} failed:\n{proc.stderr[-3000:]}")
-        results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
+            raise RuntimeError(f"bench {group} failed:\n{proc.stderr[-3000:]}")
+        for result in json.loads(proc.stdout.strip().splitlines()[-1]):
+            results[result["config"]] = result
     ratios = {f"{a}_over_{b}": round(results[b]["seconds_per_example"] / results[a]["seconds_per_example"], 2)
               for a in results for b in results if a != b and b in ("naive", "quick_before")}
     return {
@@ -219,5 +249,5 @@ def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size
 
 
 if __name__ == "__main__":
-    config, model_name, batch, micro, samples, data = sys.argv[1:7]
-    print(json.dumps(measure(config, model_name, int(batch), int(micro), int(samples), data=data)))
+    names, model_name, batch, micro, samples, data = sys.argv[1:7]
+    print(json.dumps(measure(names.split(","), model_name, int(batch), int(micro), int(samples), data=data)))
