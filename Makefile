@@ -2,8 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# g++ and cmake build llama.cpp for llama-cpp-python (the test extra), the third-party server the tests run against.
 APT_PACKAGES := libreoffice-writer python3-uno libreoffice-script-provider-python libreoffice-help-en-us \
-	xvfb xdotool fonts-dejavu-core fonts-liberation2 python3-venv
+	xvfb xdotool fonts-dejavu-core fonts-liberation2 python3-venv g++ cmake
 
 .PHONY: setup system-deps test demo clean
 
@@ -19,6 +20,7 @@ system-deps:
 
 # The venv is made from Debian's python3 with system site packages, because the UNO bridge (python3-uno) is a
 # Debian package built for that interpreter. torch is pinned to the CPU build; a bare `torch` pulls CUDA wheels.
+# The test extra's llama-cpp-python[server] compiles llama.cpp (652 s on the 2-core development machine).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q torch==2.13.0

@@ -1,5 +1,10 @@
 """A scripted OpenAI-compatible chat server for tests: real HTTP on 127.0.0.1, a free port, recorded requests.
 
+Only for what a real server cannot do: answer with a scripted reply (a test that needs an exact action or plan),
+fail on cue (429, 5xx, a refused field), answer late (timeouts), and record what the client sent (headers, the
+request body, how many attempts). Everything a real server can show (chat, model listing, a wrong key or path,
+guided decoding) is tested against llama.cpp's server in test_llamacpp_server.py.
+
     with ScriptedLLMServer(["first reply", "second reply"]) as server:
         client = LLMClient(server.url)
         ...
@@ -26,13 +31,14 @@ import pytest
 class Fail:
     status: int
     message: str = "scripted failure"
+    retry_after_ms: int | None = None  # sent as Retry-After-Ms, which the openai SDK's back-off honours
 
 
 @dataclass
 class RecordedRequest:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: Any
 
 
@@ -61,9 +67,11 @@ class ScriptedLLMServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _send(self, status: int, payload: dict):
+            def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None):
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
@@ -103,7 +111,8 @@ class ScriptedLLMServer:
                 if callable(reply):
                     reply = reply(body)
                 if isinstance(reply, Fail):
-                    self._send(reply.status, {"error": {"message": reply.message}})
+                    wait = {} if reply.retry_after_ms is None else {"Retry-After-Ms": str(reply.retry_after_ms)}
+                    self._send(reply.status, {"error": {"message": reply.message}}, wait)
                     return
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.requests)}",
@@ -156,7 +165,9 @@ class ScriptedLLMServer:
 
     def _record(self, handler: BaseHTTPRequestHandler, body: Any) -> None:
         with self._lock:
-            self.requests.append(RecordedRequest(handler.command, handler.path, dict(handler.headers), body))
+            # Header names are case-insensitive (httpx sends them in lower case): recorded in lower case.
+            headers = {name.lower(): value for name, value in handler.headers.items()}
+            self.requests.append(RecordedRequest(handler.command, handler.path, headers, body))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import pytest
 
 from lamforge.agent.bench import TeacherForced, run_agent_bench
 from lamforge.agent.backends import BackendReply, ReferenceBackend
+from lamforge.schema import Control, Observation
 
 pytestmark = pytest.mark.office
 
@@ -25,9 +26,11 @@ def test_teacher_forcing_executes_the_reference_and_scores_agreement():
     click_bold = '{"control_label": "1", "control_name": "Bold", "function": "click_input", "args": {}}'
     reference = ReferenceBackend([click_bold, '{"function": "summary", "args": {}, "status": "FINISH"}'])
     forced = TeacherForced(_Fixed(click_bold), reference)
-    assert "Bold" in forced.decide([], None, "t", []).text  # the reference's action is what runs
+    with_bold = Observation(controls=[Control(label="1", name="Bold", type="push button", states=["enabled"])])
+    assert "Bold" in forced.decide([], with_bold, "t", []).text  # the reference's action is what runs
     assert forced.decide([], None, "t", []).text.count("FINISH") == 1
     assert forced.agreed == [True, False] and forced.model_s == [0.25, 0.25]
+    assert forced.valid == [True, False]  # the second window has no Bold to click
 
 
 def test_teacher_forced_bench_walks_multi_step_routes_in_live_writer():

@@ -1,36 +1,30 @@
-"""A small client for any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI, `lamforge serve`).
+"""The one client for OpenAI-compatible chat endpoints (vLLM, llama.cpp's server, Ollama, OpenAI, `lamforge serve`).
 
 Every LLM role in lamforge (demonstrator, evolver, judge, HTTP agent backend) talks to its model through
-`LLMClient.chat`. It is configured by arguments or by the environment:
+`LLMClient.chat`. HTTP, retries (connection errors, 408, 409, 429, 5xx, with back-off and the server's
+Retry-After), timeouts and response parsing are the `openai` SDK's; this module adds lamforge's configuration and
+turns the SDK's errors into an `LLMError` whose message says what to fix. It is configured by arguments or by the
+environment:
 
 - LAMFORGE_LLM_URL: the base URL, e.g. http://127.0.0.1:8000/v1 (a URL ending in /chat/completions also works)
 - LAMFORGE_LLM_MODEL: the model name the server expects; if unset, the first model of GET /models is used
-- LAMFORGE_LLM_KEY: an API key, sent as a Bearer token
-
-It is written on the standard library (urllib) rather than the `openai` package: one POST with JSON in and out is
-all it needs, and every role then works in an environment that has nothing else installed.
+- LAMFORGE_LLM_KEY: an API key, sent as a Bearer token (OPENAI_API_KEY is never read: a local server should not
+  receive a key meant for OpenAI)
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from pydantic import BaseModel
 
 ENV_URL = "LAMFORGE_LLM_URL"
 ENV_MODEL = "LAMFORGE_LLM_MODEL"
 ENV_KEY = "LAMFORGE_LLM_KEY"
-
-# Status codes worth a second try: rate limits and server-side failures. A 4xx other than 408/429 is our fault
-# (bad key, bad model name, bad request), so retrying it only wastes time.
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class LLMError(RuntimeError):
@@ -65,13 +59,11 @@ class LLMConfig:
     timeout_s: float = 120.0
     """Seconds to wait for one HTTP response; a 7B model on a busy server can need a while."""
     max_retries: int = 2
-    """Extra attempts after a connection error, a timeout, 429 or 5xx, with exponential back-off."""
-    backoff_s: float = 1.0
-    """The first back-off; doubled after each failed attempt."""
+    """Extra attempts after a connection error, a timeout, 408, 409, 429 or 5xx (the SDK's back-off)."""
 
 
 def configured() -> bool:
-    """Whether an endpoint is configured in the environment, so roles can choose between HTTP and their offline default."""
+    """Whether an endpoint is configured in the environment, so roles can choose HTTP or their offline default."""
     return bool(os.environ.get(ENV_URL))
 
 
@@ -89,7 +81,7 @@ def normalize_base_url(url: str) -> str:
 
 
 class LLMClient:
-    """Chat completions against one OpenAI-compatible endpoint."""
+    """Chat completions against one OpenAI-compatible endpoint, through the `openai` SDK."""
 
     def __init__(self, url: str | None = None, model: str | None = None, api_key: str | None = None,
                  timeout_s: float | None = None, max_retries: int | None = None, config: LLMConfig | None = None):
@@ -105,7 +97,11 @@ class LLMClient:
         self.api_key = api_key or config.api_key or os.environ.get(ENV_KEY) or None
         self.timeout_s = timeout_s if timeout_s is not None else config.timeout_s
         self.max_retries = max_retries if max_retries is not None else config.max_retries
-        self.backoff_s = config.backoff_s
+        # The SDK insists on a key and would fall back to $OPENAI_API_KEY; without a lamforge key it gets a
+        # placeholder, and each request omits the Authorization header (a keyless local server needs none).
+        self._sdk = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "unused", timeout=self.timeout_s,
+                                  max_retries=self.max_retries)
+        self._headers = {} if self.api_key else {"extra_headers": {"Authorization": openai.Omit()}}
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "LLMClient":
@@ -114,64 +110,39 @@ class LLMClient:
     def __repr__(self) -> str:
         return f"LLMClient({self.base_url!r}, model={self.model!r})"
 
-    # -- requests ---------------------------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _error(self, exc: openai.OpenAIError, path: str) -> LLMError:
+        """The SDK's exception as an LLMError that says what to check."""
         url = f"{self.base_url}{path}"
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        attempts = self.max_retries + 1
-        delay = self.backoff_s
-        for attempt in range(1, attempts + 1):
-            retryable: LLMError
-            try:
-                request = urllib.request.Request(url, data=data, headers=headers, method=method)
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                try:
-                    return json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise LLMError(f"{url} answered with something that is not JSON: {raw[:200]!r}") from exc
-            except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
-                if exc.code in (401, 403):
-                    raise LLMError(f"{url} rejected the request ({exc.code}: {detail}); check {ENV_KEY}", exc.code) from exc
-                if exc.code == 404:
-                    raise LLMError(
-                        f"{url} not found (404: {detail}); check {ENV_URL} (it should end in /v1) and {ENV_MODEL}",
-                        exc.code,
-                    ) from exc
-                if exc.code not in RETRY_STATUS:
-                    raise LLMError(f"{url} refused the request ({exc.code}: {detail})", exc.code) from exc
-                retryable = LLMError(f"{url} failed with {exc.code}: {detail}", exc.code)
-            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(exc, (socket.timeout, TimeoutError)):
-                    retryable = LLMError(f"{url} did not answer within {self.timeout_s:g} s")
-                else:
-                    retryable = LLMError(f"cannot reach the LLM endpoint {url}: {reason}; is the server running "
-                                         f"and {ENV_URL} right?")
-            if attempt == attempts:
-                raise retryable
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError(f"{url} did not answer within {self.timeout_s:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMError(f"cannot reach the LLM endpoint {url}: {exc.__cause__ or exc}; is the server running "
+                            f"and {ENV_URL} right?")
+        if isinstance(exc, openai.APIStatusError):
+            status, detail = exc.status_code, _error_detail(exc)
+            if status in (401, 403):
+                return LLMError(f"{url} rejected the request ({status}: {detail}); check {ENV_KEY}", status)
+            if status == 404:
+                return LLMError(f"{url} not found (404: {detail}); check {ENV_URL} (it should end in /v1) and "
+                                f"{ENV_MODEL}", status)
+            verb = "failed" if status >= 500 else "refused the request"
+            return LLMError(f"{url} {verb} ({status}: {detail})", status)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return LLMError(f"{url} answered with something that is not an OpenAI response: {exc}")
+        return LLMError(f"{url}: {exc}")
 
     def models(self) -> list[str]:
         """The model ids the server lists (GET /models)."""
-        data = self._request("GET", "/models")
-        return [m.get("id", "") for m in data.get("data", []) if isinstance(m, dict)]
+        try:
+            return [m.id for m in self._sdk.models.list(**self._headers).data if getattr(m, "id", None)]
+        except openai.OpenAIError as exc:
+            raise self._error(exc, "/models") from exc
 
     def resolve_model(self) -> str:
         """The configured model name, or the server's first listed model (servers of one model need no name)."""
         if self.model:
             return self.model
-        names = [n for n in self.models() if n]
+        names = self.models()
         if not names:
             raise LLMError(f"{self.base_url}/models lists no model; set {ENV_MODEL}")
         self.model = names[0]
@@ -179,44 +150,44 @@ class LLMClient:
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None, temperature: float = 0.0,
              stop: list[str] | None = None, **extra: Any) -> ChatResult:
-        """One chat completion. Raises LLMError (never a raw urllib error) when it cannot get an answer."""
-        body: dict[str, Any] = {"model": self.resolve_model(), "messages": messages, "temperature": temperature}
+        """One chat completion. `extra` fields go into the request body as they are (response_format, vLLM's
+        structured_outputs, llama.cpp's grammar, ...). Raises LLMError, never an SDK or HTTP error."""
+        model = self.resolve_model()
+        options: dict[str, Any] = dict(self._headers)
         if max_tokens is not None:
-            body["max_tokens"] = max_tokens
+            options["max_tokens"] = max_tokens
         if stop:
-            body["stop"] = stop
-        body.update(extra)
+            options["stop"] = stop
+        if extra:
+            options["extra_body"] = extra
         start = time.perf_counter()
-        data = self._request("POST", "/chat/completions", body)
-        latency = time.perf_counter() - start
         try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            error = data.get("error") if isinstance(data, dict) else None
-            raise LLMError(f"{self.base_url} returned no completion: {error or str(data)[:200]}") from exc
-        usage = data.get("usage") or {}
+            completion = self._sdk.chat.completions.create(model=model, messages=messages, temperature=temperature,
+                                                           **options)
+        except openai.OpenAIError as exc:
+            raise self._error(exc, "/chat/completions") from exc
+        latency = time.perf_counter() - start
+        # The SDK does not validate a response, so a server's odd answer shows up here as missing fields.
+        choices = getattr(completion, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise LLMError(f"{self.base_url} returned no completion: {str(completion)[:200]}")
+        usage = completion.usage
         return ChatResult(
-            text=text,
-            model=str(data.get("model") or body["model"]),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            text=choices[0].message.content or "",
+            model=str(completion.model or model),
+            finish_reason=choices[0].finish_reason,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_s=latency,
         )
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
-    """The server's own error message, from OpenAI's {"error": {"message": ...}} shape or the raw body."""
-    try:
-        raw = exc.read()
-    except Exception:
-        return exc.reason or ""
-    try:
-        data = json.loads(raw)
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            return str(error.get("message") or error)[:300]
-        return str(error)[:300]
-    except (json.JSONDecodeError, AttributeError):
-        return raw[:300].decode("utf-8", "replace") or (exc.reason or "")
+def _error_detail(exc: openai.APIStatusError) -> str:
+    """The server's own error message: OpenAI's {"error": {"message": ...}} (the SDK hands over the inner object),
+    FastAPI's {"detail": ...}, or the raw body."""
+    body = exc.body
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("detail") or body)[:300]
+    if body:
+        return str(body)[:300]
+    return exc.response.text[:300] or exc.response.reason_phrase

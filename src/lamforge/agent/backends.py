@@ -6,7 +6,8 @@
 with `lamforge.schema.parse_action`. Four backends:
 
 - HFBackend: a local Hugging Face causal LM (the trained LAM), greedy, with a KV cache kept across calls.
-- OpenAIBackend: any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI, `lamforge serve`).
+- OpenAIBackend: any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI, `lamforge serve`),
+  guided by the action's JSON schema for the live observation, which the server enforces.
 - ReferenceBackend: a task family's reference solution, `solution(obs) -> Action`: the upper bound.
 - RetrievalBackend: a non-LLM baseline that clicks the control whose name is most similar to the task, then
   finishes (all-MiniLM-L6-v2 embeddings). Weak by design: the floor any trained model has to beat.
@@ -18,6 +19,8 @@ import copy
 import importlib.util
 import inspect
 import json
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -27,20 +30,22 @@ from typing import Any, Callable, Iterable, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from lamforge.llm import LLMClient
+from lamforge.agent.action_schema import action_json_schema, controls_by_name, with_label_of_name
+from lamforge.llm import LLMClient, LLMError
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.train.formatting import build_prompt_ids, render_prompt_text
 from lamforge.schema import (
     FUNCTIONS,
     Action,
     ActionParseError,
-    Control,
     HistoryItem,
     Observation,
     Status,
     extract_json_object,
     parse_action,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class BackendError(RuntimeError):
@@ -71,21 +76,85 @@ class Backend(Protocol):
 # Any OpenAI-compatible endpoint.
 
 
-class OpenAIBackend:
-    """A chat endpoint as the policy. Works with `lamforge serve`, vLLM, llama.cpp, Ollama and OpenAI."""
+GUIDED_FORMS = ("auto", "json_schema", "json_object", "structured_outputs", "none")
+ENV_GUIDED = "LAMFORGE_LLM_GUIDED"
+# 'auto' tries these in turn and keeps the first the server accepts: the OpenAI form (vLLM, llama.cpp's
+# llama-server, SGLang), then llama-cpp-python's (its server rejects the OpenAI form with 422), then nothing.
+AUTO_FORMS = ("json_schema", "json_object", "none")
 
-    def __init__(self, client: LLMClient | None = None, max_tokens: int = 300, temperature: float = 0.0, **client_args):
+
+def constraint_fields(form: str, schema: dict) -> dict:
+    """The request fields that carry `schema` in one server dialect (see GUIDED_FORMS and the README)."""
+    if form == "json_schema":
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "lamforge_action", "schema": schema}}}
+    if form == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if form == "structured_outputs":
+        return {"structured_outputs": {"json": schema}}
+    return {}
+
+
+def refuses_form(exc: LLMError) -> bool:
+    """A server's answer that it does not take a constraint form: 400/422, or llama-cpp-python's 500 that names
+    the field (its server reports a request that fails validation as a 500)."""
+    return exc.status in (400, 422) or (exc.status == 500 and "response_format" in str(exc))
+
+
+class OpenAIBackend:
+    """A chat endpoint as the policy. Works with `lamforge serve`, vLLM, llama.cpp, Ollama and OpenAI.
+
+    Decoding is guided by the server: each request carries the action's JSON schema for the live observation
+    (`action_schema.action_json_schema`), so a served LAM chooses its function, control name and status among
+    valid values as the local guided decoder does. `guided` picks the form the server takes (GUIDED_FORMS;
+    default $LAMFORGE_LLM_GUIDED, else 'auto'); 'none' sends no constraint. `lamforge serve` ignores these fields
+    and guides lamforge prompts itself.
+    """
+
+    def __init__(self, client: LLMClient | None = None, max_tokens: int = 300, temperature: float = 0.0,
+                 guided: str | None = None, thought: Literal["skip", "model"] = "skip",
+                 plan: Literal["skip", "model"] = "skip", **client_args):
+        guided = guided or os.environ.get(ENV_GUIDED) or "auto"
+        if guided not in GUIDED_FORMS:
+            raise BackendError(f"unknown guided-decoding form {guided!r}; choose one of {', '.join(GUIDED_FORMS)}")
         self.client = client or LLMClient(**client_args)
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.guided = guided
+        self.thought, self.plan = thought == "model", plan == "model"
         self.name = f"openai:{self.client.model or self.client.base_url}"
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The forms still to try, best first; 'auto' narrows to the one the server accepted."""
+        return AUTO_FORMS if self.guided == "auto" else (self.guided,)
 
     def reset(self) -> None:
         pass
 
+    def _chat(self, messages, schema: dict):
+        forms = self.forms
+        for i, form in enumerate(forms):
+            try:
+                result = self.client.chat(messages, max_tokens=self.max_tokens, temperature=self.temperature,
+                                          **constraint_fields(form, schema))
+            except LLMError as exc:
+                if not refuses_form(exc) or i == len(forms) - 1:
+                    raise
+                continue
+            if len(forms) > 1:
+                if form == "none":
+                    logger.warning("%s accepts no JSON-schema constraint: decoding is unguided", self.client.base_url)
+                self.guided = form
+            return result
+        raise AssertionError("unreachable")
+
     def decide(self, messages, obs, task, history) -> BackendReply:
-        result = self.client.chat(messages, max_tokens=self.max_tokens, temperature=self.temperature)
-        return BackendReply(text=result.text, tokens_generated=result.completion_tokens,
+        obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+        schema = action_json_schema(obs, thought=self.thought, plan=self.plan)
+        result = self._chat(messages, schema)
+        text = result.text if self.guided == "none" else with_label_of_name(result.text, obs)
+        return BackendReply(text=text, tokens_generated=result.completion_tokens,
                             prompt_tokens=result.prompt_tokens, latency_s=result.latency_s)
 
 
@@ -648,10 +717,7 @@ class HFBackend:
             return options[choose([text for _, text in options])][0]
 
         # Names, not labels, are what the model chooses among (Action.to_json's order); the label is looked up.
-        by_name: dict[str, Control] = {}
-        for c in obs.controls:
-            if c.name and (c.name not in by_name or (c.enabled and not by_name[c.name].enabled)):
-                by_name[c.name] = c
+        by_name = controls_by_name(obs)
         names = list(by_name)
         # Each option carries the fixed text that follows it. BPE merges a value's closing quote with what comes
         # next ('",', '"}'), so an option cut at its bare quote ends in a token the model never saw there, and
@@ -701,8 +767,8 @@ BACKENDS = ("hf", "openai", "reference", "retrieval")
 
 
 def make_backend(kind: str, **kwargs) -> Backend:
-    """A backend by name, for command lines: 'hf' (model=...), 'openai' (url=, model=, api_key=), 'reference'
-    (solution=...), 'retrieval'."""
+    """A backend by name, for command lines: 'hf' (model=...), 'openai' (url=, model=, api_key=, guided=),
+    'reference' (solution=...), 'retrieval'."""
     if kind == "hf":
         return HFBackend(HFBackendConfig(**kwargs))
     if kind == "openai":

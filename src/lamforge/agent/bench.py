@@ -6,7 +6,11 @@ Two modes:
 - teacher-forced (--teacher-forced): the model decides at every step and is timed, but the task's reference
   action is the one executed, so every episode walks the real multi-step route (menus, dialogs) and the prompts,
   KV-cache reuse and observation sizes are those a trained LAM meets. The model's agreement with the reference
-  (same function and control) is reported beside the latency.
+  (same function and control) and the share of its replies that are valid actions on a live control are reported
+  beside the latency.
+
+The model is a local one (`model`) or one served at an OpenAI-compatible `endpoint` (vLLM, llama.cpp's server),
+asked through the endpoint backend with the guided-decoding form `guided`.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 import statistics
 import time
 
-from lamforge.agent.backends import BackendReply, HFBackend, HFBackendConfig
+from lamforge.agent.action_schema import valid_action
+from lamforge.agent.backends import Backend, BackendReply, HFBackend, HFBackendConfig, OpenAIBackend
 from lamforge.agent.loop import Agent, AgentConfig
-from lamforge.schema import ActionParseError, parse_action
+from lamforge.schema import ActionParseError, Observation, parse_action
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -29,9 +34,10 @@ class TeacherForced:
 
     name = "teacher-forced"
 
-    def __init__(self, model: HFBackend, reference):
+    def __init__(self, model: Backend, reference):
         self.model, self.reference = model, reference
         self.agreed: list[bool] = []
+        self.valid: list[bool] = []
         self.model_s: list[float] = []
         self.tokens: list[int] = []
 
@@ -44,6 +50,8 @@ class TeacherForced:
         truth = self.reference.decide(messages, obs, task, history)
         self.model_s.append(mine.latency_s)
         self.tokens.append(mine.tokens_generated)
+        self.valid.append(valid_action(mine.text, obs if isinstance(obs, Observation) else
+                                       Observation.model_validate(obs or {})))
         try:
             a, b = parse_action(mine.text), parse_action(truth.text)
             self.agreed.append(a.function == b.function and a.control_name == b.control_name)
@@ -54,8 +62,10 @@ class TeacherForced:
 
 
 def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, dtype: str = "auto",
-                    max_controls: int | None = None, teacher_forced: bool = False) -> dict:
-    """Run the model as the agent on test tasks; a warm-up episode first, so load time is not counted."""
+                    max_controls: int | None = None, teacher_forced: bool = False, endpoint: str | None = None,
+                    guided: str | None = None) -> dict:
+    """Run the model as the agent on test tasks; a warm-up episode first, so load time is not counted. With
+    `endpoint`, `model` is the name at the endpoint (None: the first it lists)."""
     import lamforge.tasks.families  # noqa: F401
     from lamforge.data.demonstrators import OracleBackend
     from lamforge.env.writer_env import WriterEnv
@@ -63,9 +73,12 @@ def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, 
     from lamforge.tasks.splits import sample_instances
     from lamforge.tasks.templates import template_path
 
-    hf = HFBackend(HFBackendConfig(model=model, dtype=dtype))
+    if endpoint:
+        policy: Backend = OpenAIBackend(url=endpoint, model=model, guided=guided)
+    else:
+        policy = HFBackend(HFBackendConfig(model=model, dtype=dtype))
     oracle = OracleBackend()
-    backend = TeacherForced(hf, oracle) if teacher_forced else hf
+    backend = TeacherForced(policy, oracle) if teacher_forced else policy
     env = WriterEnv(max_steps=max_steps + 5)
     agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps, max_controls=max_controls))
     steps, warmup_steps = [], 0
@@ -85,8 +98,9 @@ def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, 
     phases = {name: [getattr(s.timings, f"{name}_s") for s in steps] for name in ("observe", "model", "act")}
     totals = [sum(v[i] for v in phases.values()) for i in range(len(steps))]
     out = {
-        "model": model,
-        "dtype": hf.dtype,
+        "model": policy.name if endpoint else model,
+        "dtype": getattr(policy, "dtype", None),
+        **({"guided": policy.guided} if endpoint else {}),
         "mode": "teacher-forced" if teacher_forced else "free",
         "tasks": tasks,
         "steps": len(steps),
@@ -100,4 +114,6 @@ def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, 
     if teacher_forced:
         measured = backend.agreed[warmup_steps:]
         out["agreement_with_reference"] = round(sum(measured) / len(measured), 3) if measured else 0.0
+        valid = backend.valid[warmup_steps:]
+        out["valid_actions"] = round(sum(valid) / len(valid), 3) if valid else 0.0
     return out

@@ -129,20 +129,32 @@ def run(
 
 
 @app.command()
-def bench(model: str = typer.Option("default", help="Model folder, or 'default' (SmolLM2-135M-Instruct)."),
+def bench(model: str = typer.Option(None, help="Model folder, or 'default' (SmolLM2-135M-Instruct); with "
+                                     "--endpoint, the model name there (default: the first it lists)."),
           tasks: int = typer.Option(4, help="Test tasks to run after one warm-up task."),
           max_steps: int = typer.Option(4),
           dtype: str = typer.Option("auto", help="auto (float32 on CPU), bfloat16 or int8."),
           max_controls: int = typer.Option(None, help="Show the model at most this many controls."),
           teacher_forced: bool = typer.Option(False, "--teacher-forced", help="Time the model at every step but "
                                               "execute the reference action, so episodes walk real multi-step routes."),
+          endpoint: str = typer.Option(None, "--endpoint", help="Time a model served at this OpenAI-compatible "
+                                       "base URL (vLLM, llama.cpp) instead of a local one."),
+          guided: str = typer.Option(None, help="With --endpoint: auto, json_schema, json_object, "
+                                     "structured_outputs or none (default: $LAMFORGE_LLM_GUIDED, else auto)."),
           as_json: bool = typer.Option(False, "--json")):
     """Median and p95 step latency in live Writer, split into observe / model / act, and tokens per step."""
     import json
 
+    from lamforge.agent.backends import BackendError
     from lamforge.agent.bench import run_agent_bench
+    from lamforge.llm import LLMError
 
-    result = run_agent_bench(model, tasks, max_steps, dtype, max_controls, teacher_forced)
+    try:
+        result = run_agent_bench(model if model or endpoint else "default", tasks, max_steps, dtype, max_controls,
+                                 teacher_forced, endpoint=endpoint, guided=guided)
+    except (BackendError, LLMError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(result, indent=1))
     else:

@@ -1,0 +1,89 @@
+"""The action's JSON schema for one observation: the decoding constraint an inference server enforces.
+
+The local backend guides decoding token by token; a served model (vLLM, llama.cpp) gets the same limits as a JSON
+schema that the server compiles into a grammar: the function is one of `schema.FUNCTIONS`, each with its own
+argument model's schema, the control name one of the live observation's names, the status one of `Status`. It is
+generated from `schema.py`'s definitions, so it cannot drift from what `parse_action` accepts.
+
+A JSON schema cannot tie one field to another (the label to the chosen name), so the label is limited to the live
+labels and then copied from the chosen control after parsing, as the local guided decoder copies it.
+"""
+
+from __future__ import annotations
+
+from lamforge.schema import FIELD_ORDER, FUNCTIONS, ActionParseError, Control, Observation, Status, parse_action
+
+OPTIONAL_FIELDS = ("thought", "plan")
+
+
+def without_length_caps(schema):
+    """`schema` without maxLength. llama.cpp's converters turn a length cap into one nested grammar rule per
+    character (2,000 for a summary's text), which llama-cpp-python's grammar parser refuses and then crashes on;
+    the request's max_tokens bounds the reply instead, and parse_action still checks every length."""
+    if isinstance(schema, dict):
+        return {k: without_length_caps(v) for k, v in schema.items() if k != "maxLength"}
+    if isinstance(schema, list):
+        return [without_length_caps(v) for v in schema]
+    return schema
+
+
+def controls_by_name(obs: Observation) -> dict[str, Control]:
+    """The control each name stands for: the first with that name, or the first enabled one if that is disabled."""
+    by_name: dict[str, Control] = {}
+    for c in obs.controls:
+        if c.name and (c.name not in by_name or (c.enabled and not by_name[c.name].enabled)):
+            by_name[c.name] = c
+    return by_name
+
+
+def action_json_schema(obs: Observation, thought: bool = False, plan: bool = False) -> dict:
+    """One branch per function, its properties in `Action.to_json`'s order (the order the model was trained on;
+    llama.cpp and xgrammar generate properties in schema order). thought/plan: allow the optional fields."""
+    by_name = controls_by_name(obs)
+    branches = []
+    for function, spec in FUNCTIONS.items():
+        if spec.needs_control and not by_name:
+            continue  # no control to act on: only the functions that need none
+        fields = {
+            "thought": {"type": "string"},
+            "function": {"const": function},
+            "control_name": {"enum": list(by_name)},
+            "control_label": {"enum": list(dict.fromkeys(c.label for c in by_name.values()))},
+            "args": without_length_caps(spec.args.model_json_schema()),
+            "status": {"enum": [s.value for s in Status]},
+            "plan": {"type": "array", "items": {"type": "string"}},
+        }
+        allowed = {"thought": thought, "plan": plan, "control_name": spec.needs_control,
+                   "control_label": spec.needs_control}
+        keys = [k for k in FIELD_ORDER if allowed.get(k, True)]
+        branches.append({
+            "type": "object",
+            "properties": {k: fields[k] for k in keys},
+            "required": [k for k in keys if k not in OPTIONAL_FIELDS],
+            "additionalProperties": False,
+        })
+    return {"title": "lamforge action", "anyOf": branches}
+
+
+def with_label_of_name(text: str, obs: Observation) -> str:
+    """The action in `text` with its label copied from the control its name chose, as `Action.to_json`; text that
+    is not a valid action, or names no live control, comes back unchanged for the agent loop to report."""
+    try:
+        action = parse_action(text)
+    except ActionParseError:
+        return text
+    control = controls_by_name(obs).get(action.control_name or "")
+    if control is None:
+        return text
+    action.control_label = control.label
+    return action.to_json()
+
+
+def valid_action(text: str, obs: Observation) -> bool:
+    """What guided decoding guarantees: `text` parses as an action, and one that acts on a control names a control
+    of `obs` exactly."""
+    try:
+        action = parse_action(text)
+    except ActionParseError:
+        return False
+    return not FUNCTIONS[action.function].needs_control or action.control_name in controls_by_name(obs)

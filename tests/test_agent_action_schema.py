@@ -1,0 +1,100 @@
+"""The action's JSON schema for an observation (what a served model is constrained to) accepts exactly the actions
+that parse and name a live control, checked with the reference JSON-schema validator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from lamforge.agent.action_schema import action_json_schema, valid_action, with_label_of_name
+from lamforge.schema import FIELD_ORDER, FUNCTIONS, Action, Control, Observation, Status
+
+
+def make_obs() -> Observation:
+    names = [("Bold", "push button"), ("Italic", "push button"), ("Font Size", "combo box"),
+             ("Save As…", "menu item")]
+    controls = [Control(label=str(i), name=n, type=t, states=["enabled"]) for i, (n, t) in enumerate(names, start=1)]
+    # A repeated name: the enabled one is the control the name stands for (as in the local guided decoder).
+    controls += [Control(label="5", name="Bold", type="push button", states=[])]
+    return Observation(controls=controls)
+
+
+OBS = make_obs()
+
+VALID = [
+    Action(control_label="2", control_name="Italic", function="click_input"),
+    Action(control_label="1", control_name="Bold", function="click_input", args={"double": True}, status="FINISH"),
+    Action(control_label="3", control_name="Font Size", function="set_edit_text", args={"text": '14 "pt" é'}),
+    Action(function="keyboard_input", args={"keys": "Hello{Enter}"}),
+    Action(function="wheel_mouse_input", args={"wheel_dist": -50}),
+    Action(function="select_paragraph", args={"start_index": 0, "end_index": 1}, status="FAIL"),
+    Action(function="insert_table", args={"rows": 2, "columns": 3}),
+    Action(function="save_as", args={"path": "out.odt"}),
+    Action(function="summary", args={"text": "done"}, status="FINISH"),
+]
+
+INVALID = {
+    "control not in the window": {"function": "click_input", "control_name": "Underline", "control_label": "1",
+                                  "args": {}, "status": "CONTINUE"},
+    "label not in the window": {"function": "click_input", "control_name": "Bold", "control_label": "9",
+                                "args": {}, "status": "CONTINUE"},
+    "unknown function": {"function": "drag", "args": {}, "status": "CONTINUE"},
+    "control function without a control": {"function": "click_input", "args": {}, "status": "CONTINUE"},
+    "control on a function that takes none": {"function": "keyboard_input", "control_name": "Bold",
+                                              "control_label": "1", "args": {"keys": "a"}, "status": "CONTINUE"},
+    "argument out of range": {"function": "wheel_mouse_input", "args": {"wheel_dist": 99}, "status": "CONTINUE"},
+    "missing argument": {"function": "insert_table", "args": {"rows": 2}, "status": "CONTINUE"},
+    "unknown argument": {"function": "summary", "args": {"text": "x", "loud": True}, "status": "FINISH"},
+    "unknown status": {"function": "summary", "args": {}, "status": "DONE"},
+    "thought not enabled": {"thought": "hm", "function": "summary", "args": {}, "status": "FINISH"},
+}
+
+
+def validator(obs: Observation = OBS, **options) -> Draft202012Validator:
+    schema = action_json_schema(obs, **options)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("action", VALID, ids=lambda a: a.function)
+def test_every_function_written_as_trained_is_accepted(action):
+    assert validator().is_valid(json.loads(action.to_json()))
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_what_parse_action_or_the_window_would_reject_is_refused(case):
+    assert not validator().is_valid(INVALID[case])
+
+
+def test_no_controls_leaves_only_functions_that_need_none():
+    schema = action_json_schema(Observation())
+    functions = [branch["properties"]["function"]["const"] for branch in schema["anyOf"]]
+    assert functions == [f for f, spec in FUNCTIONS.items() if not spec.needs_control]
+
+
+def test_properties_come_in_the_trained_order_with_optional_thought_and_plan():
+    check = validator(thought=True, plan=True)
+    action = Action(thought="t", control_label="1", control_name="Bold", function="click_input", plan=["a", "b"])
+    assert check.is_valid(json.loads(action.to_json()))
+    click = action_json_schema(OBS, thought=True, plan=True)["anyOf"][0]
+    assert list(click["properties"]) == list(FIELD_ORDER)
+    assert click["required"] == ["function", "control_name", "control_label", "args", "status"]
+    assert click["properties"]["status"]["enum"] == [s.value for s in Status]
+
+
+def test_label_is_copied_from_the_chosen_name():
+    # The schema cannot tie the label to the name; after parsing, the name decides (the enabled "Bold" is label 1).
+    text = '{"function": "click_input", "control_name": "Bold", "control_label": "3", "args": {}, "status": "CONTINUE"}'
+    assert with_label_of_name(text, OBS) == Action(control_label="1", control_name="Bold",
+                                                   function="click_input").to_json()
+    for untouched in ["not json", '{"function": "click_input", "control_name": "Nope", "args": {}}']:
+        assert with_label_of_name(untouched, OBS) == untouched
+
+
+def test_valid_action_means_parsed_and_naming_a_live_control():
+    assert valid_action(VALID[0].to_json(), OBS)
+    assert valid_action(VALID[3].to_json(), OBS)
+    assert not valid_action('{"function": "click_input", "control_name": "Underline", "args": {}}', OBS)
+    assert not valid_action("I would click Bold.", OBS)

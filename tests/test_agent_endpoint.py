@@ -1,0 +1,93 @@
+"""What the endpoint backend sends: the guided-decoding constraint in each server's form, and 'auto' settling on the
+form the server accepts. The constraint's effect on a real server is tested in test_llamacpp_server.py; these
+tests need the scripted server, which records each request and can refuse a form the way a server that does not
+take it does (vLLM's forms cannot be tried on a CPU-only machine)."""
+
+from __future__ import annotations
+
+import pytest
+from llm_server import Fail, llm_server  # noqa: F401  (fixture)
+
+from lamforge.agent.action_schema import action_json_schema
+from lamforge.agent.backends import BackendError, OpenAIBackend, make_backend
+from lamforge.llm import LLMError
+from lamforge.schema import Action, Control, Observation, render_prompt
+
+OBS = Observation(controls=[Control(label="1", name="Bold", type="push button", states=["enabled"]),
+                            Control(label="2", name="Italic", type="push button", states=["enabled"])])
+MESSAGES = render_prompt("Make it italic", 1, OBS, [])
+REPLY = '{"function": "click_input", "control_name": "Italic", "control_label": "1", "args": {}, "status": "CONTINUE"}'
+SCHEMA = action_json_schema(OBS)
+
+
+def constraint(body: dict) -> dict:
+    return {k: body[k] for k in ("response_format", "structured_outputs") if k in body}
+
+
+@pytest.mark.parametrize("form, sent", [
+    ("json_schema", {"response_format": {"type": "json_schema",
+                                         "json_schema": {"name": "lamforge_action", "schema": SCHEMA}}}),
+    ("json_object", {"response_format": {"type": "json_object", "schema": SCHEMA}}),
+    ("structured_outputs", {"structured_outputs": {"json": SCHEMA}}),
+    ("none", {}),
+])
+def test_each_form_sends_the_schema_of_the_live_observation(llm_server, form, sent):
+    server = llm_server([REPLY])
+    backend = OpenAIBackend(url=server.url, model="lam", guided=form)
+    reply = backend.decide(MESSAGES, OBS, "Make it italic", [])
+    assert constraint(server.chat_requests[0].body) == sent
+    # A guided reply gets the label of the chosen name (Italic is 2); an unguided reply is the model's own text.
+    guided = Action(control_label="2", control_name="Italic", function="click_input").to_json()
+    assert reply.text == (REPLY if form == "none" else guided)
+
+
+def refuse(form_type: str, status: int = 422):
+    """A server that refuses one response_format type, as llama-cpp-python's refuses 'json_schema' (422)."""
+    def answer(body: dict):
+        if body.get("response_format", {}).get("type") == form_type:
+            return Fail(status, "response_format.type: input should be 'text' or 'json_object'")
+        return REPLY
+    return answer
+
+
+def test_auto_settles_on_the_form_the_server_accepts(llm_server):
+    server = llm_server([refuse("json_schema")])
+    backend = OpenAIBackend(url=server.url, model="lam", guided="auto")
+    for _ in range(2):
+        backend.decide(MESSAGES, OBS, "t", [])
+    sent = [r.body.get("response_format", {}).get("type") for r in server.chat_requests]
+    assert sent == ["json_schema", "json_object", "json_object"]  # the refused form is not tried again
+    assert backend.guided == "json_object"
+
+
+def test_auto_decodes_unguided_where_no_form_is_taken(llm_server, caplog):
+    server = llm_server([lambda body: Fail(400, "unknown field") if "response_format" in body else REPLY])
+    backend = OpenAIBackend(url=server.url, model="lam")
+    assert backend.decide(MESSAGES, OBS, "t", []).text == REPLY
+    assert backend.guided == "none" and "unguided" in caplog.text
+    assert len(server.chat_requests) == 3
+
+
+def test_a_chosen_form_that_is_refused_is_an_error_not_a_silent_fallback(llm_server):
+    server = llm_server([refuse("json_schema")])
+    backend = OpenAIBackend(url=server.url, model="lam", guided="json_schema")
+    with pytest.raises(LLMError, match="422"):
+        backend.decide(MESSAGES, OBS, "t", [])
+    assert len(server.chat_requests) == 1
+
+
+def test_errors_that_are_not_about_the_form_are_not_retried_as_another_form(llm_server):
+    server = llm_server([Fail(401, "bad key")])
+    backend = OpenAIBackend(url=server.url, model="lam")
+    with pytest.raises(LLMError, match="LAMFORGE_LLM_KEY"):
+        backend.decide(MESSAGES, OBS, "t", [])
+    assert len(server.chat_requests) == 1 and backend.guided == "auto"
+
+
+def test_form_from_environment_and_unknown_form(llm_server, monkeypatch):
+    server = llm_server([REPLY])
+    monkeypatch.setenv("LAMFORGE_LLM_GUIDED", "structured_outputs")
+    make_backend("openai", url=server.url, model="lam").decide(MESSAGES, OBS, "t", [])
+    assert "structured_outputs" in server.chat_requests[0].body
+    with pytest.raises(BackendError, match="json_schema, json_object"):
+        OpenAIBackend(url=server.url, model="lam", guided="grammar")
