@@ -21,11 +21,15 @@ from lamforge.tasks.templates import TemplateDoc
 DARK_RED_2 = 0xC9211E  # "Font Color" button's default
 YELLOW = 0xFFFF00  # "Character Highlighting Color" button's default
 
-# Fonts every lamforge machine has (fonts-dejavu-core, fonts-liberation2); Liberation Serif is left out because the
-# .odt templates' body text already uses it, so the untouched document would pass.
-FONTS = ["DejaVu Sans", "DejaVu Sans Mono", "Liberation Sans", "Liberation Mono"]
-# Body text in every template is 11 pt.
-FONT_SIZES = [9, 10, 14, 16, 18, 20, 24]
+# Fonts every lamforge machine has (fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2 in the Makefile's
+# APT_PACKAGES), as the Character dialog's font list names them. Liberation Serif is left out because the .odt
+# templates' body text already uses it, so the untouched document would pass; DejaVu Math TeX Gyre and OpenSymbol
+# are symbol fonts nobody sets text in.
+FONTS = ["DejaVu Sans", "DejaVu Sans Condensed", "DejaVu Sans Light", "DejaVu Sans Mono", "DejaVu Serif",
+         "DejaVu Serif Condensed", "Liberation Mono", "Liberation Sans"]
+# Every size the Character dialog's size list offers (LibreOffice 7.4), except 11 pt, the body text of every template.
+FONT_SIZES = [6, 7, 8, 9, 10, 10.5, 12, 13, 14, 15, 16, 18, 20, 21, 22, 24, 26, 28, 32, 36, 40, 42, 44, 48, 54, 60, 66,
+              72, 80, 88, 96]
 
 
 def phrase_pair(template: TemplateDoc, rng: random.Random, keep: Callable[[str], bool] = lambda phrase: True) -> dict | None:
@@ -115,6 +119,10 @@ class Bold(_ToolbarToggle):
         "Make '{phrase}' bold.",
         "Please put the words '{phrase}' in bold type.",
         "Could you make '{phrase}' stand out by making it bold?",
+        "Embolden '{phrase}'",
+        "Put '{phrase}' in bold.",
+        "Make the words '{phrase}' bold.",
+        "Apply bold formatting to '{phrase}'.",
         "I'd like the text '{phrase}' to appear in bold, thanks.",
     ]
 
@@ -131,6 +139,10 @@ class Italic(_ToolbarToggle):
         "Make '{phrase}' italic.",
         "Please set '{phrase}' in italics.",
         "Could you emphasise '{phrase}' with italic type?",
+        "Put '{phrase}' in italics.",
+        "Make the words '{phrase}' italic.",
+        "Apply italic to '{phrase}'.",
+        "Italicise the text '{phrase}'.",
         "The phrase '{phrase}' should be slanted, in italics.",
     ]
 
@@ -147,6 +159,10 @@ class Underline(_ToolbarToggle):
         "Put a line under '{phrase}'.",
         "Please underline the text '{phrase}'.",
         "Could you add an underline to '{phrase}' in this document?",
+        "Give '{phrase}' an underline.",
+        "Make '{phrase}' underlined.",
+        "Underline the words '{phrase}'.",
+        "Add underlining to '{phrase}'.",
         "I want '{phrase}' underlined.",
     ]
 
@@ -163,6 +179,9 @@ class Strikethrough(_ToolbarToggle):
         "Apply strikethrough to '{phrase}'.",
         "Please cross out the words '{phrase}' with a strikethrough line.",
         "Could you draw a line through '{phrase}' so it reads as struck out?",
+        "Cross out '{phrase}'.",
+        "Put a strikethrough on '{phrase}'.",
+        "Strike out the words '{phrase}'.",
         "I'd like '{phrase}' shown with strikethrough, please.",
     ]
 
@@ -179,6 +198,10 @@ class Superscript(_ToolbarToggle):
         "Make '{phrase}' superscript.",
         "Please raise the words '{phrase}' into superscript.",
         "Could you format the text '{phrase}' as superscript?",
+        "Raise '{phrase}' to superscript.",
+        "Set '{phrase}' as superscript.",
+        "Turn '{phrase}' into superscript.",
+        "Apply superscript to '{phrase}'.",
         "'{phrase}' should sit above the baseline, as superscript.",
     ]
 
@@ -195,6 +218,10 @@ class Subscript(_ToolbarToggle):
         "Make '{phrase}' subscript.",
         "Please lower the words '{phrase}' into subscript.",
         "Could you format the text '{phrase}' as subscript?",
+        "Lower '{phrase}' to subscript.",
+        "Set '{phrase}' as subscript.",
+        "Turn '{phrase}' into subscript.",
+        "Apply subscript to '{phrase}'.",
         "'{phrase}' should sit below the baseline, as subscript.",
     ]
 
@@ -217,6 +244,10 @@ class FontColor(_ToolbarToggle):
         "Make the text '{phrase}' {color}.",
         "Please change the font color of '{phrase}' to {color}.",
         "Could you set '{phrase}' in the font colour {color}?",
+        "Change the colour of '{phrase}' to {color}.",
+        "Turn '{phrase}' {color}.",
+        "Apply the font color {color} to '{phrase}'.",
+        "Give '{phrase}' the text colour {color}.",
         "I'd like the words '{phrase}' written in {color}, thanks.",
     ]
 
@@ -239,6 +270,10 @@ class Highlight(_ToolbarToggle):
         "Give '{phrase}' a yellow highlight.",
         "Please mark the words '{phrase}' with the yellow highlighter.",
         "Could you highlight '{phrase}' in yellow so it stands out?",
+        "Highlight the words '{phrase}' yellow.",
+        "Apply a yellow highlight to '{phrase}'.",
+        "Mark '{phrase}' in yellow.",
+        "Put yellow highlighting on '{phrase}'.",
         "I want a yellow highlight behind the text '{phrase}'.",
     ]
 
@@ -285,6 +320,11 @@ class FontName(_FontTab):
         "Change the font of '{phrase}' to {font}.",
         "Please apply the {font} font to the words '{phrase}'.",
         "Could you switch '{phrase}' over to the {font} typeface?",
+        "Use {font} for '{phrase}'.",
+        "Change '{phrase}' to the {font} font.",
+        "Format '{phrase}' in {font}.",
+        "Switch the font of '{phrase}' to {font}.",
+        "Apply {font} to '{phrase}'.",
         "I want the text '{phrase}' to use the font {font}.",
     ]
 
@@ -310,6 +350,11 @@ class FontSize(_FontTab):
         "Set the font size of '{phrase}' to {size} pt.",
         "Please change the text '{phrase}' to {size}-point type.",
         "Could you resize '{phrase}' so that it is {size} pt?",
+        "Set '{phrase}' to {size} pt.",
+        "Change the size of '{phrase}' to {size} points.",
+        "Make the text '{phrase}' {size} point.",
+        "Use a {size} pt font size for '{phrase}'.",
+        "Font size {size} for '{phrase}'",
         "The words '{phrase}' should be {size} points in size.",
     ]
 
@@ -334,6 +379,11 @@ class FontSize(_FontTab):
 CASES = {
     "upper": ("UPPERCASE", "upper case", 1, str.upper),
     "lower": ("lowercase", "lower case", 2, str.lower),
+}
+# Other ways requests name each case.
+CASE_WORDS = {
+    "upper": ["upper case", "uppercase", "capital letters", "all caps", "capitals", "block capitals"],
+    "lower": ["lower case", "lowercase", "small letters", "all lower case"],
 }
 CONTEXT_CHARS = 12
 
@@ -367,6 +417,10 @@ class ChangeCase(TaskFamily):
         "Make '{phrase}' {case_name}.",
         "Please convert the words '{phrase}' to {case_name}.",
         "Could you rewrite '{phrase}' in {case_name} letters?",
+        "Put '{phrase}' in {case_name}.",
+        "Convert '{phrase}' to {case_name}.",
+        "Switch '{phrase}' to {case_name}.",
+        "Write '{phrase}' in {case_name}.",
         "The text '{phrase}' should be written in {case_name}.",
     ]
 
@@ -380,7 +434,7 @@ class ChangeCase(TaskFamily):
         text = template.paragraph(params["paragraph"]).text
         start = text.index(params["phrase"])
         end = start + len(params["phrase"])
-        params.update(case=case, case_name=CASES[case][1], **case_context(text, start, end, transform))
+        params.update(case=case, case_name=rng.choice(CASE_WORDS[case]), **case_context(text, start, end, transform))
         return params
 
     def check(self, params, state, out_dir=None):
@@ -425,6 +479,10 @@ class ClearFormatting(TaskFamily):
         "Remove the direct formatting from '{phrase}'.",
         "Please take the bold and italic off '{phrase}' by clearing its direct formatting.",
         "Could you reset '{phrase}' to plain text, without its bold and italic?",
+        "Clear direct formatting on '{phrase}'.",
+        "Strip the formatting from '{phrase}'.",
+        "Remove the bold and italic from '{phrase}'.",
+        "Reset the formatting of '{phrase}'.",
         "'{phrase}' should not carry any direct formatting; clear it, please.",
     ]
 

@@ -6,6 +6,7 @@ import random
 import re
 
 from lamforge.env.docstate import DocState
+from lamforge.tasks import arguments
 from lamforge.tasks.base import (
     TaskFamily,
     click,
@@ -44,9 +45,6 @@ def _tables_match(state: DocState, expected: list[list[list[str]]]) -> str | Non
 # Text
 
 
-REPLACEMENTS = ["Harbourside", "Lindqvist", "venue", "programme", "element", "Northgate", "record", "schedule"]
-
-
 @register
 class FindReplace(TaskFamily):
     id = "find_replace"
@@ -56,16 +54,28 @@ class FindReplace(TaskFamily):
         "Use Find & Replace to change every '{word}' into '{replacement}'.",
         "Please replace each occurrence of '{word}' in the document with '{replacement}' (match case).",
         "Could you swap out all {count} instances of '{word}' for '{replacement}'?",
+        "Change every '{word}' to '{replacement}'.",
+        "Find '{word}' and replace it with '{replacement}' everywhere.",
+        "Swap all '{word}' for '{replacement}'.",
+        "Replace '{word}' with '{replacement}' throughout the document.",
         "Everywhere the document says '{word}', it should say '{replacement}' instead.",
     ]
 
     def sample(self, template, rng):
         words = sorted(template.repeated_words(min_count=2))
-        replacements = [r for r in REPLACEMENTS if template.count(r) == 0 and template.count(r.lower()) == 0]
-        if not words or not replacements:
+        if not words:
             return None
         word = rng.choice(words)
-        replacement = rng.choice([r for r in replacements if word not in r and r not in word])
+
+        def fits(new: str) -> bool:
+            # New to the document in any case, and neither containing the word nor inside it, so that after the
+            # replacement no occurrence is left and none was made.
+            return (re.fullmatch(r"[A-Za-z][A-Za-z -]*", new) is not None and template.count(new) == 0
+                    and template.count(new.lower()) == 0 and word.lower() not in new.lower() and new not in word)
+
+        replacement = arguments.replacement_word(rng, fits)
+        if replacement is None:
+            return None
         return {"template": template.id, "word": word, "replacement": replacement, "count": template.count(word)}
 
     def check(self, params, state, out_dir=None):
@@ -96,17 +106,6 @@ class FindReplace(TaskFamily):
         yield finish(keys(params["replacement"]))
 
 
-# Without doubled letters, for the reason given above insert.COMMENTS.
-SENTENCES = [
-    "The plan is reviewed again in May.",
-    "More details are due by Friday.",
-    "The figures were checked twice.",
-    "Everyone is invited to reply.",
-    "No changes are expected for now.",
-    "The board has endorsed this point.",
-]
-
-
 @register
 class InsertText(TaskFamily):
     id = "insert_text"
@@ -116,13 +115,17 @@ class InsertText(TaskFamily):
         "Add the sentence '{sentence}' at the end of the paragraph starting '{start}'.",
         "Please type '{sentence}' after '{end}', at the end of the paragraph that begins '{start}'.",
         "Could you finish the paragraph '{start}…' with one more sentence: {sentence}",
+        "Add '{sentence}' at the end of paragraph {index}.",
+        "Type '{sentence}' at the end of the paragraph starting '{start}'.",
+        "Append the sentence '{sentence}' to the paragraph that begins '{start}'.",
+        "Finish paragraph {index} with: {sentence}",
         "The paragraph beginning '{start}' should end with this extra sentence: {sentence}",
     ]
 
     def sample(self, template, rng):
         params = paragraph_ends(template, rng)
         if params:
-            params["sentence"] = rng.choice(SENTENCES)
+            params["sentence"] = arguments.sentence_text(rng)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -159,6 +162,10 @@ class DeleteText(TaskFamily):
         "Remove the words '{phrase}' from the document.",
         "Please delete the text '{phrase}' in the paragraph starting '{start}'.",
         "Could you cut '{phrase}' out of the paragraph '{start}…'? It isn't needed.",
+        "Remove '{phrase}'.",
+        "Erase the words '{phrase}'.",
+        "Cut '{phrase}' from the paragraph starting '{start}'.",
+        "Take out '{phrase}'.",
         "The words '{phrase}' should not be in the document any more.",
     ]
 
@@ -218,6 +225,9 @@ class DeleteParagraph(TaskFamily):
         "Remove the paragraph starting '{start}'.",
         "Please delete the whole paragraph that begins '{start}'.",
         "Could you get rid of the paragraph '{start}…' entirely?",
+        "Remove paragraph {index}.",
+        "Erase the paragraph starting '{start}'.",
+        "Delete the whole of paragraph {index}.",
         "The paragraph beginning '{start}' is not needed; take it out of the document.",
     ]
 
@@ -285,6 +295,10 @@ class SortLines(TaskFamily):
         "Sort the {count} lines from '{first}' to '{last}' alphabetically (A to Z).",
         "Please put the list of lines starting with '{first}' and ending with '{last}' in ascending order.",
         "Could you alphabetise the {count} short lines from '{first}' down to '{last}'?",
+        "Sort the lines from '{first}' to '{last}' in ascending order.",
+        "Alphabetize paragraphs {start}-{end}.",
+        "Put lines {start}-{end} in alphabetical order.",
+        "Sort paragraphs {start} to {end} from A to Z.",
         "The lines '{first}' … '{last}' should be sorted from A to Z.",
     ]
 
@@ -326,6 +340,9 @@ class TextToTable(TaskFamily):
         "Turn the {count} {separator}-separated lines, from the one starting '{first}' to the one starting '{last}', into a table.",
         "Please convert the {count} lines beginning with the line '{first}…' (fields separated by {separator}) into a table.",
         "Could you make a table out of the {count} lines from '{first}…' to '{last}…'? The columns are separated by {separator}.",
+        "Turn paragraphs {start}-{end} into a table.",
+        "Convert the {count} lines from '{first}' to '{last}' into a table.",
+        "Make a table from paragraphs {start} to {end}; the fields are separated by {separator}.",
         "The {count} {separator}-delimited lines starting at '{first}…' should become a proper table.",
     ]
 
@@ -392,6 +409,9 @@ class TableAddRow(TaskFamily):
         "Insert an empty row under the row containing '{cell}' in table {table_no}.",
         "Please add a new table row directly below the row with '{cell}'.",
         "Could you put a blank row after the row that has '{cell}' in table {table_no}?",
+        "Insert a row below the row containing '{cell}'.",
+        "Add an empty row under '{cell}' in table {table_no}.",
+        "Add a new row after the row with '{cell}' in table {table_no}.",
         "Table {table_no} needs one more row, right beneath the one where '{cell}' appears.",
     ]
 
@@ -435,6 +455,9 @@ class TableDeleteColumn(TaskFamily):
         "Remove the column headed '{header}' from table {table_no}.",
         "Please delete the whole '{header}' column in table {table_no}.",
         "Could you take the '{header}' column out of table {table_no}? It holds '{cell}'.",
+        "Remove the '{header}' column from table {table_no}.",
+        "Delete column '{header}' in table {table_no}.",
+        "Get rid of the '{header}' column in table {table_no}.",
         "Table {table_no} should no longer have its '{header}' column.",
     ]
 

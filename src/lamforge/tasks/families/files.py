@@ -16,19 +16,16 @@ from pathlib import Path
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Action
+from lamforge.tasks import arguments
 from lamforge.tasks.base import TaskFamily, Verdict, failed, finish, passed, register
 from lamforge.tasks.templates import read_document
-
-STEMS = ["copy", "final", "shared", "review", "v2", "archive"]
-
 
 def save_as(path: str) -> Action:
     return Action(function="save_as", args={"path": path})
 
 
 def _file_params(template, rng, suffix: str) -> dict:
-    kind = template.id.split("_")[0]
-    name = f"{kind}_{rng.choice(STEMS)}"
+    name = arguments.file_stem(rng, template.id.split("_")[0])
     return {"template": template.id, "title": template.title, "stem": name, "file": f"{name}{suffix}"}
 
 
@@ -82,6 +79,10 @@ class ExportPdf(TaskFamily):
         "Export the document as a PDF named {file}.",
         "Please save a PDF version of this document called {file}.",
         "Could you turn this document into a PDF? Name the file {file}.",
+        "Save the document as a PDF called {file}.",
+        "Export to PDF as {file}",
+        "Make a PDF named {file}",
+        "Create {file} from this document.",
         "I need a PDF of this to send around, saved as {file}.",
     ]
 
@@ -127,6 +128,10 @@ class SaveDocx(TaskFamily):
         "Save a copy of the document in Word format as {file}.",
         "Please save this document as a .docx file named {file}.",
         "Could you store the document as a Word file called {file}?",
+        "Save the document as {file}",
+        "Save a Word copy as {file}",
+        "Export the document to Word as {file}",
+        "Write the document to {file} in Word format.",
         "Someone needs this in Microsoft Word format; save it as {file}.",
     ]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-import re
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Observation
+from lamforge.tasks import arguments
 from lamforge.tasks.base import (
     Solution,
     TaskFamily,
@@ -135,13 +135,17 @@ class InsertTable(TaskFamily):
         "Add a table with {rows} rows and {columns} columns after the paragraph starting '{start}'.",
         "Please put a {rows}-row, {columns}-column table right after the paragraph that begins '{start}'.",
         "Could you insert a table ({columns} columns, {rows} rows) following the paragraph '{start}…'?",
+        "Add a {rows} by {columns} table after paragraph {index}.",
+        "Create a table of {rows} rows and {columns} columns below the paragraph starting '{start}'.",
+        "Insert a table with {columns} columns and {rows} rows after paragraph {index}.",
+        "Put an empty {rows}x{columns} table after the paragraph starting '{start}'.",
         "After the paragraph beginning '{start}', I need an empty table of {rows} by {columns}.",
     ]
 
     def sample(self, template, rng):
         params = body_paragraph(template, rng)
         if params:
-            params.update(rows=rng.randint(2, 5), columns=rng.randint(2, 5))
+            params.update(rows=rng.randint(2, 12), columns=rng.randint(2, 8))
             words = template.paragraph(params["index"]).text.split()
             # The shortest unique tail: a longer one may wrap, and {End} from its start ends the wrong line.
             tails = [" ".join(words[-n:]) for n in (1, 2, 3)]
@@ -175,18 +179,6 @@ class InsertTable(TaskFamily):
         yield from self._route(params["end"], params["rows"] + 1, params["columns"], obs)
 
 
-# Typed texts avoid doubled letters: xdotool at the env's typing speed drops one of a pair now and then under
-# load (measured: "committe" for "committee", about 1 in 50 pairs).
-COMMENTS = [
-    "Please check this figure.",
-    "Can we cite a source here?",
-    "Consider rewording this.",
-    "Confirm with the team before sending.",
-    "Is this up to date?",
-    "Please verify this claim.",
-]
-
-
 @register
 class InsertComment(TaskFamily):
     id = "comment"
@@ -196,13 +188,17 @@ class InsertComment(TaskFamily):
         "Add a comment saying '{comment}' to the text '{phrase}'.",
         "Please attach the comment '{comment}' to the words '{phrase}'.",
         "Could you leave a note on '{phrase}' as a comment? It should read: {comment}",
+        "Add the comment '{comment}' to '{phrase}'.",
+        "Attach a comment to '{phrase}': {comment}",
+        "Insert a comment on '{phrase}' that says '{comment}'.",
+        "Comment on '{phrase}' with '{comment}'.",
         "I'd like reviewers to see '{comment}' as a comment next to '{phrase}'.",
     ]
 
     def sample(self, template, rng):
         params = _phrase_params(template, rng)
         if params:
-            params["comment"] = rng.choice(COMMENTS)
+            params["comment"] = arguments.comment_text(rng)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -229,16 +225,6 @@ class InsertComment(TaskFamily):
         yield from self._route(params["decoy"], params["comment"], obs)
 
 
-NOTES = [
-    "Figures are provisional.",
-    "Source: internal records.",
-    "Details are given at the end.",
-    "Revised after the last review.",
-    "Based on the 2023 survey.",
-    "Subject to a final vote.",
-]
-
-
 @register
 class InsertFootnote(TaskFamily):
     id = "footnote"
@@ -248,13 +234,16 @@ class InsertFootnote(TaskFamily):
         "Add the footnote '{note}' at the end of the paragraph starting '{start}'.",
         "Please insert a footnote reading '{note}' after '{end}', the last word of the paragraph beginning '{start}'.",
         "Could you put a footnote at the end of the paragraph '{start}…' that says '{note}'?",
+        "Add a footnote to the end of paragraph {index}: {note}",
+        "Insert the footnote '{note}' after the last word of paragraph {index}.",
+        "Put a footnote saying '{note}' at the end of the paragraph starting '{start}'.",
         "The paragraph that begins '{start}' needs a footnote at its end: {note}",
     ]
 
     def sample(self, template, rng):
         params = paragraph_ends(template, rng)
         if params:
-            params["note"] = rng.choice(NOTES)
+            params["note"] = arguments.note_text(rng)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -286,13 +275,6 @@ class InsertFootnote(TaskFamily):
         yield from self._route(params["decoy_end"], params["note"], obs)
 
 
-URL_HOSTS = ["example.org", "example.com", "intranet.example.net"]
-
-
-def _slug(phrase: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", phrase.lower()).strip("-")
-
-
 @register
 class InsertHyperlink(TaskFamily):
     id = "hyperlink"
@@ -302,13 +284,17 @@ class InsertHyperlink(TaskFamily):
         "Turn '{phrase}' into a hyperlink to {url}.",
         "Please make the text '{phrase}' a link pointing at {url}.",
         "Could you add a hyperlink on '{phrase}'? The address is {url}",
+        "Add a link to {url} on '{phrase}'.",
+        "Hyperlink '{phrase}' to {url}",
+        "Make '{phrase}' link to {url}",
+        "Insert a hyperlink to {url} on the text '{phrase}'.",
         "Readers should be able to click '{phrase}' to open {url}.",
     ]
 
     def sample(self, template, rng):
         params = _phrase_params(template, rng)
         if params:
-            params["url"] = f"https://{rng.choice(URL_HOSTS)}/{_slug(params['phrase'])}"
+            params["url"] = arguments.url_for(rng, params["phrase"])
         return params
 
     def check(self, params, state, out_dir=None):
@@ -345,13 +331,16 @@ class InsertBookmark(TaskFamily):
         "Insert a bookmark named {name} on the text '{phrase}'.",
         "Please mark '{phrase}' with a bookmark called {name}.",
         "Could you add a bookmark '{name}' covering the words '{phrase}'?",
+        "Add a bookmark called {name} on '{phrase}'.",
+        "Set a bookmark named {name} at '{phrase}'.",
+        "Create the bookmark {name} for the text '{phrase}'.",
         "I want to jump back to '{phrase}' later, so set a bookmark there named {name}.",
     ]
 
     def sample(self, template, rng):
         params = _phrase_params(template, rng)
         if params:
-            params["name"] = _slug(params["phrase"]).replace("-", "_")[:30] or "mark"
+            params["name"] = arguments.bookmark_name(rng, params["phrase"])
         return params
 
     def check(self, params, state, out_dir=None):
@@ -375,7 +364,8 @@ class InsertBookmark(TaskFamily):
         yield from self._route(params["decoy"], params["name"], obs)
 
 
-# Symbol -> (its name in instructions, the Special Characters dialog's search term that lists it first).
+# Symbol -> (its name in instructions, a search term of the Special Characters dialog that lists it among the first
+# cells, checked in the live dialog).
 SYMBOLS = {
     "©": ("copyright sign", "copyright"),
     "®": ("registered sign", "registered"),
@@ -385,6 +375,28 @@ SYMBOLS = {
     "°": ("degree sign", "degree"),
     "±": ("plus-minus sign", "plus-minus"),
     "§": ("section sign", "section sign"),
+    "†": ("dagger", "dagger"),
+    "‡": ("double dagger", "double dagger"),
+    "•": ("bullet", "bullet"),
+    "…": ("ellipsis", "horizontal ellipsis"),
+    "×": ("multiplication sign", "multiplication sign"),
+    "÷": ("division sign", "division sign"),
+    "µ": ("micro sign", "micro sign"),
+    "¥": ("yen sign", "yen sign"),
+    "¢": ("cent sign", "cent sign"),
+    "‰": ("per mille sign", "per mille"),
+    "→": ("right arrow", "rightwards arrow"),
+    "∞": ("infinity sign", "infinity"),
+    "½": ("one-half fraction", "vulgar fraction one half"),
+    "√": ("square root sign", "square root"),
+    "≠": ("not-equal sign", "not equal to"),
+    "≤": ("less-than-or-equal sign", "less-than or equal to"),
+    "≥": ("greater-than-or-equal sign", "greater-than or equal to"),
+    "π": ("Greek letter pi", "small letter pi"),
+    "✓": ("check mark", "check mark"),
+    "№": ("numero sign", "numero sign"),
+    "¶": ("pilcrow", "pilcrow sign"),
+    "¿": ("inverted question mark", "inverted question mark"),
 }
 
 
@@ -397,6 +409,10 @@ class InsertSpecialCharacter(TaskFamily):
         "Add the {symbol_name} ({symbol}) at the end of the paragraph starting '{start}'.",
         "Please put a {symbol_name} right after '{end}' at the end of the paragraph that begins '{start}'.",
         "Could you insert the special character {symbol} after the last word of the paragraph '{start}…'?",
+        "Type a {symbol_name} at the end of paragraph {index}.",
+        "Append the {symbol_name} to paragraph {index}.",
+        "Put {symbol} after the last word of the paragraph starting '{start}'.",
+        "End paragraph {index} with the {symbol_name}.",
         "The paragraph beginning '{start}' should end with a {symbol_name}, {symbol}.",
     ]
 

@@ -7,10 +7,12 @@ Style" in the UI (in the Page Style dialog's title and the Insert > Header and F
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Observation
+from lamforge.tasks import arguments
 from lamforge.tasks.base import (ControlNotFound, TaskFamily, Verdict, click, failed, finish, keys, menu_path, open_tab,
                                  passed, register, select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph
@@ -60,6 +62,10 @@ class PageOrientation(TaskFamily):
         "Switch the page orientation to {orientation}.",
         "Please change the document's pages to {orientation} orientation.",
         "Could you turn the pages sideways, so they are {orientation}?",
+        "Change the page orientation to {orientation}.",
+        "Set the page to {orientation}.",
+        "Rotate the page to {orientation}.",
+        "Use {orientation} pages.",
         "I'd like this document laid out on {orientation} pages.",
     ]
 
@@ -102,14 +108,20 @@ class PageMargins(TaskFamily):
         "Change the {side} margin of the page to {value}.",
         "Please make the page's {side} margin {value} wide.",
         "Could you adjust the page so its {side} margin is {value}?",
+        "Make the {side} margin {value}.",
+        "Change the {side} margin to {value}.",
+        "Set a {value} {side} margin.",
+        "Adjust the {side} page margin to {value}.",
         "I need a {value} margin on the {side} side of every page.",
     ]
 
     def sample(self, template, rng):
         params = _body_marker(template)
         if params:
-            # Every template has 2.5 cm margins, so each value is a change.
-            params.update(side=rng.choice(sorted(MARGIN_SPINS)), value=rng.choice(["1.5 cm", "2 cm", "3 cm", "3.5 cm", "4 cm"]))
+            # Every template has 2.5 cm margins, so any other value is a change. From 1 cm up: a narrower margin
+            # may fall outside a printer's printable area, and Writer then asks before applying it.
+            value = arguments.length_cm(rng, 1.0, 5.0, exclude=(2.5,))
+            params.update(side=rng.choice(sorted(MARGIN_SPINS)), value=value)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -139,6 +151,9 @@ class PageMargins(TaskFamily):
 # ---------------------------------------------------------------------------------------------------------------
 # The Columns tab of Format > Page Style.
 
+# Six columns of a 16 cm text width are still 2.5 cm wide; more is no layout anyone asks for.
+MAX_COLUMNS = 6
+
 
 @register
 class PageColumns(TaskFamily):
@@ -149,13 +164,17 @@ class PageColumns(TaskFamily):
         "Set the page to {columns} text columns.",
         "Please split the page layout into {columns} columns.",
         "Could you make the text flow in {columns} columns on each page?",
+        "Split the page into {columns} columns.",
+        "Use {columns} columns for the page.",
+        "Format the page with {columns} columns.",
+        "Set {columns} columns on the page.",
         "I want this document set in {columns} columns, like a newsletter.",
     ]
 
     def sample(self, template, rng):
         params = _body_marker(template)
         if params:
-            params["columns"] = rng.choice([2, 3])
+            params["columns"] = rng.randint(2, MAX_COLUMNS)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -178,7 +197,9 @@ class PageColumns(TaskFamily):
         yield from self._route(params["columns"], obs)
 
     def wrong(self, params, obs):
-        yield from self._route(5 - params["columns"], obs)  # 2 <-> 3
+        # One column too many (or too few at the top of the range).
+        columns = params["columns"]
+        yield from self._route(columns + 1 if columns < MAX_COLUMNS else columns - 1, obs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,6 +215,10 @@ class PageBreak(TaskFamily):
         "Start a new page at the paragraph beginning '{start}'.",
         "Please put a page break right before the paragraph that starts '{start}'.",
         "Could you make the paragraph '{start}…' begin on a fresh page?",
+        "Put paragraph {index} on a new page.",
+        "Break the page before the paragraph starting '{start}'.",
+        "Move the paragraph starting '{start}' to the next page.",
+        "Add a page break before paragraph {index}.",
         "The paragraph beginning '{start}' should start at the top of a new page.",
     ]
 
@@ -234,10 +259,26 @@ class PageBreak(TaskFamily):
 # ---------------------------------------------------------------------------------------------------------------
 # Header, footer and page numbers: Insert > Header and Footer turns them on and puts the cursor inside.
 
-HEADER_TEXTS = [
-    "Confidential", "Draft for review", "Internal use only", "Version 2", "Not for distribution",
-    "Prepared for the board", "Working copy", "Final version",
-]
+
+def _area_line(template, rng) -> str:
+    """A header or footer line that the body does not contain (the checker tells the two apart by that), and whose
+    last word is no prefix of a longer word in any template: Writer's word completion would offer the rest, and the
+    text typed last stays with the offer appended."""
+    vocabulary = _template_words()
+
+    def ok(text: str) -> bool:
+        last = text.split()[-1].lower()
+        return template.count(text) == 0 and not any(w != last and w.startswith(last) for w in vocabulary)
+
+    return arguments.header_text(rng, ok)
+
+
+@lru_cache(maxsize=1)
+def _template_words() -> frozenset[str]:
+    from lamforge.tasks.templates import list_templates
+
+    texts = [text for t in list_templates() for text in t.all_texts()]
+    return frozenset(w.lower().strip(".,;:!?()") for text in texts for w in text.split())
 
 
 def _switch_on(obs: Observation, area: str):
@@ -260,7 +301,7 @@ class _AreaText(TaskFamily):
     def sample(self, template, rng):
         params = _body_marker(template)
         if params:
-            params["text"] = rng.choice(HEADER_TEXTS)
+            params["text"] = _area_line(template, rng)
         return params
 
     def _area(self, state: DocState, area: str) -> tuple[bool, str]:
@@ -300,6 +341,10 @@ class HeaderText(_AreaText):
         "Put '{text}' in the page header.",
         "Please add a header to the pages that says '{text}'.",
         "Could you turn on the header and write '{text}' in it?",
+        "Set the page header to '{text}'.",
+        "Add a header reading '{text}'.",
+        "Write '{text}' in the header.",
+        "Insert a header with the text '{text}'.",
         "I'd like '{text}' to appear at the top of every page, in the header.",
     ]
 
@@ -313,6 +358,9 @@ class FooterText(_AreaText):
         "Put '{text}' in the page footer.",
         "Please add a footer to the pages that says '{text}'.",
         "Could you turn on the footer and write '{text}' in it?",
+        "Set the page footer to '{text}'.",
+        "Add a footer reading '{text}'.",
+        "Write '{text}' in the footer.",
         "I'd like '{text}' to appear at the bottom of every page, in the footer.",
     ]
 
@@ -326,6 +374,10 @@ class PageNumbers(TaskFamily):
         "Insert a page number field into the page footer.",
         "Please number the pages at the bottom, in the footer.",
         "Could you put the page number in the footer of every page?",
+        "Number the pages in the footer.",
+        "Add a page number to the footer.",
+        "Show page numbers at the bottom of each page.",
+        "Insert page numbers into the footer.",
         "I'd like each page to show its number down in the footer.",
     ]
 

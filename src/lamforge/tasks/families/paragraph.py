@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from lamforge.tasks.arguments import length_cm
 from lamforge.tasks.base import (TaskFamily, click, failed, finish, menu_path, open_tab, passed, register,
                                  select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph, paragraph_has
@@ -22,6 +23,10 @@ class Align(TaskFamily):
         "Set the alignment of the paragraph starting '{start}' to {align}.",
         "Please make the paragraph that begins with '{start}' {align}-aligned.",
         "Could you change how the paragraph '{start}…' is aligned? I want it {align}.",
+        "Make paragraph {index} {align}-aligned.",
+        "Change the alignment of paragraph {index} to {align}.",
+        "Set paragraph {index} to {align} alignment.",
+        "Give the paragraph starting '{start}' {align} alignment.",
         "The paragraph beginning '{start}' should be aligned {align}.",
     ]
 
@@ -55,6 +60,9 @@ class LineSpacing(TaskFamily):
         "Give the paragraph starting '{start}' {spacing} line spacing.",
         "Please change the line spacing of the paragraph that begins '{start}' to {spacing}.",
         "Could you space out the lines of the paragraph '{start}…'? Use {spacing}.",
+        "Make the line spacing of paragraph {index} {spacing}.",
+        "Use {spacing} line spacing for the paragraph starting '{start}'.",
+        "Change paragraph {index} to {spacing} spacing.",
         "The paragraph beginning '{start}' needs {spacing} between its lines.",
     ]
 
@@ -106,12 +114,15 @@ class _ParagraphLength(TaskFamily):
     spin: ClassVar[str]  # the spin field's name in the dialog
     attribute: ClassVar[str]  # the ParagraphState field it sets
     what: ClassVar[str]
-    values: ClassVar[list[str]]
+    # The range lengths are drawn from, in cm. Every lower bound is above what a template paragraph already has
+    # (no indent, at most a few millimetres of spacing), so the untouched document never passes.
+    low: ClassVar[float] = 0.5
+    high: ClassVar[float]
 
     def sample(self, template, rng):
         params = body_paragraph(template, rng)
         if params:
-            params["value"] = rng.choice(self.values)
+            params["value"] = length_cm(rng, self.low, self.high)
         return params
 
     def check(self, params, state, out_dir=None):
@@ -137,12 +148,16 @@ class _ParagraphLength(TaskFamily):
 class Indent(_ParagraphLength):
     id = "indent"
     spin, attribute, what = "Before text:", "left_margin", "indented by"
-    values = ["1 cm", "1.5 cm", "2 cm", "2.5 cm", "3 cm"]
+    high = 6.0
     phrasings = [
         "Indent paragraph {index} by {value}",
         "Give the paragraph starting '{start}' a left indent of {value}.",
         "Please indent the paragraph that begins '{start}' {value} from the left margin.",
         "Could you push the paragraph '{start}…' in from the left by {value}?",
+        "Indent the paragraph starting '{start}' by {value}.",
+        "Set a {value} left indent on paragraph {index}.",
+        "Move paragraph {index} {value} in from the left margin.",
+        "Change the left indent of paragraph {index} to {value}.",
         "The paragraph beginning '{start}' should sit {value} in from the left.",
     ]
 
@@ -151,12 +166,15 @@ class Indent(_ParagraphLength):
 class SpacingAbove(_ParagraphLength):
     id = "spacing_above"
     spin, attribute, what = "Above paragraph:", "top_margin", "spaced above by"
-    values = ["0.5 cm", "0.8 cm", "1 cm", "1.2 cm", "1.5 cm"]
+    high = 3.0
     phrasings = [
         "Set spacing above paragraph {index} to {value}",
         "Put {value} of space above the paragraph starting '{start}'.",
         "Please add {value} spacing before the paragraph that begins '{start}'.",
         "Could you leave a {value} gap above the paragraph '{start}…'?",
+        "Add {value} of space before paragraph {index}.",
+        "Set the space above the paragraph starting '{start}' to {value}.",
+        "Increase the spacing above paragraph {index} to {value}.",
         "The paragraph beginning '{start}' needs {value} of room above it.",
     ]
 
@@ -165,12 +183,15 @@ class SpacingAbove(_ParagraphLength):
 class SpacingBelow(_ParagraphLength):
     id = "spacing_below"
     spin, attribute, what = "Below paragraph:", "bottom_margin", "spaced below by"
-    values = ["0.5 cm", "0.8 cm", "1 cm", "1.2 cm", "1.5 cm"]
+    high = 3.0
     phrasings = [
         "Set spacing below paragraph {index} to {value}",
         "Put {value} of space below the paragraph starting '{start}'.",
         "Please add {value} spacing after the paragraph that begins '{start}'.",
         "Could you leave a {value} gap under the paragraph '{start}…'?",
+        "Add {value} of space after paragraph {index}.",
+        "Set the space below the paragraph starting '{start}' to {value}.",
+        "Increase the spacing below paragraph {index} to {value}.",
         "The paragraph beginning '{start}' needs {value} of room below it.",
     ]
 
@@ -178,8 +199,9 @@ class SpacingBelow(_ParagraphLength):
 # ---------------------------------------------------------------------------------------------------------------
 # Paragraph styles from the Styles menu.
 
-# LibreOffice's UI names; the templates' own "Quote" style (from Word) is a different style from "Quotations".
-PARAGRAPH_STYLES = ["Title", "Heading 1", "Heading 2", "Heading 3", "Quotations"]
+# Styles menu items whose UI name is also the name LibreOffice reports (so not "Text Body", reported as "Text body");
+# the templates' own "Quote" style (from Word) is a different style from "Quotations".
+PARAGRAPH_STYLES = ["Title", "Subtitle", "Heading 1", "Heading 2", "Heading 3", "Quotations", "Preformatted Text"]
 
 
 @register
@@ -191,6 +213,10 @@ class ParagraphStyle(TaskFamily):
         "Set the paragraph starting '{start}' to the {style} paragraph style.",
         "Please give the paragraph that begins '{start}' the style {style}.",
         "Could you format the paragraph '{start}…' with the {style} style?",
+        "Format paragraph {index} as {style}.",
+        "Set paragraph {index} to the {style} style.",
+        "Use the {style} style for the paragraph starting '{start}'.",
+        "Change the style of paragraph {index} to {style}.",
         "The paragraph beginning '{start}' ought to use the {style} style.",
     ]
 
@@ -224,7 +250,7 @@ _NUMBER_LABEL = re.compile(r"^(\d+)\.$")
 
 
 def _list_run(template, rng) -> dict | None:
-    """2-3 consecutive plain paragraphs (or a sortable_lines region) and a decoy that borders them.
+    """2-5 consecutive plain paragraphs (or a sortable_lines region) and a decoy that borders them.
 
     The decoy is the plain paragraph right after (or before) the run where there is one, so that selecting one
     paragraph too many or too few is caught.
@@ -234,7 +260,7 @@ def _list_run(template, rng) -> dict | None:
     runs = [list(r.indices) for r in template.regions_of("sortable_lines")]
     # A selection across a table puts the table's cells in the list too (Writer numbers them 2, 3, ...).
     before_table = template.paragraphs_before_tables()
-    for size in (2, 3):
+    for size in (2, 3, 4, 5):
         for first in sorted(plain):
             window = list(range(first, first + size))
             if (all(i in plain for i in window) and not before_table & set(window[:-1])
@@ -306,6 +332,10 @@ class Bullets(_ListFamily):
         "Turn the paragraphs from '{start}' to '{end_start}' into a bulleted list.",
         "Please put bullets in front of paragraphs {first} to {last}, starting with '{start}'.",
         "Could you make the lines from '{start}' through '{end_start}' a bullet list?",
+        "Make paragraphs {first}-{last} a bulleted list.",
+        "Add bullets to paragraphs {first} to {last}.",
+        "Format the paragraphs from '{start}' to '{end_start}' as a bullet list.",
+        "Turn paragraphs {first}-{last} into bullet points.",
         "I'd like paragraphs {first} through {last} ('{start}' … '{end_start}') shown as bullet points.",
     ]
 
@@ -331,6 +361,10 @@ class Numbering(_ListFamily):
         "Turn the paragraphs from '{start}' to '{end_start}' into a numbered list.",
         "Please number paragraphs {first} to {last}, starting with '{start}'.",
         "Could you make the lines from '{start}' through '{end_start}' an ordered list?",
+        "Make paragraphs {first}-{last} a numbered list.",
+        "Add numbering to paragraphs {first} to {last}.",
+        "Format the paragraphs from '{start}' to '{end_start}' as a numbered list.",
+        "Turn paragraphs {first}-{last} into a numbered list.",
         "I'd like paragraphs {first} through {last} ('{start}' … '{end_start}') numbered 1, 2, 3 and so on.",
     ]
 
