@@ -17,10 +17,15 @@ from pydantic import BaseModel, Field
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Action, Observation, Status
+from lamforge.tasks.phrasing import vary
 from lamforge.tasks.templates import TemplateDoc
 
 # A reference solution is a generator: it yields an Action, receives the observation that followed it, and so on.
 Solution = Generator[Action, Observation, None]
+
+# Splits whose instructions are reworded by the phrasing rules (tasks/phrasing.py). The held-out splits keep the
+# plain template, so unseen_phrasing measures exactly the held-out wording and unseen_family stays as it was.
+VARIED_SPLITS = ("train", "test")
 
 
 class Verdict(BaseModel):
@@ -56,7 +61,8 @@ class TaskInstance(BaseModel):
 class TaskFamily:
     id: ClassVar[str]
     category: ClassVar[str]
-    # At least 5: the last one is reserved for the unseen-phrasing test set and never used in train or test.
+    # At least 5: the last one is reserved for the unseen-phrasing test set and never used in train or test, not
+    # even reworded (see tasks/phrasing.py).
     phrasings: ClassVar[list[str]]
     description: ClassVar[str] = ""
 
@@ -98,10 +104,15 @@ class TaskFamily:
             allowed = [len(self.phrasings) - 1] if split == "unseen_phrasing" else list(range(len(self.phrasings) - 1))
             phrasing = rng.choice(allowed)
         digest = hashlib.sha1(f"{self.id}|{template.id}|{seed}|{phrasing}".encode()).hexdigest()[:10]
+        instruction = self.instruction(params, phrasing)
+        if split in VARIED_SPLITS:
+            # Its own stream, keyed by the instance id: the wording is fixed per instance, and the parameter stream
+            # above does not depend on how many random draws the rules make.
+            wording_rng = random.Random(f"phrasing|{digest}")
+            instruction = vary(self.phrasings[phrasing], params, wording_rng, self.phrasings[-1])
         return TaskInstance(
-            task_id=f"{self.id}-{digest}", family=self.id, category=self.category,
-            instruction=self.instruction(params, phrasing), template_id=template.id, params=params,
-            phrasing=phrasing, split=split,
+            task_id=f"{self.id}-{digest}", family=self.id, category=self.category, instruction=instruction,
+            template_id=template.id, params=params, phrasing=phrasing, split=split,
         )
 
 

@@ -71,6 +71,35 @@ def sample(family: str = typer.Option(None, help="Only this family."), n: int = 
 
 
 @app.command()
+def variety(split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family"),
+            n: int = typer.Option(1000, help="Instances to sample."), seed: int = 0,
+            as_json: bool = typer.Option(False, "--json")):
+    """How varied the requests are: distinct instructions, wordings (values masked) and argument values per family."""
+    from lamforge.tasks.phrasing import variety as measure
+    from lamforge.tasks.splits import sample_instances
+
+    registry = _registry()
+    try:
+        instances = sample_instances(split, n, seed=seed)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
+    per_family = measure(instances, lambda f: registry[f].phrasings)
+    totals = {k: sum(v[k] for v in per_family.values()) for k in ("instances", "instructions", "wordings")}
+    if as_json:
+        print(json.dumps({"split": split, "n": n, "seed": seed, "total": totals, "per_family": per_family}, indent=1))
+        return
+    table = Table(title=f"{totals['instances']} {split} instances: {totals['instructions']} distinct instructions, "
+                        f"{totals['wordings']} distinct wordings")
+    for column in ("family", "instances", "instructions", "wordings", "distinct argument values"):
+        table.add_column(column)
+    for family, m in per_family.items():
+        values = ", ".join(f"{k} {v}" for k, v in m["argument_values"].items())
+        table.add_row(family, str(m["instances"]), str(m["instructions"]), str(m["wordings"]), values)
+    console.print(table)
+
+
+@app.command()
 def verify(family: list[str] = typer.Option(None, help="Families to verify (repeatable); all by default."),
            n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json")):
     """Run reference solutions and negative controls in the live app."""
