@@ -54,7 +54,10 @@ def test_llm_demonstrator_over_http(tmp_path, llm_server, monkeypatch):  # noqa:
     summary = collect(CollectConfig(out=tmp_path, n=1, workers=1, demonstrator="llm", families=["bold"]),
                       show_progress=False)
     assert summary["tasks"] == 1 and summary["failures"] == 1  # the checker is not fooled by FINISH
-    request = server.chat_requests[0].body
+    # With an endpoint, the train instruction is first offered for paraphrasing; this server answers with an action,
+    # not a paraphrase, so the instance keeps its rule-based wording.
+    assert summary["this_run"]["paraphrase"]["kept_rule_phrasing"] == {"unparsable_answer": 1}
+    request = server.chat_requests[1].body
     assert "\nTask: " in request["messages"][1]["content"]
     record = _lines(tmp_path / "trajectories.jsonl")[0]
     assert record["outcome"] == "failure" and "not bold" in record["reason"]

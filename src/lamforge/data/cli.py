@@ -172,6 +172,8 @@ def collect_cmd(
     max_steps: int = typer.Option(20),
     judge: bool = typer.Option(False, help="Also ask the configured LLM endpoint (LAMFORGE_LLM_URL) for a verdict."),
     family: Optional[list[str]] = typer.Option(None, help="Only these families (repeatable)."),
+    paraphrase: bool = typer.Option(
+        True, help="With an LLM endpoint (LAMFORGE_LLM_URL), reword train instructions, every value kept."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
@@ -181,7 +183,7 @@ def collect_cmd(
     console = Console(stderr=as_json)
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
-                           families=family or None)
+                           families=family or None, paraphrase=paraphrase)
     try:
         summary = collect(config, show_progress=not as_json)
     except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -56,6 +56,9 @@ class CollectConfig:
     families: list[str] | None = None
     task_ids: list[str] | None = None
     """Collect exactly these instances (from a previous run's failures, say) instead of sampling n."""
+    paraphrase: bool = True
+    """Reword train instructions with the configured LLM endpoint (LAMFORGE_LLM_URL), every value kept
+    (data/paraphrase.py); nothing happens without an endpoint."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -270,6 +273,12 @@ def collect(config: CollectConfig, show_progress: bool = True) -> dict:
     instances = instantiate(config.split, config.n, seed=config.seed, families=config.families, task_ids=config.task_ids)
     instantiate_s = time.perf_counter() - t0
     todo = [i for i in instances if i.task_id not in done]
+    paraphrased = None
+    if config.paraphrase:
+        from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
+
+        paraphrased = ParaphraseReport()
+        todo = paraphrase_with_endpoint(todo, paraphrased)
     workers = max(1, min(config.workers, len(todo)))
     ufo_dir = config.out / "ufo"
     ufo_dir.mkdir(parents=True, exist_ok=True)
@@ -330,6 +339,8 @@ def collect(config: CollectConfig, show_progress: bool = True) -> dict:
                         p.terminate()
 
     summary = summarize(config, instances, new_records, instantiate_s, time.perf_counter() - t_start)
+    if paraphrased is not None and (paraphrased.paraphrased or paraphrased.kept_rules):
+        summary["this_run"]["paraphrase"] = paraphrased.to_dict()
     (config.out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
