@@ -35,3 +35,53 @@ def test_plan_matching_is_one_to_one():
     assert m["recall"] == 0.5 and abs(m["precision"] - 1 / 3) < 1e-9 and not m["success"]
     assert plan_match(ref, ref)["success"]
     assert aggregate_plans([plan_match(ref, ref), plan_match([], ref)])["tsr"] == 50.0
+
+
+def _select(text: str) -> str:
+    return Action(function="select_text", args={"text": text}).to_json()
+
+
+def test_args_acc_is_split_by_whether_training_targets_had_the_value():
+    from lamforge.eval.metrics import args_by_value_novelty, training_values
+
+    end = Action(function="keyboard_input", args={"keys": "{End}"}).to_json()
+    seen = training_values([_select("Q3 revenue"), BOLD, end])
+    assert seen == {"q3 revenue", "{end}"}  # normalised as Args Acc compares; a click sets no string argument
+    rows = [dict(score_step(_select("q3 revenue "), _select("Q3 revenue")), target=_select("Q3 revenue")),
+            dict(score_step(_select("Q3 revenue"), _select("annual total")), target=_select("annual total")),
+            dict(score_step(_select("new text"), _select("new text")), target=_select("new text")),
+            dict(score_step(BOLD, BOLD), target=BOLD)]
+    assert args_by_value_novelty(rows, seen) == {"args_acc_unseen_values": 50.0, "steps_unseen_values": 2,
+                                                 "args_acc_seen_values": 100.0, "steps_seen_values": 1}
+    assert args_by_value_novelty(rows[3:], seen)["args_acc_unseen_values"] is None
+
+
+def test_offline_eval_tells_a_policy_that_copies_from_one_that_replays_training_values():
+    from lamforge.eval.metrics import training_values
+    from lamforge.eval.offline import evaluate_steps
+    from lamforge.schema import Observation, StepSample, StepState
+
+    class Reply:
+        def __init__(self, text):
+            self.text = text
+
+    class Copier:  # selects the quoted text of the request
+        def decide(self, messages, observation, task, history):
+            return Reply(_select(task.split("'")[1]))
+
+    class Habit:  # selects what it selected most in training
+        def decide(self, messages, observation, task, history):
+            return Reply(_select("Q3 revenue"))
+
+    def sample(i, text):
+        state = StepState(task=f"Bold '{text}'", step=1, observation=Observation())
+        return StepSample(sample_id=f"s{i}", trajectory_id=f"t{i}", task_id=f"k{i}", state=state, target=_select(text))
+
+    train = [sample(0, "Q3 revenue"), sample(1, "Q3 revenue")]
+    held_out = [sample(2, "Q3 revenue"), sample(3, "annual total"), sample(4, "Lindqvist report")]
+    seen = training_values(s.target for s in train)
+    copier = evaluate_steps(Copier(), held_out, progress=False, train_values=seen)
+    habit = evaluate_steps(Habit(), held_out, progress=False, train_values=seen)
+    assert copier["args_acc_unseen_values"] == 100.0 and copier["steps_unseen_values"] == 2
+    assert habit["args_acc_unseen_values"] == 0.0 and habit["args_acc_seen_values"] == 100.0
+    assert "args_acc_unseen_values" not in evaluate_steps(Habit(), held_out, progress=False)

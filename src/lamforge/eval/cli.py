@@ -21,22 +21,35 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             limit: Optional[int] = typer.Option(None, help="At most this many trajectories."),
             plan_limit: Optional[int] = typer.Option(None, help="At most this many task-plan pairs."),
             out: Optional[Path] = typer.Option(None, help="Write the full result (with every prediction) here."),
+            train_data: Optional[Path] = typer.Option(
+                None, help="The training samples.jsonl: adds Args Acc on steps whose argument values no training "
+                           "target has (args_acc_unseen_values) and on the rest."),
             as_json: bool = typer.Option(False, "--json")):
     """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
     from lamforge.eval.offline import run_offline
+    from lamforge.jsonl import DataError
 
-    if not data.exists():
-        console.print(f"[red]error:[/red] {data} not found")
+    for path in (data, train_data):
+        if path is not None and not path.exists():
+            console.print(f"[red]error:[/red] {path} not found")
+            raise typer.Exit(1)
+    try:
+        result = run_offline(model, data, plans, limit, out, progress=not as_json, plan_limit=plan_limit,
+                             train_data=train_data)
+    except DataError as exc:
+        console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)
-    result = run_offline(model, data, plans, limit, out, progress=not as_json, plan_limit=plan_limit)
     steps = {k: v for k, v in result["steps"].items() if k not in ("rows", "per_family")}
     if as_json:
         print(json.dumps({"model": model, "steps": steps, "plans": result.get("plans")}, indent=1))
         return
     table = Table(title=f"offline: {model}")
-    for key in ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks"):
+    keys = ["object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks"]
+    keys += [k for k in ("args_acc_unseen_values", "steps_unseen_values", "args_acc_seen_values", "steps_seen_values")
+             if k in steps]
+    for key in keys:
         table.add_column(key)
-    table.add_row(*[str(steps.get(k)) for k in ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks")])
+    table.add_row(*[str(steps.get(k)) for k in keys])
     console.print(table)
     if result.get("plans"):
         console.print(f"plans: {result['plans']}")

@@ -8,6 +8,12 @@ Step metrics, per held-out step with the reference action as ground truth:
 - Status Acc:    CONTINUE / FINISH / FAIL is the reference's.
 - SSR:           object, operation and status all right (the paper's definition; args are reported separately).
 - TSR:           every step of the trajectory is an SSR success.
+Args Acc by value novelty (with the training samples given): a step's values are its target's string arguments
+(the text to select, the value to type, the keys to press), normalised as Args Acc compares them.
+- args_acc_unseen_values: Args Acc on the steps none of whose values occurs in any training target. The model
+                          gets these right only by copying the value from the request (or the observation).
+- args_acc_seen_values:   Args Acc on the steps with a value that some training target has.
+Steps without string arguments (clicks, paragraph indices) are in neither.
 Plan metrics: a predicted step matches a reference step when rapidfuzz's token_set_ratio of their normalised texts
 is >= 70, each step used at most once (greedy, best first). Precision = matched / predicted, recall = matched /
 reference, plan success = every reference step matched.
@@ -20,7 +26,7 @@ from collections import defaultdict
 from rapidfuzz import fuzz
 
 from lamforge.env.grounding import name_score
-from lamforge.schema import Action, ActionParseError, parse_action
+from lamforge.schema import FUNCTIONS, Action, ActionParseError, parse_action
 
 PLAN_MATCH = 70.0
 
@@ -47,6 +53,32 @@ def score_step(predicted: str | Action | None, target: str | Action, acceptable:
     status = pred.status == ref.status
     return {"object": obj, "operation": operation, "args": args, "status": status,
             "step": obj and operation and status, "parsed": True}
+
+
+def argument_values(action: str | Action) -> set[str]:
+    """The string argument values the action sets (defaults such as a click's button left out), normalised as Args
+    Acc compares them."""
+    action = parse_action(action)
+    fields = FUNCTIONS[action.function].args.model_fields
+    return {v for k, v in _norm_args(action).items()
+            if isinstance(v, str) and v and (k not in fields or fields[k].is_required() or v != fields[k].default)}
+
+
+def training_values(targets) -> set[str]:
+    """Every string argument value of the given training targets."""
+    return set().union(*(argument_values(t) for t in targets))
+
+
+def args_by_value_novelty(rows: list[dict], seen: set[str]) -> dict:
+    """rows: score_step fields plus 'target'. Args Acc on steps whose values training never had, and on the rest."""
+    def pct(part: list[dict]) -> float | None:
+        return round(100 * sum(r["args"] for r in part) / len(part), 1) if part else None
+
+    valued = [(r, argument_values(r["target"])) for r in rows]
+    unseen = [r for r, values in valued if values and not values & seen]
+    known = [r for r, values in valued if values & seen]
+    return {"args_acc_unseen_values": pct(unseen), "steps_unseen_values": len(unseen),
+            "args_acc_seen_values": pct(known), "steps_seen_values": len(known)}
 
 
 def aggregate(rows: list[dict]) -> dict:

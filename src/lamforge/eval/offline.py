@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lamforge.progress import track
 
-from lamforge.eval.metrics import aggregate, aggregate_plans, plan_match, score_step
+from lamforge.eval.metrics import (aggregate, aggregate_plans, args_by_value_novelty, plan_match, score_step,
+                                   training_values)
 from lamforge.jsonl import read_jsonl
 from lamforge.schema import PlanPair, StepSample, parse_plan, render_plan_prompt
 
@@ -33,7 +34,10 @@ def make_backend(model: str):
     return HFBackend(HFBackendConfig(model=str(model)))
 
 
-def evaluate_steps(backend, samples: list[StepSample], progress: bool = True) -> dict:
+def evaluate_steps(backend, samples: list[StepSample], progress: bool = True,
+                   train_values: set[str] | None = None) -> dict:
+    """Step metrics of held-out samples; with `train_values` (training_values of the training targets), also Args
+    Acc split by whether the step's argument values occur in training."""
     rows = []
     for sample in track(samples, description="offline eval", disable=not progress):
         state = sample.state
@@ -45,6 +49,8 @@ def evaluate_steps(backend, samples: list[StepSample], progress: bool = True) ->
         rows.append(dict(row, trajectory_id=sample.trajectory_id, family=sample.family, category=sample.category,
                          predicted=text, target=sample.target))
     result = aggregate(rows)
+    if train_values is not None:
+        result.update(args_by_value_novelty(rows, train_values))
     by_family = defaultdict(list)
     for r in rows:
         by_family[r["family"]].append(r)
@@ -62,10 +68,13 @@ def evaluate_plans(backend, pairs: list[PlanPair], progress: bool = True) -> dic
 
 
 def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | None = None, out: Path | None = None,
-                progress: bool = True, plan_limit: int | None = None) -> dict:
-    """limit: steps of at most this many trajectories; plan_limit: at most this many task-plan pairs."""
+                progress: bool = True, plan_limit: int | None = None, train_data: Path | None = None) -> dict:
+    """limit: steps of at most this many trajectories; plan_limit: at most this many task-plan pairs; train_data:
+    the training samples, for Args Acc by value novelty."""
+    # Every training target counts, successful or not: a value the model was ever shown is not new to it.
+    seen = training_values(s.target for s in load_samples(train_data, successful_only=False)) if train_data else None
     backend = make_backend(model)
-    result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress)}
+    result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
     if plans is not None and Path(plans).exists():
         pairs = read_jsonl(plans, PlanPair)
         result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)
