@@ -166,7 +166,7 @@ def replacement_word(rng: random.Random, ok: Callable[[str], bool]) -> str | Non
         if kind == 1:
             return fake.city()
         if kind == 2:
-            return r.choice(NOUNS) + r.choice(["", "s"])
+            return r.choice(NOUNS)
         if kind == 3:
             return r.choice(DEPARTMENTS)
         if kind == 4:
@@ -181,7 +181,7 @@ def url_for(rng: random.Random, phrase: str) -> str:
     host = rng.choice([fake.domain_name(), f"www.{fake.domain_name()}", f"{fake.domain_word()}.example.org",
                        f"intranet.{fake.domain_name()}", "example.org", "example.com"])
     words = slug(phrase) or "page"
-    path = rng.choice([words, f"{rng.choice(NOUNS)}s/{words}", fake.uri_path(deep=rng.randint(1, 2)),
+    path = rng.choice([words, f"{rng.choice(NOUNS)}/{words}", fake.uri_path(deep=rng.randint(1, 2)),
                        f"docs/{words}.html", f"{rng.randint(2019, 2031)}/{words}", f"{fake.slug()}"])
     return f"{rng.choice(['https', 'https', 'http'])}://{host}/{path}"
 
