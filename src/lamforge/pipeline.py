@@ -191,7 +191,8 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
 
             result = timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
-                                                                   limit=p.offline_limit, plan_limit=p.plan_limit, out=None))
+                                                                   limit=p.offline_limit, plan_limit=p.plan_limit, out=None,
+                                                                   train_data=demos))
             result["steps"].pop("rows", None)
             target.write_text(json.dumps(result, indent=1))
 
