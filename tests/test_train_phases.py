@@ -168,7 +168,7 @@ def test_interrupted_training_resumes_from_the_saved_step(pipeline, tmp_path):
     with pytest.raises(TrainingInterrupted) as stop:
         train_sft(resumed, "2", stop_after=1)
     assert stop.value.step == 1
-    assert (tmp_path / "resumed" / STATE_DIR / "state.pt").exists()
+    assert (tmp_path / "resumed" / STATE_DIR / "model.safetensors").exists()  # accelerate's save_state folder
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     train_sft(resumed, "2")
     metrics = read_metrics(tmp_path / "resumed")

@@ -220,11 +220,33 @@ def load_tokenizer(name_or_path: str):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, dtype=None, device: str | None = None):
-    import torch
-    from transformers import AutoModelForCausalLM
+def load_causal_lm(name_or_path: str, dtype=None, device: str | None = None, quantization=None):
+    return load_model(name_or_path, "causal-lm", dtype, device, quantization)
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(name_or_path), dtype=dtype or torch.float32)
-    if device:
+
+def load_model(name_or_path: str, kind: str = "causal-lm", dtype=None, device=None, quantization=None):
+    """A causal LM, or with kind="scorer" the same backbone with a one-output head (the reward model).
+
+    `quantization` is a transformers BitsAndBytesConfig (4/8-bit base). On a GPU the weights load straight onto
+    it (device_map), so N processes of a launched run do not each hold a copy in host memory first.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    kwargs = {"dtype": dtype or torch.float32}
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    if on_gpu:
+        kwargs["device_map"] = {"": torch.device(device)}
+    path = resolve_model(name_or_path)
+    if kind == "scorer":
+        with quiet_loading():  # the head is new, so transformers' report of its missing weights is expected
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+    elif kind == "causal-lm":
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    if device is not None and not on_gpu:
         model.to(device)
     return model

@@ -47,8 +47,14 @@ def train(
     preset: Optional[str] = typer.Option(None, "--preset", help="tiny, quick or full; overrides the file's preset."),
     set_: list[str] = typer.Option([], "--set", help="Override one field, e.g. --set learning_rate=1e-4 (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Train again even if output_dir holds a finished model."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1, help="End this run after N optimizer "
+                                             "steps with the resume state saved (split a long run into sessions)."),
 ) -> None:
-    """Train one phase. Interrupted runs resume from their last saved step when the same command is run again."""
+    """Train one phase. Interrupted runs resume from their last saved step when the same command is run again.
+
+    On N processes, start the same command under a launcher: `accelerate launch -m lamforge.cli train ...` or
+    `torchrun --nproc_per_node N -m lamforge.cli train ...` (README, "Training on N GPUs").
+    """
     if ctx.invoked_subcommand is not None:
         return
     if phase is None:
@@ -56,28 +62,34 @@ def train(
         raise typer.Exit(0)
     from lamforge.train.base_model import BaseModelError
     from lamforge.train.data import DataError
+    from lamforge.train.distributed import is_main_process
     from lamforge.train.runtime import TrainingInterrupted
 
+    main = is_main_process()  # under a launcher every process runs this command; one of them reports
     try:
         cfg = build_config(phase, config, preset, _overrides(set_))
-        console.print(f"phase {phase} -> {cfg.output_dir} (from {cfg.init_from})")
+        if main:
+            console.print(f"phase {phase} -> {cfg.output_dir} (from {cfg.init_from})")
         if phase in ("1", "2", "3"):
             from lamforge.train.sft import train_sft
 
-            out = train_sft(cfg, phase, overwrite=overwrite)
+            out = train_sft(cfg, phase, overwrite=overwrite, stop_after=stop_after)
         elif phase == "rm":
             from lamforge.train.reward import train_reward_model
 
-            out = train_reward_model(cfg, overwrite=overwrite)
+            out = train_reward_model(cfg, overwrite=overwrite, stop_after=stop_after)
         else:
             from lamforge.train.ppo_offline import train_ppo
 
-            out = train_ppo(cfg, overwrite=overwrite)
+            out = train_ppo(cfg, overwrite=overwrite, stop_after=stop_after)
     except TrainingInterrupted as stop:
-        console.print(f"[yellow]{stop}[/yellow]; run the same command to resume")
+        if main:
+            console.print(f"[yellow]{stop}[/yellow]; run the same command to resume")
         raise typer.Exit(130)
     except (ConfigError, DataError, BaseModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
+    if not main:
+        return
     from lamforge.train.checkpoint import read_metrics
 
     metrics = read_metrics(out).get("metrics", {})

@@ -31,6 +31,10 @@ PRESETS = ("tiny", "quick", "full")
 SECTIONS = {"1": "phase1", "2": "phase2", "3": "phase3", "rm": "rm", "4": "phase4"}
 
 
+# Fields that take one of a few words; anything else is refused when the config is built.
+CHOICES = {"sharding": ("none", "fsdp", "zero3"), "base_quantization": ("none", "8bit", "4bit")}
+
+
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says which field and why."""
 
@@ -63,7 +67,22 @@ class CommonConfig:
     bf16: str = "auto"
     """'auto': bf16 where the hardware has it (autocast on CPU, bf16 weights on GPU); 'true' or 'false' to force."""
     device: str = "auto"
-    """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ..."""
+    """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ... Under a launcher (`accelerate launch`,
+    `torchrun`) with N processes, each process takes its own local GPU; give 'auto', 'cuda' or 'cpu' there."""
+    sharding: str = "none"
+    """How N processes hold the model. 'none': each holds all of it and gradients are averaged (DDP; gloo on CPU).
+    'fsdp' (PyTorch FSDP2) or 'zero3' (DeepSpeed ZeRO-3, needs the deepspeed package): weights, gradients and
+    optimizer state are split across the GPUs, for models that do not fit one. Sharding needs GPUs, and every
+    process must then run the same layer calls, so micro-batches run without the shared-prefix split (same loss,
+    more compute)."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's norms and MLP in the backward pass instead of keeping their activations
+    (see `lamforge train plan` for what it saves). The same loss and gradients; attention is not recomputed,
+    because the shared-prefix forward extends a KV cache that a recomputed layer would extend twice."""
+    base_quantization: str = "none"
+    """'4bit' (NF4 with double quantisation: QLoRA) or '8bit' loads the frozen base with bitsandbytes on a GPU;
+    the LoRA adapter trains in fp32 and is merged into the unquantized base when the policy is saved. 'none': the
+    base in bf16 (GPU) or fp32 (CPU)."""
     num_threads: int = 0
     """CPU threads for torch; 0 keeps torch's default (one per core). Fewer can be faster on a shared machine."""
     micro_batch_size: int = 4
@@ -268,7 +287,11 @@ def build_config(phase: str, file: str | Path | None = None, preset: str | None 
         values.setdefault("init_from", str(runs / PREVIOUS[phase]))
     if phase == "4":
         values.setdefault("reward_model", str(runs / "rm"))
-    return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+    config = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name}: expected one of {', '.join(allowed)}, got {getattr(config, name)!r}")
+    return config
 
 
 def config_dict(config: CommonConfig) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,12 +30,15 @@ import torch
 
 from lamforge.schema import StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_causal_lm, load_tokenizer
+from lamforge.train.base_model import load_tokenizer
 from lamforge.train.batching import autocast, make_micro_batch, target_logits
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import PPOConfig
 from lamforge.train.data import Example, data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.distributed import call, inner
 from lamforge.train.formatting import Encoded
+from lamforge.train.loop import LocalSteps, TrainLoop
+from lamforge.train.sft import evaluate_policy
 
 
 @dataclass
@@ -65,7 +67,7 @@ def action_logprobs(model, examples: list[Encoded], pad_id: int, device, bf16, s
     """Per example: the log-probabilities of its action tokens [T] and the full distributions there [T, V]."""
     batch = make_micro_batch(examples, pad_id, share_prefix, prompt_gradients)
     with autocast(device, bf16):
-        logits, targets, rows = target_logits(model, batch.to(device))
+        logits, targets, rows = call(model, target_logits, batch.to(device))
     log_dist = torch.log_softmax(logits, dim=-1)
     chosen = log_dist.gather(1, targets.unsqueeze(1)).squeeze(1)
     return [chosen[rows == i] for i in range(len(examples))], [log_dist[rows == i] for i in range(len(examples))]
@@ -91,40 +93,51 @@ def surrogate_loss(new: list[torch.Tensor], old: list[torch.Tensor], advantages:
 
 def reference_distributions(model, examples, pad_id, device, bf16, share_prefix) -> list[torch.Tensor]:
     """LAM3's log-distributions at the action tokens: the policy with its LoRA adapter switched off."""
-    with torch.no_grad(), model.disable_adapter():
+    with torch.no_grad(), inner(model).disable_adapter():
         return action_logprobs(model, examples, pad_id, device, bf16, share_prefix)[1]
 
 
 def ppo_batch(model, optimizer, examples: list[Example], rewards: list[float], kl: AdaptiveKL, config: PPOConfig,
-              pad_id: int, device, bf16, rng: random.Random) -> dict[str, float]:
-    """One PPO batch: freeze pi_old, then ppo_epochs passes of minibatch updates; statistics before and after."""
+              pad_id: int, device, bf16, rng: random.Random, loop: LocalSteps | None = None) -> dict[str, float]:
+    """One PPO batch: freeze pi_old, then ppo_epochs passes of minibatch updates; statistics before and after.
+
+    With a TrainLoop of N processes each minibatch is split across them; the no-gradient passes over the whole
+    batch (pi_old, the reference, the statistics) run in every process alike. Without one, plain torch steps.
+    """
+    steps = loop if loop is not None else LocalSteps(model, optimizer, config.share_prefix)
     encoded = [e.encoded for e in examples]
-    share = config.share_prefix
+    share = steps.share_prefix
     model.eval()  # no dropout: pi_old and pi_theta must agree exactly before the first update
     ref = reference_distributions(model, encoded, pad_id, device, bf16, share)
     with torch.no_grad():
         old, old_dist = action_logprobs(model, encoded, pad_id, device, bf16, share)
         loss_before, _ = surrogate_loss(old, old, rewards, config.cliprange)
         kl_before = sum(float(token_kl(o, r).sum()) for o, r in zip(old_dist, ref)) / len(examples)
-    params = runtime.trainable_parameters(model)
+    action_tokens = [len(e) - e.prompt_length for e in encoded]
     clip_fractions, losses, kl_terms = [], [], []
     for _ in range(config.ppo_epochs):
         order = list(range(len(examples)))
         rng.shuffle(order)
         for begin in range(0, len(order), config.mini_batch_size):
             chunk = order[begin : begin + config.mini_batch_size]
-            new, new_dist = action_logprobs(model, [encoded[i] for i in chunk], pad_id, device, bf16, share,
+            mine, _ = steps.my_rows(chunk, len(chunk))
+            rows = mine or chunk[:1]  # a process without rows runs the first one, weighted zero, to stay in step
+            new, new_dist = action_logprobs(model, [encoded[i] for i in rows], pad_id, device, bf16, share,
                                             config.prompt_gradients)
-            surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in chunk], [rewards[i] for i in chunk], config.cliprange)
-            kl_term = torch.cat([token_kl(d, ref[i]) for d, i in zip(new_dist, chunk)]).mean()
+            surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in rows], [rewards[i] for i in rows], config.cliprange)
+            kl_term = torch.cat([token_kl(d, ref[i]) for d, i in zip(new_dist, rows)]).mean()
             loss = surrogate + kl.value * kl_term
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            clip_fractions.append(clip_fraction)
-            losses.append(float(loss.detach()))
-            kl_terms.append(float(kl_term.detach()))
+            # Both terms are means over this process's action tokens; weighted by its share of the minibatch's
+            # tokens they add up, over processes, to the means over the whole minibatch.
+            share_of_tokens = sum(action_tokens[i] for i in mine) / sum(action_tokens[i] for i in chunk)
+            with steps.micro_step():
+                steps.backward(loss * (share_of_tokens * steps.processes) if steps.processes > 1 else loss)
+            steps.optimizer_step(config.max_grad_norm)
+            numbers = steps.reduce_sum(*(share_of_tokens * x for x in (clip_fraction, float(loss.detach()),
+                                                                       float(kl_term.detach()))))
+            clip_fractions.append(numbers[0])
+            losses.append(numbers[1])
+            kl_terms.append(numbers[2])
     with torch.no_grad():
         new, new_dist = action_logprobs(model, encoded, pad_id, device, bf16, share)
         loss_after, _ = surrogate_loss(new, old, rewards, config.cliprange)
@@ -154,7 +167,7 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
         raise ValueError("phase 4 needs reward_model (the folder the rm phase wrote)")
     if not config.use_lora:
         raise ValueError("phase 4 keeps LAM3 as the frozen reference under a LoRA adapter; use_lora must be true")
-    device, bf16 = runtime.setup(config)
+    loop = TrainLoop(config, "phase 4 (PPO)")
     records = read_jsonl(config.train_file, StepSample)
     eval_records = read_jsonl(config.eval_file, StepSample) if config.eval_file else None
     tokenizer = load_tokenizer(config.init_from)
@@ -165,13 +178,12 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
         raise ValueError("no steps of failed trajectories to train on")
     held = encode_records(tokenizer, [r for r in held_records if r.success], config.max_length)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
     # Only the steps the schedule visits are scored: with max_steps on a CPU, a reward-model pass over every
     # failed step would take longer than PPO itself.
     used = sorted({i for batch in schedule for i in batch})
     if scores is None:
-        scored = _reward_scores(config, [train.examples[i] for i in used], device)
+        scored = _reward_scores(config, [train.examples[i] for i in used], loop.device)
     elif len(scores) != len(train.examples):
         raise ValueError(f"got {len(scores)} scores for {len(train.examples)} failed steps")
     else:
@@ -180,68 +192,49 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     for i, reward in zip(used, normalise_rewards(scored)):
         rewards[i] = reward
 
-    model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
-    model.config.use_cache = False
-    model = runtime.add_lora(model, config)
+    model = loop.load_model(config.init_from)
     optimizer = runtime.make_optimizer(model, config.learning_rate)
     kl = AdaptiveKL(config.init_kl_coef, config.target_kl, config.kl_horizon)
-    state = runtime.load_state(output_dir, config)
-    start = 0
-    history: list[dict] = []
-    if state is not None:
-        start = runtime.restore_state(state, model, optimizer, None)
-        kl.value = state["extra"]["kl_coef"]
-        history = state["extra"]["history"]
-    done = start
+    loop.progress.extra["kl_coef"] = kl.value
+    start = loop.prepare(model, optimizer, None, schedule)
+    kl.value = loop.progress.extra["kl_coef"]
 
-    def save() -> None:
-        runtime.save_state(output_dir, model, optimizer, None, done, config, {"kl_coef": kl.value, "history": history})
+    def train_step(step: int) -> tuple[dict, int]:
+        indices = schedule[step]
+        rng = random.Random(f"{config.seed}:{step}")
+        stats = ppo_batch(loop.model, loop.optimizer, [train.examples[i] for i in indices], [rewards[i] for i in indices],
+                          kl, config, tokenizer.pad_token_id, loop.device, loop.bf16, rng, loop)
+        loop.progress.extra["kl_coef"] = kl.value
+        return stats, sum(len(train.examples[i].encoded) for i in indices)
 
-    started = time.perf_counter()
-    with runtime.progress_bar("phase 4 (PPO)") as progress:
-        bar = progress.add_task("phase 4 (PPO)", total=len(schedule), completed=start, loss="-", speed="")
-        try:
-            for step in range(start, len(schedule)):
-                indices = schedule[step]
-                rng = random.Random(f"{config.seed}:{step}")
-                stats = ppo_batch(model, optimizer, [train.examples[i] for i in indices], [rewards[i] for i in indices],
-                                  kl, config, tokenizer.pad_token_id, device, bf16, rng)
-                history.append(stats)
-                done = step + 1
-                progress.update(bar, completed=done, loss=f"{stats['ppo_loss']:.4f}",
-                                speed=f"kl {stats['kl_to_ref']:.3f} coef {kl.value:.3f}")
-                if done < len(schedule) and done % config.save_every == 0:
-                    save()
-                if stop_after is not None and done - start >= stop_after and done < len(schedule):
-                    save()
-                    raise runtime.TrainingInterrupted(done, output_dir)
-        except KeyboardInterrupt:
-            save()
-            raise runtime.TrainingInterrupted(done, output_dir) from None
-    seconds = time.perf_counter() - started
-
-    from lamforge.train.sft import evaluate_policy
-
-    model = model.merge_and_unload() if config.merge else model
-    model.eval()
-    metrics = evaluate_policy(model, tokenizer, held, "4", config, device, bf16)
-    last = history[-1] if history else {}
-    metrics.update({"final_kl_to_ref": last.get("kl_to_ref", math.nan), "final_kl_coef": kl.value,
-                    "mean_reward": sum(rewards[i] for i in used) / len(used), "mean_clip_fraction": sum(h["clip_fraction"] for h in history) / max(1, len(history))})
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    data = {"train_file": data_summary(config.train_file, records),
-            "encoded": {"failed_steps": len(train.examples), "dropped_too_long": train.dropped_too_long,
-                        "held_out_successful_steps": len(held.examples), "reward_model": config.reward_model,
-                        "scored_steps": len(used), "raw_score_mean": sum(scored) / len(scored), "raw_score_min": min(scored), "raw_score_max": max(scored)}}
-    updates = len(schedule) * config.ppo_epochs * math.ceil(config.batch_size / config.mini_batch_size)
-    training = {"steps": len(schedule), "unit": "PPO batch", "optimizer_updates_about": updates, "resumed_from_step": start, "seconds_this_run": round(seconds, 1),
-                "device": str(device), "bf16": bf16,
-                "first_ppo_loss": history[0]["ppo_loss"] if history else math.nan,
-                "final_ppo_loss": last.get("ppo_loss", math.nan)}
-    write_card(output_dir, "4", {"format": "merged" if config.merge else "lora-adapter", "config": asdict(config),
-                                 "data": data, "training": training, "metrics": metrics, "history": history})
-    runtime.clear_state(output_dir)
+    seconds = loop.run(train_step, lambda stats, meter: {"loss": f"{stats['ppo_loss']:.4f}",
+                                                         "speed": f"kl {stats['kl_to_ref']:.3f} coef {kl.value:.3f}"},
+                       stop_after)
+    model = loop.trained_model(lambda: loop.load_model(config.init_from, quantized=False))
+    if loop.is_main:
+        history = loop.history
+        model = model.merge_and_unload() if config.merge else model
+        model.eval()
+        metrics = evaluate_policy(model, tokenizer, held, "4", config, loop.device, loop.bf16)
+        last = history[-1] if history else {}
+        metrics.update({"final_kl_to_ref": last.get("kl_to_ref", math.nan), "final_kl_coef": kl.value,
+                        "mean_reward": sum(rewards[i] for i in used) / len(used),
+                        "mean_clip_fraction": sum(h["clip_fraction"] for h in history) / max(1, len(history))})
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        data = {"train_file": data_summary(config.train_file, records),
+                "encoded": {"failed_steps": len(train.examples), "dropped_too_long": train.dropped_too_long,
+                            "held_out_successful_steps": len(held.examples), "reward_model": config.reward_model,
+                            "scored_steps": len(used), "raw_score_mean": sum(scored) / len(scored),
+                            "raw_score_min": min(scored), "raw_score_max": max(scored)}}
+        updates = len(schedule) * config.ppo_epochs * math.ceil(config.batch_size / config.mini_batch_size)
+        training = {"steps": len(schedule), "unit": "PPO batch", "optimizer_updates_about": updates,
+                    "resumed_from_step": start, "seconds_this_run": round(seconds, 1), **loop.describe(),
+                    "first_ppo_loss": history[0]["ppo_loss"] if history else math.nan,
+                    "final_ppo_loss": last.get("ppo_loss", math.nan)}
+        write_card(output_dir, "4", {"format": "merged" if config.merge else "lora-adapter", "config": asdict(config),
+                                     "data": data, "training": training, "metrics": metrics, "history": history})
+    loop.finish()
     return output_dir
 
 

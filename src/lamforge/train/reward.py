@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,11 +19,13 @@ import torch.nn.functional as F
 
 from lamforge.schema import StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_tokenizer, quiet_loading, resolve_model
+from lamforge.train.base_model import load_model, load_tokenizer
 from lamforge.train.batching import autocast, last_token_hidden, make_micro_batch, unwrap
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import RewardConfig
 from lamforge.train.data import data_summary, encode_records, prefix_group, read_jsonl, split_records
+from lamforge.train.distributed import call
+from lamforge.train.loop import TrainLoop
 
 
 def binary_metrics(scores: list[float], labels: list[bool]) -> dict[str, float]:
@@ -55,11 +56,15 @@ def binary_metrics(scores: list[float], labels: list[bool]) -> dict[str, float]:
     return metrics
 
 
-def raw_scores(model, batch, device, bf16) -> torch.Tensor:
+def head_outputs(model, batch) -> torch.Tensor:
     """Head outputs [B] (before the sigmoid) at each example's last token."""
+    return unwrap(model).score(last_token_hidden(model, batch)).float().squeeze(-1)
+
+
+def raw_scores(model, batch, device, bf16) -> torch.Tensor:
+    """head_outputs on `device`, through the distributed wrapper when `model` is one (distributed.call)."""
     with autocast(device, bf16):
-        hidden = last_token_hidden(model, batch.to(device))
-        return unwrap(model).score(hidden).float().squeeze(-1)
+        return call(model, head_outputs, batch.to(device))
 
 
 @torch.no_grad()
@@ -80,15 +85,13 @@ def score_encoded(model, encoded: list, pad_id: int, micro_batch_size: int, shar
 def load_reward_model(path: str | Path, device: str | None = None):
     """(model, tokenizer) of a trained reward model folder (LoRA adapter + head over the LAM3 it names)."""
     from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification
 
     path = Path(path)
     config_file = path / "adapter_config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{path} is not a reward model folder (no adapter_config.json)")
     base = json.loads(config_file.read_text())["base_model_name_or_path"]
-    with quiet_loading():  # the head's weights come from the adapter, not from the base
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    model = load_model(base, "scorer", dtype=torch.float32)  # the head's weights come from the adapter
     model = PeftModel.from_pretrained(model, path)
     model.eval()
     tokenizer = load_tokenizer(str(path))
@@ -116,9 +119,9 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
         return output_dir
     if not config.train_file:
         raise ValueError("the reward model needs train_file (JSONL StepSamples of successful and failed trajectories)")
-    from transformers import AutoModelForSequenceClassification
-
-    device, bf16 = runtime.setup(config)
+    if not config.use_lora:
+        raise ValueError("the reward model is trained as a LoRA adapter over LAM3 (use_lora must be true)")
+    loop = TrainLoop(config, "reward model")
     records = read_jsonl(config.train_file, StepSample)[: config.limit_train or None]
     eval_records = read_jsonl(config.eval_file, StepSample) if config.eval_file else None
     tokenizer = load_tokenizer(config.init_from)
@@ -135,64 +138,56 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
     if not config.balance_classes:
         weight = {1.0: 1.0, -1.0: 1.0}
 
-    with quiet_loading():  # LAM3 has no scalar head yet; a fresh one is expected
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_model(config.init_from), num_labels=1, dtype=runtime.weight_dtype(config, device, bf16))
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.config.use_cache = False
-    model.to(device)
-    if not config.use_lora:
-        raise ValueError("the reward model is trained as a LoRA adapter over LAM3 (use_lora must be true)")
-    model = runtime.add_lora(model, config, task_type="SEQ_CLS")  # SEQ_CLS also trains and saves the score head
+    def build(quantized: bool = True):
+        # LAM3 has no scalar head yet; SEQ_CLS LoRA also trains and saves the new head.
+        model = loop.load_model(config.init_from, "scorer", quantized=quantized)
+        unwrap(model).config.pad_token_id = tokenizer.pad_token_id
+        return model
+
+    model = build()
     model.train()
     optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
     schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
                                       groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
     scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
-    state = runtime.load_state(output_dir, config)
-    start = runtime.restore_state(state, model, optimizer, scheduler) if state else 0
-    meter = runtime.Meter(losses=list((state or {}).get("extra", {}).get("losses", [])))
-    params = runtime.trainable_parameters(model)
-    done = start
+    start = loop.prepare(model, optimizer, scheduler, schedule)
 
-    def save() -> None:
-        runtime.save_state(output_dir, model, optimizer, scheduler, done, config, {"losses": meter.losses})
+    def train_step(step: int) -> tuple[dict, int]:
+        indices = sorted(schedule[step], key=lambda i: train.examples[i].encoded.input_ids)
+        mine, padding = loop.my_rows(indices, config.micro_batch_size)
+        chunks = [(mine[b : b + config.micro_batch_size], 1.0) for b in range(0, len(mine), config.micro_batch_size)]
+        chunks += [(indices[:1], 0.0)] * padding  # padding keeps the processes in step; its loss counts zero
+        total = 0.0
+        for k, (chunk, counts) in enumerate(chunks):
+            with loop.micro_step(last=k == len(chunks) - 1):
+                batch = make_micro_batch([train.examples[i].encoded for i in chunk], tokenizer.pad_token_id,
+                                         loop.share_prefix, config.prompt_gradients)
+                target = torch.tensor([labels[i] for i in chunk], device=loop.device)
+                weights = torch.tensor([weight[labels[i]] for i in chunk], device=loop.device)
+                predicted = raw_scores(loop.model, batch, loop.device, loop.bf16)
+                loss = (weights * F.mse_loss(predicted, target, reduction="none")).sum() / len(indices)
+                total += counts * float(loss.detach())
+                loss = loss if counts else loss * 0.0
+                # Each process holds its rows' share of the batch loss; the reduction averages over processes.
+                loop.backward(loss * loop.processes if loop.processes > 1 else loss)
+        loop.optimizer_step(config.max_grad_norm)
+        (total,) = loop.reduce_sum(total)
+        return {"loss": total}, sum(len(train.examples[i].encoded) for i in indices)
 
-    started = time.perf_counter()
-    with runtime.progress_bar("reward model") as progress:
-        bar = progress.add_task("reward model", total=len(schedule), completed=start, loss="-", speed="")
-        try:
-            for step in range(start, len(schedule)):
-                indices = sorted(schedule[step], key=lambda i: train.examples[i].encoded.input_ids)
-                total = 0.0
-                for begin in range(0, len(indices), config.micro_batch_size):
-                    chunk = indices[begin : begin + config.micro_batch_size]
-                    batch = make_micro_batch([train.examples[i].encoded for i in chunk], tokenizer.pad_token_id,
-                                             config.share_prefix, config.prompt_gradients)
-                    target = torch.tensor([labels[i] for i in chunk], device=device)
-                    weights = torch.tensor([weight[labels[i]] for i in chunk], device=device)
-                    predicted = raw_scores(model, batch, device, bf16)
-                    loss = (weights * F.mse_loss(predicted, target, reduction="none")).sum() / len(indices)
-                    loss.backward()
-                    total += float(loss.detach())
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                done = step + 1
-                meter.update(total, sum(len(train.examples[i].encoded) for i in indices))
-                progress.update(bar, completed=done, loss=f"{meter.loss:.3f}", speed=f"{meter.tokens_per_second:.0f} tok/s")
-                if done < len(schedule) and done % config.save_every == 0:
-                    save()
-                if stop_after is not None and done - start >= stop_after and done < len(schedule):
-                    save()
-                    raise runtime.TrainingInterrupted(done, output_dir)
-        except KeyboardInterrupt:
-            save()
-            raise runtime.TrainingInterrupted(done, output_dir) from None
-    seconds = time.perf_counter() - started
+    seconds = loop.run(train_step, lambda record, meter: {"loss": f"{record['loss']:.3f}",
+                                                          "speed": f"{meter.tokens_per_second:.0f} tok/s"}, stop_after)
+    model = loop.trained_model(lambda: build(quantized=False))
+    if loop.is_main:
+        _write_reward_model(model, tokenizer, train, held, records, labels, weight, config, loop, start, seconds)
+    loop.finish()
+    return output_dir
 
+
+def _write_reward_model(model, tokenizer, train, held, records, labels, weight, config: RewardConfig, loop: TrainLoop,
+                        start: int, seconds: float) -> None:
+    """Score held-out and training steps, save the adapter and head with the model card (main process)."""
     model.eval()
+    device, bf16 = loop.device, loop.bf16
     # A seeded shuffle before the cap, so both labels stay represented (held-out steps come grouped by task).
     scored = random.Random(config.seed).sample(held.examples, len(held.examples))
     if config.eval_loss_examples > 0:
@@ -206,17 +201,16 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
     probe_scores = score_encoded(model, [e.encoded for e in train_probe], tokenizer.pad_token_id,
                                  config.micro_batch_size, config.share_prefix, device, bf16)
     metrics.update({f"train_{k}": v for k, v in binary_metrics(probe_scores, [e.record.success for e in train_probe]).items()})
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    losses = meter.losses
+    model.save_pretrained(loop.output_dir)
+    tokenizer.save_pretrained(loop.output_dir)
+    losses = [record["loss"] for record in loop.history]
+    n_pos = sum(y > 0 for y in labels)
     data = {"train_file": data_summary(config.train_file, records),
-            "encoded": {"train_steps": len(train.examples), "successful_steps": n_pos, "failed_steps": n_neg,
+            "encoded": {"train_steps": len(train.examples), "successful_steps": n_pos, "failed_steps": len(labels) - n_pos,
                         "held_out_steps": len(held.examples), "dropped_too_long": train.dropped_too_long + held.dropped_too_long}}
-    training = {"steps": len(schedule), "resumed_from_step": start, "first_loss": losses[0] if losses else math.nan,
+    training = {"steps": len(loop.schedule), "resumed_from_step": start, "first_loss": losses[0] if losses else math.nan,
                 "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(seconds, 1),
-                "device": str(device), "bf16": bf16, "class_weights": {"success": weight[1.0], "failure": weight[-1.0]}}
-    write_card(output_dir, "rm", {"format": "lora-adapter", "config": asdict(config), "data": data, "training": training,
-                                  "metrics": metrics, "losses": losses,
-                                  "notes": ["Score a step with lamforge.train.reward.score_samples(folder, samples): sigmoid of the head, in (0, 1)."]})
-    runtime.clear_state(output_dir)
-    return output_dir
+                **loop.describe(), "class_weights": {"success": weight[1.0], "failure": weight[-1.0]}}
+    write_card(loop.output_dir, "rm", {"format": "lora-adapter", "config": asdict(config), "data": data,
+                                       "training": training, "metrics": metrics, "losses": losses,
+                                       "notes": ["Score a step with lamforge.train.reward.score_samples(folder, samples): sigmoid of the head, in (0, 1)."]})

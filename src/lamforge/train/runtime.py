@@ -1,12 +1,12 @@
-"""What every training loop needs and nothing phase-specific: device and precision, LoRA, the optimizer and its
-schedule, the batch order, resume state, and a progress bar with the loss."""
+"""Pieces every training loop uses and nothing phase-specific: device and precision, LoRA, the optimizer and its
+schedule, the batch order, the fields a resume must match, and a progress bar with the loss. The loop itself (and
+its resume state) is loop.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ TRAJECTORY_FIELDS = (
     "init_from", "train_file", "eval_file", "eval_fraction", "max_length", "seed", "use_lora", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
     "new_samples_file", "reward_model", "mini_batch_size", "ppo_epochs", "cliprange", "init_kl_coef", "target_kl",
-    "limit_train",
+    "limit_train", "base_quantization", "sharding",
 )
 
 
@@ -30,7 +30,7 @@ class TrainingInterrupted(RuntimeError):
     """Training stopped early (Ctrl-C or a step limit for this run); the resume state is saved."""
 
     def __init__(self, step: int, output_dir: Path):
-        super().__init__(f"stopped after step {step}; the resume state is in {output_dir / STATE_DIR}")
+        super().__init__(f"stopped; the resume state in {output_dir / STATE_DIR} continues from step {step}")
         self.step = step
         self.output_dir = output_dir
 
@@ -65,15 +65,6 @@ def weight_dtype(config: CommonConfig, device: torch.device, bf16: bool) -> torc
     """bf16 weights only for a frozen base on a GPU; on CPU autocast is as fast, and an fp32 base keeps merging
     small LoRA updates into the weights exact."""
     return torch.bfloat16 if bf16 and device.type == "cuda" and config.use_lora else torch.float32
-
-
-def setup(config: CommonConfig) -> tuple[torch.device, bool]:
-    """Seed, threads, device and precision for a run: (device, bf16)."""
-    seed_everything(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = pick_device(config.device)
-    return device, use_bf16(config.bf16, device)
 
 
 def seed_everything(seed: int) -> None:
@@ -149,74 +140,10 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max
     return steps
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Resume state: trainable weights, optimizer, schedule position and RNG, written atomically.
-
-
-def _trajectory(config: CommonConfig) -> dict:
+def trajectory(config: CommonConfig) -> dict:
+    """The values of TRAJECTORY_FIELDS: what a resume state must have been saved with."""
     values = dataclasses.asdict(config)
     return {k: values[k] for k in TRAJECTORY_FIELDS if k in values}
-
-
-def save_state(output_dir: Path, model, optimizer, scheduler, step: int, config: CommonConfig, extra: dict | None = None) -> None:
-    trainable = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
-    state = {
-        "step": step,
-        "trainable": trainable,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "config": _trajectory(config),
-        "extra": extra or {},
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / f".{STATE_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save(state, tmp / "state.pt")
-    final = output_dir / STATE_DIR
-    old = output_dir / f".{STATE_DIR}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)  # the old state stays until the new one is complete
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_state(output_dir: Path, config: CommonConfig) -> dict | None:
-    path = output_dir / STATE_DIR / "state.pt"
-    if not path.exists():
-        old = output_dir / f".{STATE_DIR}.old" / "state.pt"  # a crash between the two renames
-        if not old.exists():
-            return None
-        path = old
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    changed = sorted(k for k, v in _trajectory(config).items() if state["config"].get(k) != v and k != "max_steps")
-    if changed:
-        raise RuntimeError(
-            f"{output_dir / STATE_DIR} was saved by a run with other settings ({', '.join(changed)}); "
-            f"use the same config to resume, or delete that folder to start over"
-        )
-    return state
-
-
-def restore_state(state: dict, model, optimizer, scheduler) -> int:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state["trainable"].items():
-            params[name].copy_(value.to(params[name].device))
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["step"])
-
-
-def clear_state(output_dir: Path) -> None:
-    shutil.rmtree(output_dir / STATE_DIR, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -242,7 +169,7 @@ class Meter:
         return self.tokens / max(1e-9, time.perf_counter() - self.started)
 
 
-def progress_bar(description: str):
+def progress_bar(description: str, disable: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from lamforge.progress import Progress
@@ -250,5 +177,5 @@ def progress_bar(description: str):
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=disable,
     )

@@ -11,20 +11,19 @@ batch. Learning rate: linear warm-up then cosine decay, as in the paper.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from lamforge.schema import PlanPair, StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_causal_lm, load_tokenizer
-from lamforge.train.batching import autocast, micro_batches, target_loss_sum
+from lamforge.train.base_model import load_tokenizer
+from lamforge.train.batching import autocast, make_micro_batch, micro_batches, target_loss_sum
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import SFTConfig
 from lamforge.train.data import EncodedSet, data_summary, encode_records, prefix_group, read_jsonl, split_records
+from lamforge.train.distributed import call
 from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
+from lamforge.train.loop import TrainLoop
 from lamforge.train.selfboost import NewSamples, collect_new_samples, failed_task_ids, union_with_explorations
 
 
@@ -60,13 +59,13 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
               overwrite: bool = False) -> Path:
     """Train one SFT phase and write a finished model folder; resumes from a saved state in output_dir.
 
-    `stop_after` ends this run after that many optimizer steps (as an interruption would), for tests and for
-    splitting long runs.
+    Runs alike in one process and in N launched ones (each trains its share of every global batch). `stop_after`
+    ends this run after that many optimizer steps (as an interruption would), for tests and for splitting long runs.
     """
     output_dir = Path(config.output_dir)
     if is_finished(output_dir) and not overwrite:
         return output_dir
-    device, bf16 = runtime.setup(config)
+    loop = TrainLoop(config, f"phase {phase}")
 
     train_records, held_records, data_info, extra = load_phase_records(config, phase, new_samples)
     tokenizer = load_tokenizer(config.init_from)
@@ -76,80 +75,73 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
         raise ValueError(f"no training examples left (of {len(train_records)} records, {train.dropped_too_long} longer than max_length)")
     data_info["encoded"] = _encoded_summary(train, held)
 
-    model = load_causal_lm(config.init_from, dtype=runtime.weight_dtype(config, device, bf16), device=str(device))
-    model.config.use_cache = False
-    model = runtime.add_lora(model, config)
+    model = loop.load_model(config.init_from)
     model.train()
     optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
     schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
                                       groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
     scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
-    start = 0
-    state = runtime.load_state(output_dir, config)
-    if state is not None:
-        start = runtime.restore_state(state, model, optimizer, scheduler)
-    meter = runtime.Meter(losses=list((state or {}).get("extra", {}).get("losses", [])))
-    params = runtime.trainable_parameters(model)
-    done = start
+    start = loop.prepare(model, optimizer, scheduler, schedule)
+    pad = tokenizer.pad_token_id
 
-    def save() -> None:
-        runtime.save_state(output_dir, model, optimizer, scheduler, done, config, {"losses": meter.losses})
-
-    started = time.perf_counter()
-    with runtime.progress_bar(f"phase {phase}") as progress:
-        bar = progress.add_task(f"phase {phase}", total=len(schedule), completed=start, loss="-", speed="")
-        try:
-            for step in range(start, len(schedule)):
-                batch = [train.examples[i].encoded for i in schedule[step]]
-                parts = micro_batches(batch, config.micro_batch_size, tokenizer.pad_token_id, config.share_prefix,
-                                      config.prompt_gradients)
-                n_targets = sum(p.target_tokens for p in parts)
-                total = 0.0
-                for part in parts:
-                    with autocast(device, bf16):
-                        loss_sum, _ = target_loss_sum(model, part.to(device))
-                    (loss_sum / n_targets).backward()
+    def train_step(step: int) -> tuple[dict, int]:
+        encoded = [train.examples[i].encoded for i in schedule[step]]
+        rows = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)  # the order micro_batches uses
+        mine, padding = loop.my_rows(rows, config.micro_batch_size)
+        parts = micro_batches([encoded[i] for i in mine], config.micro_batch_size, pad, loop.share_prefix,
+                              config.prompt_gradients) if mine else []
+        # Padding micro-batches only keep the processes in step; their loss counts zero.
+        dummy = [make_micro_batch([encoded[rows[0]]], pad, loop.share_prefix, config.prompt_gradients)] * padding
+        (n_targets,) = loop.reduce_sum(sum(p.target_tokens for p in parts))
+        total = 0.0
+        for k, part in enumerate(parts + dummy):
+            with loop.micro_step(last=k == len(parts) + len(dummy) - 1):
+                with autocast(loop.device, loop.bf16):
+                    loss_sum, _ = call(loop.model, target_loss_sum, part.to(loop.device))
+                if k < len(parts):
+                    loss = loss_sum / n_targets
                     total += loss_sum.detach().item()
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                done = step + 1
-                meter.update(total / n_targets, sum(len(e) for e in batch))
-                progress.update(bar, completed=done, loss=f"{meter.loss:.3f}", speed=f"{meter.tokens_per_second:.0f} tok/s")
-                if done < len(schedule) and done % config.save_every == 0:
-                    save()
-                if stop_after is not None and done - start >= stop_after and done < len(schedule):
-                    save()
-                    raise runtime.TrainingInterrupted(done, output_dir)
-        except KeyboardInterrupt:
-            save()
-            raise runtime.TrainingInterrupted(done, output_dir) from None
-    train_seconds = time.perf_counter() - started
+                else:
+                    loss = loss_sum * 0.0
+                # Each process holds its rows' share of the batch loss; the reduction averages over processes.
+                loop.backward(loss * loop.processes if loop.processes > 1 else loss)
+        loop.optimizer_step(config.max_grad_norm)
+        (total,) = loop.reduce_sum(total)
+        return {"loss": total / n_targets}, sum(len(e) for e in encoded)
 
+    seconds = loop.run(train_step, lambda record, meter: {"loss": f"{record['loss']:.3f}",
+                                                          "speed": f"{meter.tokens_per_second:.0f} tok/s"}, stop_after)
+    model = loop.trained_model(lambda: loop.load_model(config.init_from, quantized=False))
+    if loop.is_main:
+        _write_policy(model, tokenizer, held, phase, config, loop, data_info, extra, len(train.examples), start, seconds)
+    loop.finish()
+    return output_dir
+
+
+def _write_policy(model, tokenizer, held: EncodedSet, phase: str, config: SFTConfig, loop: TrainLoop, data_info: dict,
+                  extra: dict, examples: int, start: int, seconds: float) -> None:
+    """Merge, evaluate and save the policy with its model card (main process)."""
     if config.use_lora and config.merge:
         model = model.merge_and_unload()
-    metrics = evaluate_policy(model, tokenizer, held, phase, config, device, bf16)
+    metrics = evaluate_policy(model, tokenizer, held, phase, config, loop.device, loop.bf16)
     metrics.update({f"self_boosting_{k}": v for k, v in extra.get("self_boosting", {}).items()})
     fmt = "merged" if config.use_lora and config.merge else ("lora-adapter" if config.use_lora else "full")
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    losses = meter.losses
+    model.save_pretrained(loop.output_dir)
+    tokenizer.save_pretrained(loop.output_dir)
+    losses = [record["loss"] for record in loop.history]
     training = {
-        "steps": len(schedule), "resumed_from_step": start, "examples": len(train.examples),
+        "steps": len(loop.schedule), "resumed_from_step": start, "examples": examples,
         "epochs": config.epochs, "first_loss": losses[0] if losses else math.nan,
-        "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(train_seconds, 1),
-        "tokens_per_second": round(meter.tokens_per_second, 1), "device": str(device), "bf16": bf16,
+        "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(seconds, 1),
+        "tokens_per_second": round(loop.meter.tokens_per_second, 1), **loop.describe(),
     }
     notes = []
     if "self_boosting" in extra:
         sb = extra["self_boosting"]
         notes.append(f"Self-boosting recovered {sb['recovered_tasks']} of {sb['failed_tasks']} tasks the demonstrator "
                      f"failed ({100 * sb['recovery_rate']:.1f}%), adding {sb['new_successful_steps']} steps.")
-    write_card(output_dir, phase, {"format": fmt, "config": asdict(config), "data": data_info, "training": training,
-                                   "metrics": metrics, "losses": losses, "notes": notes})
-    runtime.clear_state(output_dir)
-    return output_dir
+    write_card(loop.output_dir, phase, {"format": fmt, "config": asdict(config), "data": data_info, "training": training,
+                                        "metrics": metrics, "losses": losses, "notes": notes})
 
 
 def evaluate_policy(model, tokenizer, held: EncodedSet, phase: str, config, device, bf16) -> dict:
