@@ -2,6 +2,7 @@
 
     lamforge train --phase 1|2|3|rm|4 --config FILE [--preset tiny|quick|full] [--set key=value ...]
     lamforge train bench [--json]
+    lamforge train plan --preset full --gpus N --gpu-mem GIB [--json]
     lamforge train show-config --phase 2 --preset quick
     lamforge train prepare-model
 """
@@ -114,6 +115,47 @@ def show_config(
     except ConfigError as exc:
         _fail(str(exc))
     print(json.dumps(dataclasses.asdict(cfg), indent=2))
+
+
+@app.command("plan")
+def plan(
+    preset: Optional[str] = typer.Option(None, "--preset", help="tiny, quick or full."),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs (processes) the run will use."),
+    gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GiB."),
+    phase: list[str] = typer.Option([], "--phase", help=f"Phase(s) to plan (repeatable; default all: {', '.join(PHASES)})."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Config file, as for training."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set sharding=fsdp (repeatable)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Plan for this model's shape instead of the config's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Memory per GPU of each phase (weights, LoRA and optimizer state, activations at the preset's lengths and
+    micro-batch, with and without checkpointing), worked out before anything is loaded. Exits 1 if it does not fit."""
+    from lamforge.train.plan import PlanError, make_plan, refusal
+
+    try:
+        result = make_plan(preset, gpus, gpu_mem, phase or None, config, _overrides(set_), model)
+    except (ConfigError, PlanError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        table = Table(title=f"memory per GPU (GiB), {gpus} GPU(s) of {gpu_mem:g} GiB, preset {preset}")
+        for column in ("phase", "weights", "LoRA+Adam", "activations", "(no ckpt)", "backward", "other",
+                       "reserve", "total", "fits"):
+            table.add_column(column)
+        for name, p in result["phases"].items():
+            g = p["gib"]
+            other = sum(v for k, v in g.items() if k not in ("weights", "trainable_state", "activations",
+                                                              "backward_working_set", "reserve", "total"))
+            table.add_row(name, str(g["weights"]), str(g["trainable_state"]), str(g["activations"]),
+                          str(p["activations_gib"]["without_checkpointing"]), str(g["backward_working_set"]),
+                          f"{other:.2f}", str(g["reserve"]), str(g["total"]), "yes" if p["fits"] else "[red]no[/red]")
+        Console(width=120).print(table)
+        first = next(iter(result["phases"].values()))
+        console.print(f"model {first['model']} ({first['params'] / 1e9:.2f}B parameters, shape from "
+                      f"{first['shape_from']}); assumptions: {result['assumptions']}")
+    if not result["fits"]:
+        _fail(f"the plan does not fit: {refusal(result)}")
 
 
 @app.command("prepare-model")

@@ -6,7 +6,8 @@ PPO lr 1.4e-5, batch 8, minibatch 1, 4 epochs, target KL 0.1, initial KL coef 0.
 
 - tiny: the 2-layer random model and a handful of steps, for tests;
 - quick: SmolLM2-135M-Instruct with LoRA and bf16 autocast, sized for a 2-core CPU;
-- full: Mistral-7B-Instruct on one GPU, LoRA in bf16 (a full fine-tune of 7B needs more than one GPU's memory).
+- full: Mistral-7B-Instruct on one 80 GB GPU or N of them, LoRA in bf16 over a bf16 base with recomputed
+  activations (`lamforge train plan --preset full` prints its memory; a full fine-tune of 7B needs sharding).
 
 A config file (TOML, YAML or JSON) names a preset and overrides any field:
 
@@ -201,7 +202,10 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         "4": {"learning_rate": 5e-5, "max_steps": 2},
     },
     "full": {
-        "*": {"lora_r": 64, "lora_alpha": 128, "micro_batch_size": 8,
+        # Sized with `lamforge train plan --preset full`: micro-batches of 8 rows of 4,096 tokens with prompt
+        # gradients need 239 GiB per GPU; 2 rows with recomputed norms and MLPs 39 GiB, so one 80 GB GPU (or 8,
+        # sharded) holds it. The batch stays 16 (accumulated over micro-batches).
+        "*": {"lora_r": 64, "lora_alpha": 128, "micro_batch_size": 2, "gradient_checkpointing": True,
               "max_length": 4096, "eval_generate": 200, "save_every": 50, "device": "cuda"},
         "1": {"init_from": "mistralai/Mistral-7B-Instruct-v0.3", "learning_rate": 1e-4},
         "2": {"learning_rate": 1e-4},
