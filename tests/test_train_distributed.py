@@ -181,4 +181,5 @@ def test_two_processes_match_one_and_resume_across_process_counts(tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=WEIGHT_ATOL, rtol=0) for k in a)
     # The model card and weights are written once, by the main process: no second copy, no leftover state.
     assert not (tmp_path / "ppo-2" / STATE_DIR).exists()
-    assert sorted(p.name for p in (tmp_path / "rm-2").iterdir()) == sorted(p.name for p in (tmp_path / "rm-1").iterdir())
+    files = [sorted(p.name for p in (tmp_path / name).iterdir()) for name in ("rm-1", "rm-2")]
+    assert files[0] == files[1]

@@ -96,4 +96,5 @@ def test_activation_count_is_what_autograd_keeps(recompute):
     shape, _ = find_shape("tiny")
     tokens = batch.branches[0].input_ids.numel()  # right-padded rows
     rotary = 2 * tokens * shape.q_dim // shape.heads * 4  # cos and sin, computed once and shared by every layer
-    assert (sum(kept.values()) - rotary) / tokens == activation_bytes_per_token(shape, 4, 4, recompute, expanded_kv=False)
+    counted = activation_bytes_per_token(shape, 4, 4, recompute, expanded_kv=False)
+    assert (sum(kept.values()) - rotary) / tokens == counted

@@ -122,7 +122,7 @@ def plan(
     preset: Optional[str] = typer.Option(None, "--preset", help="tiny, quick or full."),
     gpus: int = typer.Option(1, "--gpus", help="GPUs (processes) the run will use."),
     gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GiB."),
-    phase: list[str] = typer.Option([], "--phase", help=f"Phase(s) to plan (repeatable; default all: {', '.join(PHASES)})."),
+    phase: list[str] = typer.Option([], "--phase", help=f"Phase to plan, repeatable (default: {', '.join(PHASES)})."),
     config: Optional[Path] = typer.Option(None, "--config", help="Config file, as for training."),
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set sharding=fsdp (repeatable)."),
     model: Optional[str] = typer.Option(None, "--model", help="Plan for this model's shape instead of the config's."),

@@ -165,7 +165,8 @@ class TrainLoop(LocalSteps):
         wrapped = distributed.ForwardCall(model)
         if not self.sharded:
             # Every process loads the same base weights from disk; DDP need not broadcast the frozen ones.
-            wrapped._ddp_params_and_buffers_to_ignore = [n for n, p in wrapped.named_parameters() if not p.requires_grad]
+            frozen = [name for name, p in wrapped.named_parameters() if not p.requires_grad]
+            wrapped._ddp_params_and_buffers_to_ignore = frozen
         # The model is on its device already (load_model); a quantized one must not be moved by accelerate. The
         # optimizer keeps device placement, so a resumed state lands where the parameters are.
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
@@ -301,7 +302,8 @@ class TrainLoop(LocalSteps):
         self.saved_step = self.progress.step
 
     def _state_folder(self) -> Path | None:
-        for folder in (self.output_dir / STATE_DIR, self.output_dir / f".{STATE_DIR}.old"):  # .old: a crash between renames
+        # .old: a crash between the two renames of save()
+        for folder in (self.output_dir / STATE_DIR, self.output_dir / f".{STATE_DIR}.old"):
             if folder.is_dir():
                 return folder
         return None
@@ -311,7 +313,8 @@ class TrainLoop(LocalSteps):
         if folder is None:
             return 0
         if not (folder / PROGRESS_FILE).exists():
-            raise RuntimeError(f"{folder} was written by an older lamforge and cannot be resumed; delete it to start over")
+            raise RuntimeError(f"{folder} was written by an older lamforge and cannot be resumed; "
+                               "delete it to start over")
         saved = torch.load(folder / PROGRESS_FILE, map_location="cpu", weights_only=False)
         changed = sorted(k for k, v in self.progress.trajectory.items()
                          if saved["trajectory"].get(k) != v and k != "max_steps")
@@ -346,7 +349,8 @@ class TrainLoop(LocalSteps):
         for model in models:
             params = self._trainable(model)
             if set(saved) != set(params):
-                raise RuntimeError(f"{input_dir}: its trained weights do not match this model's; delete it to start over")
+                raise RuntimeError(f"{input_dir}: its trained weights do not match this model's; "
+                                   "delete it to start over")
             with torch.no_grad():
                 for name, param in params.items():
                     param.copy_(saved[name].to(param.device, param.dtype))

@@ -124,7 +124,8 @@ def ppo_batch(model, optimizer, examples: list[Example], rewards: list[float], k
             rows = mine or chunk[:1]  # a process without rows runs the first one, weighted zero, to stay in step
             new, new_dist = action_logprobs(model, [encoded[i] for i in rows], pad_id, device, bf16, share,
                                             config.prompt_gradients)
-            surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in rows], [rewards[i] for i in rows], config.cliprange)
+            surrogate, clip_fraction = surrogate_loss(new, [old[i] for i in rows], [rewards[i] for i in rows],
+                                                      config.cliprange)
             kl_term = torch.cat([token_kl(d, ref[i]) for d, i in zip(new_dist, rows)]).mean()
             loss = surrogate + kl.value * kl_term
             # Both terms are means over this process's action tokens; weighted by its share of the minibatch's
@@ -202,8 +203,9 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     def train_step(step: int) -> tuple[dict, int]:
         indices = schedule[step]
         rng = random.Random(f"{config.seed}:{step}")
-        stats = ppo_batch(loop.model, loop.optimizer, [train.examples[i] for i in indices], [rewards[i] for i in indices],
-                          kl, config, tokenizer.pad_token_id, loop.device, loop.bf16, rng, loop)
+        stats = ppo_batch(loop.model, loop.optimizer, [train.examples[i] for i in indices],
+                          [rewards[i] for i in indices], kl, config, tokenizer.pad_token_id, loop.device, loop.bf16,
+                          rng, loop)
         loop.progress.extra["kl_coef"] = kl.value
         return stats, sum(len(train.examples[i].encoded) for i in indices)
 

@@ -206,11 +206,13 @@ def _write_reward_model(model, tokenizer, train, held, records, labels, weight, 
     losses = [record["loss"] for record in loop.history]
     n_pos = sum(y > 0 for y in labels)
     data = {"train_file": data_summary(config.train_file, records),
-            "encoded": {"train_steps": len(train.examples), "successful_steps": n_pos, "failed_steps": len(labels) - n_pos,
-                        "held_out_steps": len(held.examples), "dropped_too_long": train.dropped_too_long + held.dropped_too_long}}
-    training = {"steps": len(loop.schedule), "resumed_from_step": start, "first_loss": losses[0] if losses else math.nan,
+            "encoded": {"train_steps": len(train.examples), "successful_steps": n_pos,
+                        "failed_steps": len(labels) - n_pos, "held_out_steps": len(held.examples),
+                        "dropped_too_long": train.dropped_too_long + held.dropped_too_long}}
+    training = {"steps": len(loop.schedule), "resumed_from_step": start,
+                "first_loss": losses[0] if losses else math.nan,
                 "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(seconds, 1),
                 **loop.describe(), "class_weights": {"success": weight[1.0], "failure": weight[-1.0]}}
+    note = "Score a step with lamforge.train.reward.score_samples(folder, samples): sigmoid of the head, in (0, 1)."
     write_card(loop.output_dir, "rm", {"format": "lora-adapter", "config": asdict(config), "data": data,
-                                       "training": training, "metrics": metrics, "losses": losses,
-                                       "notes": ["Score a step with lamforge.train.reward.score_samples(folder, samples): sigmoid of the head, in (0, 1)."]})
+                                       "training": training, "metrics": metrics, "losses": losses, "notes": [note]})

@@ -113,7 +113,8 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
                                                           "speed": f"{meter.tokens_per_second:.0f} tok/s"}, stop_after)
     model = loop.trained_model(lambda: loop.load_model(config.init_from, quantized=False))
     if loop.is_main:
-        _write_policy(model, tokenizer, held, phase, config, loop, data_info, extra, len(train.examples), start, seconds)
+        _write_policy(model, tokenizer, held, phase, config, loop, data_info, extra, len(train.examples), start,
+                      seconds)
     loop.finish()
     return output_dir
 
@@ -140,8 +141,8 @@ def _write_policy(model, tokenizer, held: EncodedSet, phase: str, config: SFTCon
         sb = extra["self_boosting"]
         notes.append(f"Self-boosting recovered {sb['recovered_tasks']} of {sb['failed_tasks']} tasks the demonstrator "
                      f"failed ({100 * sb['recovery_rate']:.1f}%), adding {sb['new_successful_steps']} steps.")
-    write_card(loop.output_dir, phase, {"format": fmt, "config": asdict(config), "data": data_info, "training": training,
-                                        "metrics": metrics, "losses": losses, "notes": notes})
+    write_card(loop.output_dir, phase, {"format": fmt, "config": asdict(config), "data": data_info,
+                                        "training": training, "metrics": metrics, "losses": losses, "notes": notes})
 
 
 def evaluate_policy(model, tokenizer, held: EncodedSet, phase: str, config, device, bf16) -> dict:
