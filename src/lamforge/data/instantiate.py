@@ -13,8 +13,8 @@ import random
 from functools import lru_cache
 
 from lamforge.tasks.base import REGISTRY, TaskInstance
-from lamforge.tasks.splits import families_for
-from lamforge.tasks.templates import TemplateDoc, list_templates
+from lamforge.tasks.splits import families_for, templates_for
+from lamforge.tasks.templates import TemplateDoc
 
 TEMPERATURE = 0.05
 
@@ -47,7 +47,9 @@ def instantiate(split: str, n: int, seed: int = 0, families: list[str] | None = 
     import lamforge.tasks.families  # noqa: F401  (registers the families)
 
     family_ids = families or families_for(split)
-    templates = list_templates("train" if split == "train" else "test")
+    templates = templates_for(split)
+    if not family_ids or not templates:
+        return []  # e.g. lo_templates on a machine without LibreOffice's templates
     scores = template_scores(family_ids, templates)
     rng = random.Random(f"instantiate|{split}|{seed}")
     out: list[TaskInstance] = []

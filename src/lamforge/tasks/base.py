@@ -54,7 +54,7 @@ class TaskInstance(BaseModel):
     template_id: str
     params: dict
     phrasing: int
-    split: str  # train | test | unseen_phrasing | unseen_family
+    split: str  # train | test | unseen_phrasing | unseen_family | lo_templates
     difficulty: int = 0  # steps of the reference solution, filled in by verification/collection
 
 
@@ -98,7 +98,7 @@ class TaskFamily:
     def instantiate(self, template: TemplateDoc, seed: int, split: str, phrasing: int | None = None) -> TaskInstance | None:
         rng = random.Random(f"{self.id}|{template.id}|{seed}")
         params = self.sample(template, rng)
-        if params is None:
+        if params is None or template.why_unfit(self.id, params) is not None:
             return None
         if phrasing is None:
             allowed = [len(self.phrasings) - 1] if split == "unseen_phrasing" else list(range(len(self.phrasings) - 1))

@@ -282,6 +282,15 @@ class TemplateDoc(BaseModel):
         """The style name LibreOffice reports (ParaStyleName) for paragraph `index`."""
         return LIBREOFFICE_STYLE[self.paragraphs[index].style]
 
+    def why_unfit(self, family_id: str, params: dict) -> str | None:
+        """Why a family's sampled parameters would not make an honest, checkable task on this document, or None.
+
+        Generated templates are written so that every sampler's assumptions hold (plain text, one page style,
+        portrait pages with 2.5 cm margins, ...); a document lamforge did not generate checks them
+        (lo_templates.LoTemplateDoc).
+        """
+        return None
+
     # -- blocks and tables --------------------------------------------------------------------------------------
 
     def tables(self) -> list[TableBlock]:
@@ -338,9 +347,13 @@ class TemplateDoc(BaseModel):
     def full_text(self) -> str:
         return "\n".join(self.all_texts())
 
+    def searchable_texts(self) -> list[str]:
+        """Every text that Writer's find searches: here the paragraphs and cells (a LibreOffice template adds more)."""
+        return self.all_texts()
+
     def count(self, text: str) -> int:
         """How many times `text` occurs in the document, case-sensitive, overlapping, never across paragraphs."""
-        return sum(_count_overlapping(t, text) for t in self.all_texts())
+        return sum(_count_overlapping(t, text) for t in self.searchable_texts())
 
     def find(self, text: str) -> list[TextLocation]:
         """Every occurrence of `text` (case-sensitive) in paragraphs and cells, in document order."""
@@ -366,8 +379,11 @@ class TemplateDoc(BaseModel):
         every paragraph and table cell, which is how find-and-select works in Writer, so "art" is not unique if
         "start" exists. Phrases are taken from paragraphs, and also from table cells when `in_tables` is true.
         """
-        texts = self.all_texts()
-        sources = texts if in_tables else self.paragraph_texts()
+        sources = self.all_texts() if in_tables else self.paragraph_texts()
+        return self._unique_phrases(sources, min_words, max_words)
+
+    def _unique_phrases(self, sources: list[str], min_words: int, max_words: int) -> list[str]:
+        texts = self.searchable_texts()
         seen: set[str] = set()
         out: list[str] = []
         for text in sources:
@@ -519,17 +535,33 @@ def spec_from_draft(entry: TemplateEntry, draft: content.Draft) -> TemplateDoc:
 def _all_specs() -> tuple[TemplateDoc, ...]:
     specs = tuple(spec_from_draft(e, e.build(random.Random(e.seed))) for e in REGISTRY)
     ids = [s.id for s in specs]
-    if len(set(ids)) != len(ids):
-        raise RuntimeError(f"duplicate template ids in the registry: {ids}")
+    if len(set(ids)) != len(ids) or any(i.startswith(LO_PREFIX) for i in ids):
+        raise RuntimeError(f"duplicate template ids, or one starting {LO_PREFIX!r}, in the registry: {ids}")
     return specs
 
 
+# Ids of LibreOffice's own templates (lo_templates.py) start with this; no generated template's id does.
+LO_PREFIX = "lo_"
+LO_SPLIT = "lo_templates"
+
+
 def list_templates(split: str | None = None) -> list[TemplateDoc]:
-    """Every template spec (or those of one split), in registry order. Building them takes milliseconds."""
+    """Every generated template spec (or those of one split), in registry order. Building them takes milliseconds.
+
+    split="lo_templates" lists LibreOffice's own templates instead (read through the office on first use).
+    """
+    if split == LO_SPLIT:
+        from lamforge.tasks.lo_templates import list_lo_templates
+
+        return list_lo_templates()
     return [s for s in _all_specs() if split in (None, s.split)]
 
 
 def get_template(template_id: str) -> TemplateDoc:
+    if template_id.startswith(LO_PREFIX):
+        from lamforge.tasks.lo_templates import get_lo_template
+
+        return get_lo_template(template_id)
     for spec in _all_specs():
         if spec.id == template_id:
             return spec
@@ -597,7 +629,14 @@ def build_templates(out_dir: Path | None = None, ids: list[str] | None = None) -
 
 
 def template_path(template_id: str, out_dir: Path | None = None) -> Path:
-    """The path of a built template, building it first if it is missing or stale."""
+    """The path of a built template, building it first if it is missing or stale.
+
+    For a LibreOffice template, the editable .odt copy of it (out_dir does not apply).
+    """
+    if template_id.startswith(LO_PREFIX):
+        from lamforge.tasks.lo_templates import lo_template_path
+
+        return lo_template_path(template_id)
     return build_templates(out_dir, ids=[template_id])[0].path
 
 

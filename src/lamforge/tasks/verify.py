@@ -35,7 +35,9 @@ class FamilyReport(BaseModel):
         return self.untouched_rejected == self.instances and self.wrong_rejected == self.instances
 
 
-def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: bool = True) -> list[FamilyReport]:
+def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: bool = True,
+           split: str | None = None) -> list[FamilyReport]:
+    """n instances per family: from train and test documents, or all from `split` (lo_templates, say)."""
     own_env = env is None
     env = env or WriterEnv()
     reports = []
@@ -45,7 +47,8 @@ def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: 
             for family_id in families:
                 family = REGISTRY[family_id]
                 # Instances from both train and test documents, as every split's tasks must be checkable.
-                instances = (sample_instances("train", (n + 1) // 2, families=[family_id])
+                instances = (sample_instances(split, n, families=[family_id]) if split else
+                             sample_instances("train", (n + 1) // 2, families=[family_id])
                              + sample_instances("test", n // 2, families=[family_id]))
                 report = FamilyReport(family=family_id, category=family.category, instances=len(instances))
                 steps, seconds = [], []
@@ -97,6 +100,9 @@ def summarize(reports: list[FamilyReport]) -> dict:
     return {
         "families": len(reports),
         "instances": total,
+        "reference_passed": passed,
+        "negatives_rejected": sum(r.untouched_rejected + r.wrong_rejected for r in reports),
+        "negatives": 2 * total,
         "reference_pass_rate": round(passed / total, 4) if total else 0.0,
         "negatives_all_rejected": all(r.negatives_ok for r in reports),
         "by_category": by_category,

@@ -36,7 +36,10 @@ def paragraph_ends(template: TemplateDoc, rng: random.Random, min_words: int = 8
     """
 
     def end_word(index: int) -> str | None:
-        word = template.paragraph(index).text.split()[-1]
+        words = template.paragraph(index).text.split()
+        if not words:
+            return None  # an empty paragraph (LibreOffice's templates have them; generated ones do not)
+        word = words[-1]
         # Autocorrect turns an address into a link when a space follows it; keep typed text away from those.
         if template.count(word) != 1 or "@" in word or "://" in word:
             return None
