@@ -20,27 +20,66 @@ def _registry():
 
 
 @app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json")):
+def list_(as_json: bool = typer.Option(False, "--json"),
+          split: str = typer.Option(None, help="Only the families this split covers (lo_templates, say), with the "
+                                               "documents they fit and what is left out.")):
     """List task families."""
-    from lamforge.tasks.splits import UNSEEN_FAMILIES
+    from lamforge.tasks.splits import SPLITS, UNSEEN_FAMILIES, families_for
 
+    registry = _registry()
+    if split is not None and split not in SPLITS:
+        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
+        raise typer.Exit(1)
+    covered = families_for(split) if split else list(registry)
     rows = [{"id": f.id, "category": f.category, "phrasings": len(f.phrasings), "held_out": f.id in UNSEEN_FAMILIES,
-             "example": f.phrasings[0]} for f in _registry().values()]
+             "example": f.phrasings[0]} for f in registry.values() if f.id in covered]
+    summary = _split_summary(split, covered) if split else None
+    if summary:
+        for row in rows:
+            row["documents"] = summary["documents_per_family"][row["id"]]
     if as_json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"split": split, "families": rows, **summary} if summary else rows, indent=1))
         return
-    table = Table(title=f"{len(rows)} task families")
-    for column in ("id", "category", "phrasings", "held_out", "example"):
+    table = Table(title=f"{len(rows)} task families" + (f" in the {split} split" if split else ""))
+    columns = ("id", "category", "phrasings", "held_out", "example") + (("documents",) if summary else ())
+    for column in columns:
         table.add_column(column)
     for r in rows:
-        table.add_row(r["id"], r["category"], str(r["phrasings"]), "yes" if r["held_out"] else "", r["example"])
+        table.add_row(r["id"], r["category"], str(r["phrasings"]), "yes" if r["held_out"] else "", r["example"],
+                      *((str(r["documents"]),) if summary else ()))
     console.print(table)
+    if summary:
+        console.print(f"{len(summary['documents'])} documents; families absent (fit no document): "
+                      f"{', '.join(summary['families_absent']) or 'none'}")
+        by_reason: dict[str, list[str]] = {}
+        for tid, reason in summary["documents_excluded"].items():
+            by_reason.setdefault(reason, []).append(tid)
+        for reason, ids in by_reason.items():
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            console.print(f"[yellow]{len(ids)} left out[/yellow] ({shown}): {reason}")
+
+
+def _split_summary(split: str, covered: list[str]) -> dict | None:
+    """For lo_templates: its documents, those left out and why, and how many documents each family fits."""
+    from lamforge.tasks.splits import families_for, templates_for
+    from lamforge.tasks.templates import LO_SPLIT
+
+    if split != LO_SPLIT:
+        return None
+    from lamforge.tasks.lo_templates import catalogue
+
+    registry = _registry()
+    documents = templates_for(split)
+    fits = {f: sum(any(registry[f].instantiate(d, s, split) for s in range(8)) for d in documents) for f in covered}
+    seen = families_for("test")
+    return {"documents": [d.id for d in documents], "documents_excluded": catalogue().excluded,
+            "families_absent": [f for f in seen if f not in covered], "documents_per_family": fits}
 
 
 @app.command()
-def show(family: str):
+def show(family: str, split: str = typer.Option("train", help="The split the example instances come from.")):
     """Show one family: its phrasings and an example instance."""
-    from lamforge.tasks.splits import sample_instances
+    from lamforge.tasks.splits import SPLITS, sample_instances
 
     registry = _registry()
     if family not in registry:
@@ -50,13 +89,19 @@ def show(family: str):
     console.print(f"[bold]{f.id}[/bold] ({f.category})")
     for i, p in enumerate(f.phrasings):
         console.print(f"  {i}{' (held out)' if i == len(f.phrasings) - 1 else ''}: {p}")
-    for instance in sample_instances("train", 2, families=[family]):
+    if split not in SPLITS:
+        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
+        raise typer.Exit(1)
+    instances = sample_instances(split, 2, families=[family])
+    if not instances:
+        console.print(f"{family} has no instances in the {split} split (it fits none of its documents)")
+    for instance in instances:
         console.print_json(instance.model_dump_json())
 
 
 @app.command()
 def sample(family: str = typer.Option(None, help="Only this family."), n: int = 5, seed: int = 0,
-           split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family")):
+           split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family | lo_templates")):
     """Print N task instances as JSON lines."""
     from lamforge.tasks.splits import sample_instances
 
@@ -101,21 +146,29 @@ def variety(split: str = typer.Option("train", help="train | test | unseen_phras
 
 @app.command()
 def verify(family: list[str] = typer.Option(None, help="Families to verify (repeatable); all by default."),
-           n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json")):
+           n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json"),
+           split: str = typer.Option(None, help="Draw every instance from this split (lo_templates, say); by "
+                                                "default half from train and half from test documents.")):
     """Run reference solutions and negative controls in the live app."""
+    from lamforge.tasks.splits import SPLITS, families_for
     from lamforge.tasks.verify import summarize, verify as run
 
     registry = _registry()
-    families = family or list(registry)
+    if split is not None and split not in SPLITS:
+        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
+        raise typer.Exit(1)
+    families = family or (families_for(split) if split else list(registry))
     unknown = [f for f in families if f not in registry]
     if unknown:
         console.print(f"[red]unknown families: {unknown}[/red]")
         raise typer.Exit(1)
-    summary = summarize(run(families, n, progress=not as_json))
+    summary = summarize(run(families, n, progress=not as_json, split=split))
     if as_json:
         print(json.dumps(summary, indent=1))
     else:
-        table = Table(title=f"reference pass rate {summary['reference_pass_rate']:.1%} over {summary['instances']} instances")
+        table = Table(title=f"reference pass rate {summary['reference_pass_rate']:.1%} over {summary['instances']} "
+                            f"instances; negative controls rejected {summary['negatives_rejected']}/"
+                            f"{summary['negatives']}")
         for column in ("family", "category", "pass", "untouched rejected", "wrong rejected", "mean steps"):
             table.add_column(column)
         for r in summary["per_family"]:
