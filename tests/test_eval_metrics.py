@@ -85,3 +85,23 @@ def test_offline_eval_tells_a_policy_that_copies_from_one_that_replays_training_
     assert copier["args_acc_unseen_values"] == 100.0 and copier["steps_unseen_values"] == 2
     assert habit["args_acc_unseen_values"] == 0.0 and habit["args_acc_seen_values"] == 100.0
     assert "args_acc_unseen_values" not in evaluate_steps(Habit(), held_out, progress=False)
+
+
+def test_report_gives_libreoffice_templates_a_column_and_a_table(tmp_path):
+    import json
+
+    from lamforge.eval.report import write_report
+
+    def metrics(tsr, tasks):
+        return {"tasks": tasks, "env_errors": 0, "tsr": tsr, "median_time_s": 1.0, "mean_steps": 2.0,
+                "median_step_latency_s": 0.5, "by": {"category": {}, "family": {}, "difficulty": {}}}
+
+    online = {"test": {"reference": metrics(100.0, 4), "lam4": metrics(75.0, 4)},
+              "lo_templates": {"reference": metrics(100.0, 2), "lam4": metrics(50.0, 2)}}
+    (tmp_path / "eval" / "online").mkdir(parents=True)
+    (tmp_path / "eval" / "online" / "online.json").write_text(json.dumps(online))
+    _, md_path = write_report(tmp_path)
+    md = md_path.read_text()
+    assert "| agent | TSR % test (tasks) | TSR % LibreOffice's templates (tasks) |" in md
+    assert "| lam4 | 75.0 (4) | 50.0 (2) |" in md
+    assert "## Online, lo_templates (LibreOffice's templates)" in md

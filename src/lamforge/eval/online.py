@@ -13,8 +13,10 @@ from pathlib import Path
 
 from lamforge.data.collect import CollectConfig, collect, load_records
 from lamforge.tasks.splits import families_for
+from lamforge.tasks.templates import LO_SPLIT
 
-EVAL_SPLITS = ("test", "unseen_phrasing", "unseen_family")
+# lo_templates: the seen families on LibreOffice's own template documents, which lamforge did not generate.
+EVAL_SPLITS = ("test", "unseen_phrasing", "unseen_family", LO_SPLIT)
 
 
 def agent_spec(name: str, checkpoints: Path | None) -> tuple[str, str | None]:

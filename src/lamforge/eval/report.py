@@ -19,6 +19,8 @@ PAPER_ONLINE = {  # agent: (TSR %, s/task, steps, s/step)
     "GPT-4o mini text": (57.8, 35.24, 5.99, 5.88), "GPT-4o text+vision": (75.5, 96.48, 4.98, 19.36),
 }
 OFFLINE_KEYS = ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr")
+SPLIT_TITLES = {"test": "test", "unseen_phrasing": "unseen phrasings", "unseen_family": "unseen families",
+                "lo_templates": "LibreOffice's templates"}
 
 
 def _png(fig) -> str:
@@ -100,6 +102,12 @@ def _trajectories(online_dir: Path, limit: int = 30) -> str:
     return "\n".join(parts) or "<p>No online trajectories yet.</p>"
 
 
+def _tsr_cell(metrics: dict) -> str:
+    if not metrics.get("tasks"):
+        return metrics.get("missing", "-") if metrics else "-"
+    return f"{metrics['tsr']} ({metrics['tasks']})"
+
+
 def _fmt(value, digits: int = 3):
     return round(value, digits) if isinstance(value, float) else ("" if value is None else value)
 
@@ -170,14 +178,22 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
         sections_html.append(f"<h2>Pipeline time per stage</h2>{h}")
         sections_md.append(f"## Pipeline time per stage\n\n{md}")
 
+    if online:
+        # One column per split: documents lamforge did not generate (lo_templates) beside its own test documents.
+        agents = list(dict.fromkeys(a for per_agent in online.values() for a in per_agent))
+        rows = [[a, *[_tsr_cell(online[split].get(a, {})) for split in online]] for a in agents]
+        h, md = _table(["agent", *[f"TSR % {SPLIT_TITLES.get(split, split)} (tasks)" for split in online]], rows)
+        sections_html.append(f"<h2>Online task success by split</h2>{h}")
+        sections_md.append(f"## Online task success by split\n\n{md}")
     for split, per_agent in online.items():
         rows = [[a, m.get("tsr", "-"), m.get("tasks", 0), m.get("median_time_s", "-"), m.get("mean_steps", "-"),
                  m.get("median_step_latency_s", "-"), m.get("env_errors", 0)] for a, m in per_agent.items()]
         if split == "test":
             rows += [[f"paper {k}", t, 435, s, st, sp, ""] for k, (t, s, st, sp) in PAPER_ONLINE.items()]
         h, md = _table(["agent", "TSR %", "tasks", "median s/task", "mean steps", "median s/step", "env errors"], rows)
-        sections_html.append(f"<h2>Online, {split}</h2>{h}")
-        sections_md.append(f"## Online, {split}\n\n{md}")
+        title = f"{split} ({SPLIT_TITLES[split]})" if split == "lo_templates" else split
+        sections_html.append(f"<h2>Online, {html.escape(title)}</h2>{h}")
+        sections_md.append(f"## Online, {title}\n\n{md}")
 
     charts = _charts(offline, online)
     for title, data in charts.items():
