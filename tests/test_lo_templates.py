@@ -119,6 +119,10 @@ def test_lo_specs_keep_libreoffice_facts_and_generated_specs_keep_their_rules(su
     params = {"index": 6, "decoy": 4, "start": "We are looking forward", "align": "justify"}
     assert "already has that alignment" in letter.why_unfit("align", params)
     assert letter.why_unfit("align", dict(params, align="center")) is None
+    # Paragraphs 4 and 5 both open "Lorem ipsum dolor sit": an instruction cannot name a run of lines by it.
+    run = {"first": 5, "last": 6, "decoy": 4, "start": "Lorem ipsum dolor sit", "end_start": "We are looking forward",
+           "starts": ["Lorem ipsum dolor sit", "We are looking forward"]}
+    assert "more than one paragraph opens with 'Lorem ipsum dolor sit'" in letter.why_unfit("bullets", run)
 
 
 def test_the_split_is_deterministic_test_only_and_covers_what_fits(subset):

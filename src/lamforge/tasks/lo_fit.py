@@ -41,7 +41,8 @@ def why_unfit(template, family_id: str, params: dict) -> str | None:
 def _named_paragraphs_unique(template, params: dict, family) -> str | None:
     """A paragraph an instruction names by its opening words must be the only one that opens with them."""
     texts = template.paragraph_texts()
-    for key, index_key in (("start", "index"), ("end_start", "last")):
+    # "start" names params["index"] (or the first paragraph of a run, in the list families), "end_start" the last.
+    for key, index_key in (("start", "index" if "index" in params else "first"), ("end_start", "last")):
         start = params.get(key)
         if not isinstance(start, str) or index_key not in params:
             continue
