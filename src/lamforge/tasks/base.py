@@ -25,7 +25,8 @@ Solution = Generator[Action, Observation, None]
 
 # Splits whose instructions are reworded by the phrasing rules (tasks/phrasing.py). The held-out splits keep the
 # plain template, so unseen_phrasing measures exactly the held-out wording and unseen_family stays as it was.
-VARIED_SPLITS = ("train", "test")
+# lo_templates asks the way test does, so that its column differs from test's by the documents alone.
+VARIED_SPLITS = ("train", "test", "lo_templates")
 
 
 class Verdict(BaseModel):

@@ -11,6 +11,9 @@ split draws again. Each rule reads what LibreOffice reported for the untouched d
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +51,8 @@ def _named_paragraphs_unique(template, params: dict, family) -> str | None:
             continue
         if not texts[params[index_key]].startswith(start):
             return f"paragraph {params[index_key]} does not open with {start!r} (a line break splits its words)"
-        named = any("{" + key + "}" in phrasing for phrasing in family.phrasings)
+        # The phrasing rules (tasks/phrasing.py) may name a paragraph given by position by its opening words too.
+        named = any(f"{{{k}}}" in phrasing for phrasing in family.phrasings for k in (key, "index", "first"))
         if named and sum(t.startswith(start) for t in texts) != 1:
             return f"more than one paragraph opens with {start!r}"
     for index, start in zip(range(params.get("first", 0), params.get("last", -1) + 1), params.get("starts", [])):
@@ -174,6 +178,15 @@ def _default_page_style(template, params, family):
     return f"the document starts on the page style {style!r}, not the default one" if style != "Standard" else None
 
 
+def _no_word_completion(template, params, family):
+    # As the family's own sampler does for generated templates: Writer's word completion offers the rest of a
+    # longer word of the document while the last word is typed, and the offer stays appended.
+    last = params["text"].split()[-1].lower()
+    words = {w.lower().strip(".,;:!?()") for text in template.searchable_texts() for w in text.split()}
+    longer = sorted(w for w in words if w != last and w.startswith(last))
+    return f"Writer's word completion would turn {last!r} into {longer[0]!r}" if longer else None
+
+
 def _no_header_or_footer(template, params, family):
     page = template.state.page
     # The route switches the area on from a menu item that toggles it: on an area that is on, it asks to delete it.
@@ -227,6 +240,36 @@ def _title_in_text(template, params, family):
     return None
 
 
+def _symbol_in_font(template, params, family):
+    # The Special Characters dialog lists the glyphs of the font at the cursor: a symbol that font lacks has no
+    # cell to click (measured: no ✓ in Liberation Serif, the serif letter's body font). Both routes type at a
+    # paragraph's end, the reference at the target's and the wrong edit at the decoy's.
+    for key in ("index", "decoy"):
+        runs = [r for r in template.state.paragraphs[params[key]].runs if r.kind == "Text"]
+        font = runs[-1].font_name if runs else ""
+        if font not in fonts_with(params["symbol"]):
+            return f"the font at the end of paragraph {params[key]} ({font or 'none'}) has no {params['symbol']}"
+    return None
+
+
+@lru_cache(maxsize=None)
+def fonts_with(character: str) -> frozenset[str]:
+    """The installed font families that have a glyph for `character`, as fontconfig reports them.
+
+    Why fc-list: fontconfig is how LibreOffice finds fonts on Linux, and it answers this from its cache; a font
+    that is not installed (and that Writer would replace) is reported as not having it.
+    """
+    tool = shutil.which("fc-list")
+    if tool is None:
+        return frozenset()
+    try:
+        out = subprocess.run([tool, f":charset={ord(character):x}", "family"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return frozenset()
+    return frozenset(name.strip() for line in out.splitlines() for name in line.split(",") if name.strip())
+
+
 def _no_empty_table_of_that_shape(template, params, family):
     shape = (params["rows"], params["columns"])
     empty = [t for t in template.state.tables if t.shape == shape and not any(any(row) for row in t.rows)]
@@ -249,8 +292,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "page_orientation": (_portrait,),
     "page_margins": (_margins_differ,),
     "page_break": (_page_break_counts,),
-    "header_text": (_default_page_style, _no_header_or_footer),
-    "footer_text": (_default_page_style, _no_header_or_footer),
+    "header_text": (_default_page_style, _no_header_or_footer, _no_word_completion),
+    "footer_text": (_default_page_style, _no_header_or_footer, _no_word_completion),
     "page_numbers": (_default_page_style, _no_footer),
     "comment": (_none_of("comments", "comments"),),
     "footnote": (_none_of("footnotes", "footnotes"),),
@@ -259,4 +302,5 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "export_pdf": (_title_in_text,),
     "save_docx": (_docx_reads_back,),
     "insert_table": (_no_empty_table_of_that_shape,),
+    "special_character": (_symbol_in_font,),
 }
