@@ -7,6 +7,7 @@ would otherwise take hundreds of UNO round trips.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from lamforge.env.reaper import forget, remove_on_exit
 
 OFFICE_SCRIPT = Path(__file__).parent / "office_side" / "lamforge_office.py"
 INSTALL_HINT = (
@@ -52,6 +55,13 @@ REGISTRY_XCU = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 RESTART_CODE = 81
+START_ATTEMPTS = 2
+# The office's environment is built, not inherited: a caller's PATH that starts with another Python's bin (a pyenv
+# or conda Python running a script that calls lamforge) makes the office's embedded Python load that Python's
+# standard library, and its script provider fails with std::bad_alloc; PYTHONPATH/PYTHONHOME, LD_LIBRARY_PATH or
+# UNO_PATH break it the same way. Only the user's identity and locale pass through.
+OFFICE_PATH = "/usr/bin:/bin"
+PASSED_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "XAUTHORITY")
 
 
 class OfficeError(RuntimeError):
@@ -87,15 +97,36 @@ def office_binary(soffice: str) -> str:
     return str(binary) if binary.exists() else soffice
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill the child when the process that started it dies (also on SIGKILL), so a killed pipeline
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to signal the child when the process that started it dies (also on SIGKILL), so a killed pipeline
     leaves no office or Xvfb behind."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _terminate_with_parent() -> None:
+    # Xvfb gets SIGTERM, not SIGKILL: it then removes its /tmp/.X*-lock file and socket itself.
+    _die_with_parent(signal.SIGTERM)
+
+
+def office_environment(display: str, tmpdir: Path) -> dict[str, str]:
+    """The environment soffice runs in, whatever the caller's is (see OFFICE_PATH)."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
+    return {**env, "PATH": OFFICE_PATH, "DISPLAY": display, "SAL_USE_VCLPLUGIN": "gen", "TMPDIR": str(tmpdir)}
+
+
+def pipe_paths(pipe: str, profile: Path) -> list[Path]:
+    """The named pipes (sockets) soffice makes in /tmp: the one lamforge connects to, and its single-instance pipe,
+    named after the MD5 of the profile URL's UTF-16 code units, in hex without zero padding (as
+    desktop/source/app/officeipcthread.cxx makes it). osl puts both in /tmp, whatever TMPDIR says."""
+    digest = hashlib.md5(profile.as_uri().encode("utf-16-le")).digest()
+    uid = os.getuid()
+    return [Path(f"/tmp/OSL_PIPE_{uid}_{pipe}"),
+            Path(f"/tmp/OSL_PIPE_{uid}_SingleOfficeIPC_{''.join(format(b, 'x') for b in digest)}")]
 
 
 def import_uno():
@@ -135,7 +166,7 @@ class VirtualDisplay:
         self.proc = subprocess.Popen(
             [xvfb, "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp"],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_terminate_with_parent,
         )
         os.close(write_fd)
         with os.fdopen(read_fd) as f:
@@ -168,31 +199,69 @@ class Office:
         self.display = display or os.environ["DISPLAY"]
         self.proc: subprocess.Popen | None = None
         self.profile: Path | None = None
+        self._temporary: list[Path] = []
         self.ctx = None
         self.desktop = None
         self._scripts: dict = {}
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # the Xvfb started for it, and anything the failed start left
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start soffice and connect; any failure is retried once on a fresh profile, then raised as OfficeError."""
+        last: Exception | None = None
+        for _ in range(START_ATTEMPTS):
+            try:
+                self._start_once()
+                return
+            except OfficeNotInstalled:
+                raise
+            except Exception as exc:  # noqa: BLE001  a UNO exception too: a bridge disposed right after connecting,
+                last = exc  # the script provider's bad_alloc, a refused connection
+                self.kill()
+                self._remove_profile()
+        raise OfficeError(f"LibreOffice did not start ({START_ATTEMPTS} attempts); last error: "
+                          f"{type(last).__name__}: {last}") from last
+
+    def _start_once(self) -> None:
         uno = import_uno()
 
         self.profile = Path(tempfile.mkdtemp(prefix="lamforge-office-"))
+        self.pipe = f"lamforge-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Everything the office leaves in /tmp is registered before it exists, so that it goes even if this process
+        # is killed during the start; the office's own temporary folders (lu*.tmp) go inside the profile.
+        self._temporary = [self.profile, *pipe_paths(self.pipe, self.profile)]
+        for path in self._temporary:
+            remove_on_exit(path)
         user = self.profile / "user"
         (user / "Scripts" / "python").mkdir(parents=True)
+        (self.profile / "tmp").mkdir()
         (user / "registrymodifications.xcu").write_text(REGISTRY_XCU)
         shutil.copy(OFFICE_SCRIPT, user / "Scripts" / "python" / OFFICE_SCRIPT.name)
-        self.pipe = f"lamforge-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.proc = self._launch()
+        self.ctx = self._connect(uno)
+        smgr = self.ctx.ServiceManager
+        self.desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
+        factory = smgr.createInstanceWithContext("com.sun.star.script.provider.MasterScriptProviderFactory", self.ctx)
+        provider = factory.createScriptProvider("")
+        self._scripts = {
+            "safe": provider.getScript(f"vnd.sun.star.script:{OFFICE_SCRIPT.name}$safe?language=Python&location=user")
+        }
+        self.call("ping")
+
+    def _connect(self, uno):
+        """The office's component context, once it listens on the pipe."""
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
         deadline = time.time() + self.start_timeout
         relaunches = 0
         while True:
             try:
-                self.ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
-                break
+                return resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
             except Exception as exc:  # NoConnectException until the office listens
                 if self.proc.poll() == RESTART_CODE and relaunches < 2:
                     # A new profile makes soffice.bin exit with "restart requested" once (the wrapper's launcher
@@ -203,29 +272,22 @@ class Office:
                 if self.proc.poll() is not None:
                     raise OfficeError(f"soffice exited during start (code {self.proc.returncode})") from exc
                 if time.time() > deadline:
-                    self.kill()
                     raise OfficeError(f"soffice did not accept a connection within {self.start_timeout:.0f} s") from exc
                 time.sleep(0.1)
-        smgr = self.ctx.ServiceManager
-        self.desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
-        factory = smgr.createInstanceWithContext("com.sun.star.script.provider.MasterScriptProviderFactory", self.ctx)
-        provider = factory.createScriptProvider("")
-        self._scripts = {
-            "safe": provider.getScript(f"vnd.sun.star.script:{OFFICE_SCRIPT.name}$safe?language=Python&location=user")
-        }
-        self.call("ping")
 
     def _launch(self) -> subprocess.Popen:
-        env = dict(os.environ, DISPLAY=self.display, SAL_USE_VCLPLUGIN="gen")
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [
                 office_binary(self.soffice), f"-env:UserInstallation={self.profile.as_uri()}", "--norestore",
                 "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
                 f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
             ],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            env=office_environment(self.display, self.profile / "tmp"), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )
+        for path in self._temporary:
+            remove_on_exit(path, pid=proc.pid)  # removed once this office process is gone
+        return proc
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -264,9 +326,15 @@ class Office:
             self._own_display = None
 
     def _remove_profile(self) -> None:
-        if self.profile is not None:
-            shutil.rmtree(self.profile, ignore_errors=True)
-            self.profile = None
+        """Remove the profile and the pipes of an office that has exited (close() and kill() wait for it)."""
+        for path in getattr(self, "_temporary", []):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            forget(path)
+        self._temporary = []
+        self.profile = None
 
     # -- calls ----------------------------------------------------------------------------------------------
 

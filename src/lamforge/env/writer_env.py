@@ -20,6 +20,7 @@ import gymnasium as gym
 from lamforge.env.docstate import DocState
 from lamforge.env.grounding import Grounding, ground
 from lamforge.env.office import Office, OfficeError, OfficeScriptError, property_values
+from lamforge.env.reaper import forget, remove_on_exit
 from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
@@ -80,6 +81,7 @@ class WriterEnv(gym.Env):
         self.action_space = JsonSpace(Action)
         self.office: Office | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
+        remove_on_exit(self.workdir)  # also when this process is killed before close()
         self.doc = None
         self.doc_path: Path | None = None
         self._steps = 0
@@ -364,3 +366,4 @@ class WriterEnv(gym.Env):
             self.office.close()
             self.office = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+        forget(self.workdir)
