@@ -288,6 +288,9 @@ class Control(BaseModel):
     states: list[str] = Field(default_factory=list)
     value: str | None = None
     rect: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, width, height on screen
+    mnemonic: str | None = None
+    """The letter that activates the control from the keyboard: with Alt in a dialog or on the menu bar, alone in
+    an open menu (a text field has its label's). Not shown to the model; the safety guard reads it."""
 
     @property
     def enabled(self) -> bool:

@@ -27,7 +27,7 @@ for _n in _ROLE_NAMES:
         pass
 ROLE_NAME = {v: k.lower().replace("_", " ") for k, v in ROLE.items()}
 
-_STATE_NAMES = "ENABLED CHECKED PRESSED FOCUSED SELECTED SHOWING VISIBLE EDITABLE EXPANDED INDETERMINATE".split()
+_STATE_NAMES = "ENABLED CHECKED PRESSED FOCUSED SELECTED SHOWING VISIBLE EDITABLE EXPANDED INDETERMINATE DEFAULT".split()
 ST = {n: uno.getConstantByName("com.sun.star.accessibility.AccessibleStateType." + n) for n in _STATE_NAMES}
 
 # Roles a user acts on; everything else is structure or decoration.
@@ -84,6 +84,42 @@ def _text_of(ctx):
         return None
 
 
+# Roles whose own window text carries their mnemonic ("~Save", "Save with pass~word"); a text field's or combo
+# box's window text is its value, and its mnemonic is its label's.
+_OWN_MNEMONIC = {ROLE[n] for n in "PUSH_BUTTON CHECK_BOX RADIO_BUTTON TOGGLE_BUTTON LABEL BUTTON_DROPDOWN BUTTON_MENU".split()
+                 if n in ROLE}
+_TEXT_ENTRY = {ROLE[n] for n in ("TEXT", "COMBO_BOX", "SPIN_BOX") if n in ROLE}
+
+
+def _mnemonic_in(text):
+    """'File ~name:' -> 'n'; '~~' is a literal tilde."""
+    i = text.find("~")
+    while 0 <= i < len(text) - 1:
+        if text[i + 1] != "~":
+            return text[i + 1].lower()
+        i = text.find("~", i + 2)
+    return None
+
+
+def _mnemonic(ctx, role):
+    """The letter that activates a control from the keyboard: with Alt in a dialog or on the menu bar, alone in an
+    open menu. The safety guard needs it to know what a key would press; names do not show it (VCL strips '~')."""
+    try:
+        if role in MENU_ROLES:
+            # A menu entry's first key binding is its mnemonic (Alt+F for the menu bar's File, x for Exit).
+            binding = ctx.getAccessibleActionKeyBinding(0)
+            if binding is None or not binding.getAccessibleKeyBindingCount():
+                return None
+            strokes = binding.getAccessibleKeyBinding(0)
+            char = getattr(strokes[0].KeyChar, "value", strokes[0].KeyChar) if strokes else ""
+            return char.lower() if char and char != "\x00" else None
+        if role in _OWN_MNEMONIC:
+            return _mnemonic_in(ctx.getTitledBorderText() or "")  # VCL's window text, with the '~'
+    except Exception:
+        pass
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Windows
 
@@ -132,8 +168,11 @@ def _open_menu(main_ctx):
         for i in range(node.getAccessibleChildCount()):
             ch = node.getAccessibleChild(i).getAccessibleContext()
             if ch.getAccessibleRole() == ROLE["MENU"] and ST["SELECTED"] in _states(ch):
-                # A selected menu is open when its items are showing.
-                if ch.getAccessibleChildCount() and ST["SHOWING"] in _states(ch.getAccessibleChild(0).getAccessibleContext()):
+                # A selected menu is open when its items are showing; any of them, since a hidden first item
+                # (Tools > Macros > Record Macro) never shows, and a missed submenu would leave the safety guard
+                # judging keys against its parent's items.
+                if any(ST["SHOWING"] in _states(ch.getAccessibleChild(k).getAccessibleContext())
+                       for k in range(min(ch.getAccessibleChildCount(), 8))):
                     nxt = ch
                 break
         if nxt is None:
@@ -164,6 +203,8 @@ def _collect(root, kind):
     registry = {}
     seen = [0]
     last_label = [""]
+    # A label's mnemonic focuses the field after it; it is credited to the next control if that takes text.
+    label_mnemonic = [None]
 
     def visit(ctx, in_menu_root, in_combo=False, panel=""):
         seen[0] += 1
@@ -179,6 +220,7 @@ def _collect(root, kind):
         name = ctx.getAccessibleName() or ""
         if role == ROLE["LABEL"]:
             last_label[0] = name.strip().rstrip(":") if name.strip() else last_label[0]
+            label_mnemonic[0] = _mnemonic(ctx, role) if kind == "dialog" else None
             return
         descend = True
         if role in ACTIONABLE:
@@ -228,7 +270,12 @@ def _collect(root, kind):
         if not name.strip():
             return
         label = str(len(controls) + 1)
-        flags = [s.lower() for s in ("ENABLED", "CHECKED", "PRESSED", "FOCUSED", "SELECTED", "EXPANDED") if ST[s] in states]
+        flags = [s.lower() for s in ("ENABLED", "CHECKED", "PRESSED", "FOCUSED", "SELECTED", "EXPANDED", "DEFAULT")
+                 if ST[s] in states]
+        mnemonic = _mnemonic(ctx, role)
+        if mnemonic is None and role in _TEXT_ENTRY:
+            mnemonic = label_mnemonic[0]
+        label_mnemonic[0] = None
         controls.append({
             "label": label,
             "name": name.strip(),
@@ -236,6 +283,7 @@ def _collect(root, kind):
             "states": flags,
             "value": value,
             "rect": _rect(ctx),
+            "mnemonic": mnemonic,
         })
         registry[label] = ctx
 
@@ -753,6 +801,41 @@ def close_popups(payload="{}"):
     return json.dumps({"closed": closed})
 
 
+# awt.Key names -> the key names of lamforge's keyboard_input (schema.SPECIAL_KEYS values, lower case).
+_KEY_NAMES = {"RETURN": "return", "ESCAPE": "escape", "TAB": "tab", "BACKSPACE": "backspace", "SPACE": "space",
+              "INSERT": "insert", "DELETE": "delete", "HOME": "home", "END": "end", "UP": "up", "DOWN": "down",
+              "LEFT": "left", "RIGHT": "right", "PAGEUP": "prior", "PAGEDOWN": "next", "ADD": "+", "SUBTRACT": "-",
+              "MULTIPLY": "*", "DIVIDE": "/", "POINT": ".", "COMMA": ",", "LESS": "<", "GREATER": ">", "EQUAL": "=",
+              "BRACKETLEFT": "[", "BRACKETRIGHT": "]", "SEMICOLON": ";", "QUOTELEFT": "`", "TILDE": "~"}
+_KEY_NAMES.update({chr(c): chr(c).lower() for c in range(ord("A"), ord("Z") + 1)})
+_KEY_NAMES.update({"NUM%d" % d: str(d) for d in range(10)})
+_KEY_NAMES.update({"F%d" % n: "f%d" % n for n in range(1, 13)})
+
+
+def shortcuts(payload="{}"):
+    """Every key binding of Writer and of the whole office, as [modifiers, key, command]: what a key combination
+    invokes, so the safety guard's table of dangerous shortcuts can be checked against the real office."""
+    codes = {}
+    for name, key in _KEY_NAMES.items():
+        try:
+            codes[uno.getConstantByName("com.sun.star.awt.Key." + name)] = key
+        except Exception:
+            pass
+    supplier = _create("com.sun.star.ui.ModuleUIConfigurationManagerSupplier")
+    configs = [supplier.getUIConfigurationManager("com.sun.star.text.TextDocument").getShortCutManager(),
+               _create("com.sun.star.ui.GlobalAcceleratorConfiguration")]
+    out = []
+    for config in configs:
+        for event in config.getAllKeyEvents():
+            mods = [m for bit, m in ((2, "ctrl"), (1, "shift"), (4, "alt")) if event.Modifiers & bit]
+            try:
+                command = config.getCommandByKeyEvent(event)
+            except Exception:
+                continue
+            out.append([mods, codes.get(event.KeyCode, "code%d" % event.KeyCode), command])
+    return json.dumps({"shortcuts": out})
+
+
 def settle(payload="{}"):
     _barrier()
     return json.dumps({"ok": True})
@@ -770,4 +853,4 @@ def safe(fn_name, payload="{}"):
         return json.dumps({"script_error": traceback.format_exc(limit=4)})
 
 
-g_exportedScripts = (observe, act, docstate, close_popups, settle, ping, safe)
+g_exportedScripts = (observe, act, docstate, close_popups, shortcuts, settle, ping, safe)
