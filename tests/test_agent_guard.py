@@ -186,3 +186,135 @@ def test_relative_save_as_resolves_inside_the_output_folder(tmp_path):
     policy = GuardPolicy(output_dir=tmp_path)
     assert check(Action(function="save_as", args={"path": "copy.docx"}), Observation(), policy).allowed
     assert not check(Action(function="save_as", args={"path": "../escape.docx"}), Observation(), policy).allowed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys, judged by what they do where the focus is (guard_keys.py).
+
+
+def controls(*specs, window="main", window_name="Untitled 1 - LibreOffice Writer"):
+    """Observation from (name, type, states, value, mnemonic) tuples."""
+    return Observation(window=window, window_name=window_name, controls=[
+        Control(label=str(i + 1), name=n, type=t, states=st, value=v, mnemonic=m)
+        for i, (n, t, st, v, m) in enumerate(specs)])
+
+
+MAIN_BAR = controls(("File", "menu", ENABLED, None, "f"), ("Tools", "menu", ENABLED, None, "t"),
+                    ("Bold", "toggle button", ENABLED, None, None), ("Print", "push button", ENABLED, None, None))
+FILE_MENU = controls(("New", "menu", ["enabled", "focused", "selected"], None, "n"),
+                     ("Save As...", "menu item", ENABLED, None, "a"), ("Print...", "menu item", ENABLED, None, "p"),
+                     ("Exit LibreOffice", "menu item", ENABLED, None, "x"), window="menu", window_name="File")
+BASIC_MACROS = controls(("Macro Name", "text", ENABLED, "", "m"), ("My Macros", "tree item", ENABLED, None, None),
+                        ("New", "push button", ENABLED, None, "n"), ("Close", "push button", ENABLED, None, "c"),
+                        ("Run", "push button", ["default"], None, "r"), window="dialog", window_name="BASIC Macros")
+
+
+def save_as_dialog(focus=None, name_value="report"):
+    def states(name):
+        return ["enabled", "focused"] if name == focus else ["enabled"]
+    return controls(("File name:", "combo box", states("File name:"), name_value, "n"),
+                    ("File type:", "combo box", states("File type:"), "Word 2007-365 (.docx)", "t"),
+                    ("Save with password", "check box", states("Save with password"), None, "w"),
+                    ("Save", "push button", ["enabled", "default"], None, "s"),
+                    ("Cancel", "push button", ENABLED, None, "c"), window="dialog", window_name="Save As")
+
+
+@pytest.mark.parametrize("combo", ["{Ctrl+Ctrl+Q}", "{control+q}", "{Control+Shift+Q}", "{Shift+Ctrl+q}",
+                                   "{Alt+Alt+F4}", "{Alt+Shift+F4}", "{Alt+Alt+F11}", "{ctrl+ctrl+w}", "{Ctrl+F4}",
+                                   "{Ctrl+*}", "{Ctrl+Alt+E}", "{Alt+Ctrl+e}", "{Ctrl+P}", "{Ctrl+O}"])
+def test_forbidden_shortcuts_are_blocked_however_spelled_and_wherever(combo):
+    for obs in (MAIN_BAR, FILE_MENU, BASIC_MACROS, save_as_dialog()):
+        verdict = check(keys(combo), obs)
+        assert not verdict.allowed and verdict.keys_now is None, (combo, obs.window_name)
+        assert verdict.rule in ("close_app", "macros", "external_programs", "write_outside_output")
+
+
+def test_a_letter_in_an_open_menu_runs_its_entry():
+    for letter in ("x", "X"):
+        verdict = check(keys(letter), FILE_MENU)
+        assert not verdict.allowed and verdict.rule == "close_app" and "Exit LibreOffice" in verdict.reason
+    assert check(keys("a"), FILE_MENU).allowed  # Save As... opens a file dialog, which is guarded itself
+    assert check(keys("q"), FILE_MENU).allowed  # no entry has that letter: nothing happens
+    assert not check(keys("p"), FILE_MENU).allowed  # Print
+
+
+def test_enter_in_a_menu_runs_the_highlighted_entry_and_arrows_make_it_unknown():
+    assert check(keys("{Enter}"), FILE_MENU).allowed  # New, highlighted
+    assert not check(keys("\n"), FILE_MENU.model_copy(update={"controls": [
+        c.model_copy(update={"states": ["enabled", "focused"] if c.name == "Exit LibreOffice" else ["enabled"]})
+        for c in FILE_MENU.controls]})).allowed  # a newline in typed text is Enter
+    verdict = check(keys("{Up}{Enter}"), FILE_MENU)
+    assert verdict.allowed and verdict.keys_now == "{Up}"  # run the arrow, look, judge Enter on what is lit
+
+
+def test_keys_after_a_menu_opens_are_checked_after_it_opens():
+    verdict = check(keys("{Alt+F}x"), MAIN_BAR)
+    assert verdict.allowed and verdict.keys_now == "{Alt+F}"
+    assert not check(keys("{Alt+F}"), MAIN_BAR).keys_now  # opening a menu alone is harmless
+    assert check(keys("Hello{Enter}{Ctrl+B}bold{Ctrl+B}{Tab}"), MAIN_BAR).allowed  # typing in the document
+    assert check(keys("{Ctrl+Shift+S}{Tab}"), MAIN_BAR).allowed  # opens a dialog; moving in it is harmless
+    verdict = check(keys("{Ctrl+Shift+S}x.docx"), MAIN_BAR)
+    assert verdict.keys_now == "{Ctrl+Shift+S}"
+
+
+def test_control_characters_in_typed_text_are_refused():
+    verdict = check(keys("abc\x11"), MAIN_BAR)
+    assert not verdict.allowed and verdict.rule == "unjudged" and "U+0011" in verdict.reason
+
+
+def test_save_dialog_mnemonic_typing_and_enter_are_judged_on_the_name_saved(tmp_path):
+    out = tmp_path / "out"
+    policy = GuardPolicy(output_dir=out)
+    dialog = save_as_dialog(focus="Save with password")
+    verdict = check(keys(f"{{Alt+N}}{tmp_path}/evil.docx{{Enter}}"), dialog, policy)
+    assert not verdict.allowed and verdict.rule == "write_outside_output" and "Save" in verdict.reason
+    assert check(keys(f"{{Alt+N}}{out}/ok.docx{{Enter}}"), dialog, policy).allowed
+    assert not check(keys(f"{{Alt+N}}{out}/../evil.docx{{Enter}}"), dialog, policy).allowed
+    # Edited after typing: the name is no longer known, so Save is refused.
+    assert not check(keys(f"{{Alt+N}}{out}/ok.docx{{Home}}/x{{Enter}}"), dialog, policy).allowed
+    # Enter straight away saves under the name in the field, here relative to a folder the guard cannot see.
+    assert not check(keys("{Enter}"), dialog, policy).allowed
+    assert not check(keys("{Alt+S}"), dialog, policy).allowed
+    # Typing with the focus unknown in a file dialog: the text may be the file name.
+    verdict = check(keys("evil.docx"), save_as_dialog(focus=None), policy)
+    assert not verdict.allowed and verdict.rule == "unjudged"
+
+
+def test_macro_dialog_keys_that_would_run_or_edit(tmp_path):
+    assert not check(keys("{Alt+R}"), BASIC_MACROS).allowed
+    assert not check(keys("{Alt+N}"), BASIC_MACROS).allowed  # New: a module in the Basic IDE
+    assert check(keys("{Alt+C}"), BASIC_MACROS).allowed  # Close
+    assert not check(keys("{Enter}"), BASIC_MACROS).allowed  # the focus is unknown: it may press Run
+    verdict = check(keys("{Tab}{Enter}"), BASIC_MACROS)
+    assert verdict.allowed and verdict.keys_now == "{Tab}"
+    on_close = BASIC_MACROS.model_copy(update={"controls": [
+        c.model_copy(update={"states": ["enabled", "focused"]}) if c.name == "Close" else c
+        for c in BASIC_MACROS.controls]})
+    assert check(keys("{Enter}"), on_close).allowed  # Enter presses the focused Close
+    assert not check(keys("r"), on_close).allowed  # a bare letter on a button is a mnemonic: Run
+    in_field = BASIC_MACROS.model_copy(update={"controls": [
+        c.model_copy(update={"states": ["enabled", "focused"]}) if c.name == "Macro Name" else c
+        for c in BASIC_MACROS.controls]})
+    assert check(keys("rename"), in_field).allowed  # letters in a text field are text
+    assert not check(keys("rename{Enter}"), in_field).allowed  # and Enter presses the default button, Run
+    double = Action(control_label="2", control_name="My Macros", function="click_input", args={"double": True})
+    assert not check(double, BASIC_MACROS).allowed
+    assert check(Action(control_label="2", control_name="My Macros", function="click_input"), BASIC_MACROS).allowed
+
+
+def test_enter_on_an_unknown_toolbar_focus_is_judged_on_every_button():
+    verdict = check(keys("{F6}{Enter}"), MAIN_BAR)  # F6 moves the focus to a toolbar
+    assert verdict.allowed and verdict.keys_now == "{F6}"
+
+
+def test_run_policy_writes_only_new_files_in_the_output_folder_itself(tmp_path):
+    from lamforge.agent.cli import run_policy
+
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    (home / "thesis.docx").write_text("the user's own file")
+    policy = run_policy(home / "r.docx")
+    save = lambda p: Action(function="save_as", args={"path": str(p)})  # noqa: E731
+    assert check(save(home / "copy.docx"), MAIN, policy).allowed
+    for bad in (home / ".config" / "x.docx", home / "thesis.docx", tmp_path / "x.docx"):
+        assert not check(save(bad), MAIN, policy).allowed, bad

@@ -351,3 +351,36 @@ def test_the_same_failing_action_three_times_ends_the_episode():
     assert result.outcome == "finish" and len(result.steps) == 6
     result, _, _ = run([missing], config=AgentConfig(max_steps=5, max_repeated_errors=0))
     assert result.outcome == "max_steps" and len(result.steps) == 5
+
+
+class MenuEnv(FakeEnv):
+    """Opens a File menu on {Alt+F}, so keys after it land in a window the first observation did not show."""
+
+    FILE_MENU = Observation(window="menu", window_name="File", controls=[
+        Control(label="1", name="New", type="menu", states=["enabled", "focused"], mnemonic="n"),
+        Control(label="2", name="Exit LibreOffice", type="menu item", states=["enabled"], mnemonic="x")])
+
+    def step(self, action):
+        action = parse_action(action)
+        keys = action.args.get("keys", "") if action.function == "keyboard_input" else ""
+        result = super().step(action)
+        if keys.startswith("{Alt+F}"):
+            self._obs = self.FILE_MENU
+        return (self._obs.model_dump(), *result[1:])
+
+
+def test_keys_that_open_a_menu_run_in_parts_and_the_rest_is_checked_in_the_menu():
+    exit_keys = action_json(function="keyboard_input", args={"keys": "{Alt+F}x"})
+    result, backend, env = run([exit_keys, FINISH], env=MenuEnv())
+    first = result.steps[0]
+    assert [json.loads(a)["args"].get("keys") for a in env.executed] == ["{Alt+F}", None]  # x never ran
+    assert first.executed and not first.guard.allowed and first.guard.rule == "close_app"
+    assert first.error.startswith("blocked by the safety guard after '{Alt+F}' ran")
+    assert "Exit LibreOffice" in first.error
+    assert 'Window: menu "File"' in backend.calls[1][1]["content"]  # the model sees where its keys went
+
+    new_keys = action_json(function="keyboard_input", args={"keys": "{Alt+F}n"}, status="FINISH")
+    result, _, env = run([new_keys], env=MenuEnv())
+    assert [json.loads(a)["args"]["keys"] for a in env.executed] == ["{Alt+F}", "n"]
+    assert json.loads(env.executed[0])["status"] == "CONTINUE" and json.loads(env.executed[1])["status"] == "FINISH"
+    assert result.outcome == "finish" and result.steps[0].guard.allowed

@@ -69,6 +69,16 @@ def serve(
 
 
 
+def run_policy(out_path):
+    """What `lamforge run` lets the agent write: new files in the output file's own folder, never a file that exists
+    there (the user's), nor a folder below or above it that the user did not name."""
+    from pathlib import Path
+
+    from lamforge.agent.guard import GuardPolicy
+
+    return GuardPolicy(output_dir=Path(out_path).parent, subfolders=False, overwrite=False)
+
+
 def run(
     instruction: str = typer.Argument(..., help="What to do, in plain words."),
     doc: str = typer.Option(None, "--doc", help="The .docx/.odt to open (a copy is edited; a blank document if omitted)."),

@@ -195,9 +195,19 @@ class Agent:
 
             verdict = check(action, current, self.policy)
             record.guard = verdict
+            ran_keys = ""
+            if verdict.allowed:
+                step_result, verdict, ran_keys = self._run_guarded(action, current, verdict)
+                obs, _reward, terminated, truncated, info = step_result
+                record.guard = verdict
             if not verdict.allowed:
+                if ran_keys:  # the judged part of the keys ran; the rest was blocked where they had moved the focus
+                    record.executed = True
+                    current = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+                    env_observe_s = self._env_observe_s()
                 record.grounding = ground(action, current).model_dump()
-                record.error = f"blocked by the safety guard: {verdict.reason}"
+                record.error = (f"blocked by the safety guard{f' after {ran_keys!r} ran' if ran_keys else ''}: "
+                                f"{verdict.reason}")
                 record.result = record.error
                 record.timings.act_s = time.perf_counter() - t2
                 history.append(HistoryItem(action=action, result=record.error))
@@ -211,11 +221,6 @@ class Agent:
                 continue
             blocked_in_a_row = 0
 
-            try:
-                obs, _reward, terminated, truncated, info = self.env.step(action)
-            except Exception as exc:  # the env contract reports crashes in info; anything else is still the env's
-                info = {"env_error": True, "error": f"{type(exc).__name__}: {exc}", "result": "", "grounding": None}
-                terminated, truncated = True, False
             env_observe_s = self._env_observe_s()
             record.timings.act_s = max(0.0, time.perf_counter() - t2 - env_observe_s)
             record.executed = True
@@ -249,6 +254,36 @@ class Agent:
                 break
         result.total_s = time.perf_counter() - start
         return result
+
+    def _env_step(self, action: Action) -> tuple:
+        try:
+            return self.env.step(action)
+        except Exception as exc:  # the env contract reports crashes in info; anything else is still the env's
+            info = {"env_error": True, "error": f"{type(exc).__name__}: {exc}", "result": "", "grounding": None}
+            return Observation().model_dump(), 0.0, True, False, info
+
+    def _run_guarded(self, action: Action, obs: Observation, verdict: GuardVerdict) -> tuple[tuple, GuardVerdict, str]:
+        """Run an allowed action. Keys the guard could judge only in part (GuardVerdict.keys_now: a key moves the
+        focus where this observation cannot show) run part by part, each rest judged in the observation after the
+        part before. Returns the last env step, the last verdict (blocked when a rest was) and the keys run in parts."""
+        keys, ran = action.args.get("keys", ""), ""
+        while verdict.keys_now:
+            part = action.model_copy(update={"args": {"keys": verdict.keys_now}, "status": Status.CONTINUE})
+            step = self._env_step(part)
+            ran += verdict.keys_now
+            info = step[4]
+            if info.get("env_error") or info.get("error") or step[2] or step[3]:
+                return step, GuardVerdict(allowed=True), ran
+            obs = Observation.model_validate(step[0]) if isinstance(step[0], dict) else step[0]
+            rest = action.model_copy(update={"args": {"keys": keys[len(ran):]}})
+            verdict = check(rest, obs, self.policy)
+            if not verdict.allowed:
+                return step, verdict, ran
+            action = rest
+        obs, reward, terminated, truncated, info = self._env_step(action)
+        if ran:
+            info = dict(info, result=f"{info.get('result') or ''} (after {ran!r}, re-checked where it left the focus)")
+        return (obs, reward, terminated, truncated, info), verdict, ran
 
     def _env_observe_s(self) -> float:
         """The env's own time for its last observation, when it reports one (WriterEnv does, in ms)."""

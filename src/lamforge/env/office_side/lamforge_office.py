@@ -86,8 +86,8 @@ def _text_of(ctx):
 
 # Roles whose own window text carries their mnemonic ("~Save", "Save with pass~word"); a text field's or combo
 # box's window text is its value, and its mnemonic is its label's.
-_OWN_MNEMONIC = {ROLE[n] for n in "PUSH_BUTTON CHECK_BOX RADIO_BUTTON TOGGLE_BUTTON LABEL BUTTON_DROPDOWN BUTTON_MENU".split()
-                 if n in ROLE}
+_OWN_MNEMONIC_ROLES = "PUSH_BUTTON CHECK_BOX RADIO_BUTTON TOGGLE_BUTTON LABEL BUTTON_DROPDOWN BUTTON_MENU".split()
+_OWN_MNEMONIC = {ROLE[n] for n in _OWN_MNEMONIC_ROLES if n in ROLE}
 _TEXT_ENTRY = {ROLE[n] for n in ("TEXT", "COMBO_BOX", "SPIN_BOX") if n in ROLE}
 
 

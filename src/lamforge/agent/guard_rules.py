@@ -1,0 +1,205 @@
+"""What the safety guard forbids: its rules, its policy, and how one control or one path is judged.
+
+The guard (guard.py) resolves an action to the controls and files it would reach; this module says whether
+reaching them is allowed. The rules:
+
+- close_app: closing the document window or quitting the office (Close, Close Window, Exit, Quit, Restart in Safe
+  Mode). A dialog's own "Close" button only closes the dialog and stays allowed.
+- macros: running, recording or editing code: the macro menus and dialogs, every button of a macro dialog but
+  Close and Cancel, the Extension Manager and Customize (which binds macros to keys and events).
+- external_programs: what sends the document or the user out of the office: e-mail, printing, the web-browser
+  preview, opening a hyperlink, and the help menu's web pages (online help, user guides, feedback, donations,
+  updates). The installed help (F1, a dialog's Help button) stays allowed: it shows local pages.
+- write_outside_output: saving anywhere but the output folder (`save_as`, or a file dialog's name field and Save
+  button), and opening another document, whose Save would write over it where it lies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lamforge.schema import Control, Observation
+
+RULES = ("close_app", "macros", "external_programs", "write_outside_output")
+
+
+class GuardVerdict(BaseModel):
+    allowed: bool
+    reason: str = ""
+    rule: str | None = None
+    """Which rule blocked it: one of RULES, "blocked_names", or "unjudged" (keys the guard cannot judge in this
+    observation; no policy lifts it); None when allowed."""
+    keys_now: str | None = None
+    """keyboard_input only: the leading part of the keys that may run now, when the rest goes to a window or a
+    control this observation does not show (after {Alt+F} the File menu's items, after {Tab} the focus). The caller
+    runs this part, observes, and checks the rest again. None: the verdict covers the whole action."""
+
+
+@dataclass
+class GuardPolicy:
+    output_dir: str | Path | None = None
+    """The only folder the agent may write documents into; None means it may write nowhere."""
+    allow: frozenset[str] = field(default_factory=frozenset)
+    """Rules explicitly switched off, from RULES (e.g. {"write_outside_output"} for a trusted batch job)."""
+    blocked_names: tuple[str, ...] = ()
+    """Extra control names to block (matched like the built-in ones: case, mnemonics and trailing dots ignored)."""
+    subfolders: bool = True
+    """Whether writes may also go into folders below output_dir. `lamforge run` says no: its output folder may be
+    the user's home, and the folders in it (~/.config) are not ones the user named."""
+    overwrite: bool = True
+    """Whether a write may replace a file that exists. `lamforge run` says no: its output folder holds the user's
+    own files."""
+
+    def __post_init__(self):
+        self.allow = frozenset(self.allow)
+        unknown = self.allow - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown guard rule(s) {sorted(unknown)}; known: {', '.join(RULES)}")
+
+
+def allowed() -> GuardVerdict:
+    return GuardVerdict(allowed=True)
+
+
+def blocked(rule: str, reason: str) -> GuardVerdict:
+    return GuardVerdict(allowed=False, rule=rule, reason=reason)
+
+
+# Control names, normalised by norm_name. Matched whole, so "Close Preview" or "Closed caption" stay allowed.
+CLOSE_NAMES = {"close", "close window", "close document", "exit", "exit libreoffice", "quit", "quit libreoffice",
+               "restart in safe mode"}
+MACRO_NAMES = {
+    "macros", "macro", "run macro", "run", "edit macros", "organize macros", "basic", "basic ide", "basic macros",
+    "record macro", "stop recording", "macro security", "beanshell", "javascript", "python", "libreoffice basic",
+    "organize dialogs", "assign macro", "extension manager",  # extensions install code, like a macro
+    "customize",  # binds macros to keys, menus and events
+}
+# The macro words above that are also ordinary words ("Run", "Python") only count inside the macro dialogs.
+MACRO_CONTEXT_ONLY = {"run", "python", "javascript", "beanshell", "basic"}
+MACRO_WINDOW = re.compile(r"macro|basic|beanshell|javascript|python", re.I)
+# In a macro dialog every button runs, edits or assigns code except these (and list or tree entries, which only
+# select).
+MACRO_WINDOW_SAFE = {"close", "cancel"}
+EXTERNAL_NAMES = {
+    "user guides", "get help online", "send feedback", "get involved", "donate to libreoffice",
+    "check for updates", "preview in web browser", "email document", "email as pdf", "email as microsoft word",
+    "email as opendocument text", "email as microsoft format", "email as opendocument format", "print",
+    "print directly", "open hyperlink",
+}
+# Opening another document (main window and menus; an Insert Image dialog's "Open" only reads a picture).
+OPEN_NAMES = {"open", "open remote", "recent documents"}
+BUTTON_TYPES = ("push button", "toggle button", "button dropdown", "button menu")
+
+FILE_DIALOG = re.compile(r"\b(save|export|save as|save a copy|export as)\b", re.I)
+FILE_NAME_FIELD = re.compile(r"^(file ?name|name|file|path|location)\b", re.I)
+FOLDER_FIELD = re.compile(r"^(folder|current folder|location|look in|save in|path|directory)\b", re.I)
+CONFIRM_BUTTON = re.compile(r"^(save|export|ok)$", re.I)
+TEXT_TYPES = ("edit", "text", "combo box", "entry", "spin")
+
+
+def norm_name(name: str) -> str:
+    """'E~xit', 'Run Macro…', ' Close Window... ' -> 'exit', 'run macro', 'close window'."""
+    name = name.replace("~", "").replace("…", "...").strip().lower()
+    return " ".join(name.rstrip(".: ").split())
+
+
+def in_macro_window(obs: Observation) -> bool:
+    return obs.window == "dialog" and bool(MACRO_WINDOW.search(obs.window_name or ""))
+
+
+def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy, double: bool = False) -> GuardVerdict:
+    """Whether pressing (clicking, or activating from the keyboard) this control is allowed in this window.
+    A bare name is judged as a button of that name."""
+    raw, type_ = (control, "push button") if isinstance(control, str) else (control.name, control.type)
+    name = norm_name(raw)
+    dialog = obs.window == "dialog"
+    if name in CLOSE_NAMES and not (dialog and name == "close"):
+        return blocked("close_app", f"{raw!r} would close the document or the office")
+    if in_macro_window(obs) and ((type_ in BUTTON_TYPES and name not in MACRO_WINDOW_SAFE) or double):
+        return blocked("macros", f"{raw!r} in the {obs.window_name!r} dialog runs, edits or assigns macros")
+    if name in MACRO_NAMES and (name not in MACRO_CONTEXT_ONLY or in_macro_window(obs)):
+        return blocked("macros", f"{raw!r} runs or edits macros")
+    if name in EXTERNAL_NAMES:
+        return blocked("external_programs", f"{raw!r} sends the document or the user outside the office (mail, "
+                                            f"printer, web)")
+    if name in OPEN_NAMES and not dialog:
+        return blocked("write_outside_output", f"{raw!r} opens another document, which a Save would then write "
+                                               f"over where it lies")
+    if name in {norm_name(n) for n in policy.blocked_names}:
+        return blocked("blocked_names", f"{raw!r} is on the policy's blocked list")
+    return allowed()
+
+
+# -- paths ----------------------------------------------------------------------------------------------------
+
+
+def resolve_path(path: str, base: str | Path | None = None) -> Path:
+    """The absolute real path: '~' expanded, relative paths taken from base (or the working directory, as the
+    environment does), '..' and symlinks resolved (also for a file that does not exist yet)."""
+    p = Path(os.path.expanduser(path.strip().strip('"')))
+    if not p.is_absolute():
+        p = Path(base or os.getcwd()) / p
+    return p.resolve()
+
+
+def path_inside(path: str, folder: str | Path | None, base: str | Path | None = None) -> tuple[bool, str]:
+    if folder is None:
+        return False, "no output folder is configured, so the agent may not write files"
+    target, root = resolve_path(path, base), Path(folder).expanduser().resolve()
+    # Strictly inside: a file dialog completes a name typed as the folder itself ("/tmp/out") to a sibling
+    # ("/tmp/outside.docx"), and a document cannot be saved as the folder anyway.
+    if root in target.parents:
+        return True, f"{target} is inside the output folder"
+    return False, f"{path!r} resolves to {target}, outside the output folder {root}"
+
+
+def judge_write(path: str, policy: GuardPolicy, base: str | Path | None = None, what: str = "save_as") -> GuardVerdict:
+    """Whether the agent may write a document to `path` (relative paths taken from `base`)."""
+    inside, why = path_inside(path, policy.output_dir, base=base)
+    if not inside:
+        return blocked("write_outside_output", f"{what}: {why}")
+    target, root = resolve_path(path, base), Path(policy.output_dir).expanduser().resolve()
+    if not policy.subfolders and target.parent != root:
+        return blocked("write_outside_output", f"{what}: {target} is in a folder below the output folder {root}; "
+                                               f"only the output folder itself is allowed")
+    if not policy.overwrite and target.exists():
+        return blocked("write_outside_output", f"{what}: {target} exists, and this policy does not replace files")
+    return allowed()
+
+
+def is_file_dialog(obs: Observation) -> bool:
+    return obs.window == "dialog" and bool(FILE_DIALOG.search(obs.window_name or obs.title or ""))
+
+
+def is_file_name_field(control: Control) -> bool:
+    return any(t in control.type.lower() for t in TEXT_TYPES) and bool(FILE_NAME_FIELD.match(norm_name(control.name)))
+
+
+def file_name_field(obs: Observation) -> Control | None:
+    return next((c for c in obs.controls if is_file_name_field(c)), None) if is_file_dialog(obs) else None
+
+
+def _dialog_folder(obs: Observation) -> str | None:
+    for control in obs.controls:
+        if (FOLDER_FIELD.match(norm_name(control.name)) and control.value
+                and os.path.isabs(os.path.expanduser(control.value))):
+            return control.value
+    return None
+
+
+def judge_dialog_path(text: str, obs: Observation, policy: GuardPolicy) -> GuardVerdict:
+    """Whether a file dialog may save under the name `text` (typed into, or already in, its name field)."""
+    text = text.strip()
+    if not text:
+        return allowed()
+    expanded = os.path.expanduser(text)
+    folder = _dialog_folder(obs)
+    if not os.path.isabs(expanded) and folder is None:
+        return blocked("write_outside_output", f"file dialog: cannot tell which folder {text!r} is in; give a full "
+                                               f"path inside the output folder")
+    return judge_write(expanded, policy, base=folder, what="file dialog")
