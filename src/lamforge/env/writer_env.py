@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -25,29 +26,98 @@ from lamforge.schema import Action, ActionParseError, Observation, Status, check
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
 BLANK = "private:factory/swriter"
+LOAD_TIMEOUT_S = 30
 TYPE_DELAY_MS = 6
 
 
-ZIP_FORMATS = {".docx": "word/document.xml", ".odt": "content.xml"}
+# The parts a package must have for LibreOffice to open it as a text document.
+ZIP_FORMATS = {".docx": ("[Content_Types].xml", "word/document.xml"), ".odt": ("content.xml",)}
+MAX_XML_BYTES = 256 << 20  # a part that inflates past this is refused, not parsed (a zip bomb)
 
 
 def check_document(path: Path) -> None:
-    """Reject a corrupt .docx/.odt before the office sees it.
+    """Reject a .docx/.odt that LibreOffice would not open cleanly, before the office sees it, with a clear message.
 
-    Why: LibreOffice answers a broken package with a modal repair/error dialog inside the load call, which only a
-    watchdog kill ends; checking the package first gives a clear message in milliseconds.
+    Why: LibreOffice answers a broken package (a bad zip, a missing part, XML that does not parse, a password) with
+    a modal error, repair or password dialog inside the load call, which only the watchdog's kill ends (two 30 s
+    kills, then a misleading "hung"). Reading the zip and parsing each XML part takes milliseconds.
     """
-    member = ZIP_FORMATS.get(path.suffix.lower())
-    if member is None:
+    suffix = path.suffix.lower()
+    required = ZIP_FORMATS.get(suffix)
+    if required is None:
         return
     try:
         with zipfile.ZipFile(path) as package:
-            if member not in package.namelist():
-                raise ValueError(f"{path.name} is not a valid {path.suffix} document: it has no {member}")
-            if package.testzip() is not None:
-                raise ValueError(f"{path.name} is corrupt: a member fails its CRC check")
+            names = set(package.namelist())
+            for member in required:
+                if member not in names:
+                    raise ValueError(f"{path.name} is not a valid {suffix} document: it has no {member}")
+            if "META-INF/manifest.xml" in names and b"encryption-data" in package.read("META-INF/manifest.xml"):
+                raise ValueError(f"{path.name} is password-protected; save a copy without a password first")
+            for info in package.infolist():
+                if info.filename.endswith((".xml", ".rels")):
+                    _parse_xml_member(path, package, info)
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path.name} is corrupt or not a {path.suffix} file ({exc})") from exc
+        raise ValueError(f"{path.name} is corrupt or not a {suffix} file ({exc})") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _parse_xml_member(path: Path, package: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    from lxml import etree
+
+    if info.file_size > MAX_XML_BYTES:
+        raise ValueError(f"{path.name}: its part {info.filename} inflates to {info.file_size >> 20} MiB; refusing it")
+    try:
+        data = package.read(info)  # checks the member's CRC too
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise ValueError(f"{path.name} is corrupt: its part {info.filename} cannot be read ({exc})") from exc
+    # No entities, no network, no DTD: a document's XML is data, not instructions.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"{path.name} is corrupt: its part {info.filename} is not well-formed XML "
+                         f"(line {exc.lineno}: {exc.msg})") from exc
+
+
+class LoadWatch:
+    """While the office loads a document, end any dialog it opens and remember what the dialog said.
+
+    Why: a package that passes check_document can still be one LibreOffice rejects (XML it does not expect, a
+    wrong mimetype, a missing relationship part): it then shows a modal error inside the load call, and the load
+    returns only when the dialog closes, or when the watchdog kills the office after LOAD_TIMEOUT_S, twice. Ending
+    the dialog makes the load fail at once, with the office's own words for the error.
+    """
+
+    def __init__(self, office: Office, every_s: float = 0.3):
+        self.office, self.every_s = office, every_s
+        self.dialogs: list[dict] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> "LoadWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(LOAD_TIMEOUT_S + 5)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.every_s):
+            try:
+                # The call may wait while the load holds the office; past the load's own limit both are killed.
+                self.dialogs += self.office.call("close_popups", timeout=LOAD_TIMEOUT_S + 5).get("dialogs", [])
+            except OfficeScriptError:
+                continue  # a window went while it was read; look again
+            except Exception:  # noqa: BLE001  the office died or hung: the load reports that itself
+                return
+
+    def said(self) -> str:
+        # A dialog's first paragraph is its message; the rest is advice for a person at the screen.
+        return "".join(f"; it said {d['title']!r}: {' '.join(d['text'].split(chr(10))[0].split()) or '(no text)'}"
+                       for d in self.dialogs)
 
 
 class JsonSpace(gym.spaces.Space):
@@ -276,29 +346,38 @@ class WriterEnv(gym.Env):
             # A new window, then close the old one. Loading into the same frame ("_self") leaves four empty
             # accessible panels behind per load, and after ~100 resets the toolbars fall out of the observation.
             new = office.desktop.loadComponentFromURL(url, "_blank", 0, props)
-            if old is not None:
+            if old is not None and new is not None:
                 try:
                     old.setModified(False)
                     old.close(True)
                 except Exception:
                     pass
-            return new
+            # A failed load keeps the old window: the office's dialogs about the failure need a window to show in,
+            # and the next load closes it.
+            return new if new is not None else old
 
-        try:
-            self.doc = office.guarded(load, timeout=30)
-        except OfficeError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"LibreOffice could not open {doc}: {exc}") from exc
+        with LoadWatch(office) as watch:
+            try:
+                loaded = office.guarded(load, timeout=LOAD_TIMEOUT_S)
+            except OfficeError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"LibreOffice could not open {doc}: {exc}{watch.said()}") from exc
+        if loaded is old or loaded is None or not office.guarded(lambda: hasattr(loaded, "Text")):
+            raise ValueError(f"LibreOffice could not open {doc} as a text document{watch.said() or ' (not a document?)'}")
+        self.doc = loaded
         stale, self._episode_dir = getattr(self, "_episode_dir", None), self.doc_path.parent if self.doc_path else None
         if stale is not None and stale != self._episode_dir:
             shutil.rmtree(stale, ignore_errors=True)  # the previous episode's copy, now closed
-        if self.doc is None or not hasattr(self.doc, "Text"):
-            raise ValueError(f"LibreOffice could not open {doc} as a text document (corrupt or not a document?)")
-        window = self.doc.getCurrentController().getFrame().getContainerWindow()
-        office.guarded(lambda: (window.setPosSize(0, 0, 1280, 1000, 15), window.setFocus()))
+
+        def show():
+            window = self.doc.getCurrentController().getFrame().getContainerWindow()
+            window.setPosSize(0, 0, 1280, 1000, 15)
+            window.setFocus()
+            return self.doc.getTitle()
+
         # No window manager hands the X focus to the new window (a closed dialog may still hold it).
-        self._obs = Observation(title=self.doc.getTitle() + " - LibreOffice Writer")
+        self._obs = Observation(title=office.guarded(show) + " - LibreOffice Writer")
         self._focus_active_window()
 
     def save_as(self, path: str | Path) -> Path:

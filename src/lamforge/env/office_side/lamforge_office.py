@@ -17,7 +17,7 @@ _ROLE_NAMES = (
     "ALERT CHECK_BOX CHECK_MENU_ITEM COMBO_BOX DIALOG DOCUMENT_TEXT FILLER FRAME LABEL LIST LIST_ITEM MENU MENU_BAR "
     "MENU_ITEM PAGE_TAB PAGE_TAB_LIST PANEL PARAGRAPH PUSH_BUTTON RADIO_BUTTON RADIO_MENU_ITEM ROOT_PANE SCROLL_BAR "
     "SEPARATOR SPIN_BOX STATUS_BAR TABLE TABLE_CELL TEXT TOGGLE_BUTTON TOOL_BAR TREE TREE_ITEM BUTTON_DROPDOWN "
-    "BUTTON_MENU RULER HYPER_LINK WINDOW SCROLL_PANE SPLIT_PANE GROUP_BOX TOOL_TIP POPUP_MENU NOTIFICATION"
+    "BUTTON_MENU RULER HYPER_LINK WINDOW SCROLL_PANE SPLIT_PANE GROUP_BOX TOOL_TIP POPUP_MENU NOTIFICATION STATIC"
 ).split()
 ROLE = {}
 for _n in _ROLE_NAMES:
@@ -784,21 +784,45 @@ def docstate(payload="{}"):
 # Housekeeping
 
 
+def _dialog_text(ctx, depth=0):
+    """The message a dialog shows: its labels and read-only texts, in order."""
+    out = []
+    for i in range(min(ctx.getAccessibleChildCount(), 40)):
+        try:
+            child = ctx.getAccessibleChild(i).getAccessibleContext()
+        except Exception:
+            continue
+        role = child.getAccessibleRole()
+        if role in (ROLE["LABEL"], ROLE["TEXT"], ROLE.get("STATIC")) and ST["EDITABLE"] not in _states(child):
+            text = _text_of(child) or child.getAccessibleName()
+            if text and text.strip():
+                out.append(text.strip())
+        elif depth < 4:
+            out.extend(_dialog_text(child, depth + 1))
+    return out
+
+
 def close_popups(payload="{}"):
-    """End every open dialog, so a new episode starts from the main window."""
-    closed = 0
+    """End every open dialog, so a new episode starts from the main window (or a load that opened an error dialog
+    returns); says what each one said."""
+    closed = []
     for w, ctx in _top_windows():
-        if ctx.getAccessibleRole() in (ROLE["DIALOG"], ROLE["ALERT"]):
+        try:
+            if ctx.getAccessibleRole() not in (ROLE["DIALOG"], ROLE["ALERT"]):
+                continue
+            said = {"title": ctx.getAccessibleName(), "text": " ".join(_dialog_text(ctx))[:500]}
+        except Exception:  # the window closed while it was read
+            continue
+        try:
+            w.endDialog(0)
+            closed.append(said)
+        except Exception:
             try:
-                w.endDialog(0)
-                closed += 1
+                w.setVisible(False)
+                closed.append(said)
             except Exception:
-                try:
-                    w.setVisible(False)
-                    closed += 1
-                except Exception:
-                    pass
-    return json.dumps({"closed": closed})
+                pass
+    return json.dumps({"closed": len(closed), "dialogs": closed})
 
 
 # awt.Key names -> the key names of lamforge's keyboard_input (schema.SPECIAL_KEYS values, lower case).
