@@ -308,7 +308,7 @@ def test_enter_on_an_unknown_toolbar_focus_is_judged_on_every_button():
 
 
 def test_run_policy_writes_only_new_files_in_the_output_folder_itself(tmp_path):
-    from lamforge.agent.cli import run_policy
+    from lamforge.agent.run_command import run_policy
 
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)

@@ -46,10 +46,35 @@ def test_run_edits_a_users_docx_and_saves_it(tmp_path, llm_server):  # noqa: F81
     assert "select_text" in done.stderr and "Bold" in done.stderr  # steps are printed as they happen
 
 
-def test_run_exits_nonzero_when_the_model_gives_up(tmp_path, llm_server):  # noqa: F811
+def test_run_saves_nothing_when_the_model_gives_up(tmp_path, llm_server):  # noqa: F811
     server = llm_server(['{"function": "summary", "args": {"text": "cannot"}, "status": "FAIL"}'])
     out = tmp_path / "out.odt"
     cmd = [sys.executable, "-m", "lamforge.cli", "run", "Do something impossible", "--out", str(out),
            "--endpoint", server.url, "--endpoint-model", "scripted"]
     done = subprocess.run(cmd, env=dict(os.environ, DISPLAY=""), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "fail" in done.stderr and out.exists()
+    assert done.returncode == 1 and "fail" in done.stderr and "not saved" in done.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_in_place_keeps_a_backup_and_save_on_fail_saves(tmp_path, llm_server):  # noqa: F811
+    """The 2e45b07 loss, replayed: the model empties the document and gives up. With --in-place --save-on-fail the
+    emptied result is written (atomically) over the input, and the original is kept beside it."""
+    import docx
+
+    src = tmp_path / "mine.docx"
+    d = docx.Document()
+    d.add_paragraph("Keep this sentence.")
+    d.save(src)
+    original = src.read_bytes()
+    server = llm_server([json.dumps({"function": "keyboard_input", "args": {"keys": "{Ctrl+A}{Delete}"}}),
+                         json.dumps({"function": "summary", "args": {"text": "gave up"}, "status": "FAIL"})])
+    cmd = [sys.executable, "-m", "lamforge.cli", "run", "Rewrite it", "--doc", str(src), "--in-place",
+           "--save-on-fail", "--endpoint", server.url, "--endpoint-model", "scripted"]
+    done = subprocess.run(cmd, env=dict(os.environ, DISPLAY="", COLUMNS="400"), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    backup = tmp_path / "mine.backup.docx"
+    assert backup.read_bytes() == original
+    assert f"kept the original as {backup}" in done.stderr
+    assert [p.text for p in docx.Document(str(src)).paragraphs] == [""]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.backup.docx", "mine.docx"]  # no temporary left

@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 
 from lamforge.agent.backends import BackendReply
-from lamforge.agent.cli import run_policy
+from lamforge.agent.run_command import run_policy
 from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.schema import Action, Observation

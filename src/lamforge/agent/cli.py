@@ -7,6 +7,8 @@ import ipaddress
 import typer
 from rich.console import Console
 
+from lamforge.agent.run_command import run
+
 app = typer.Typer(help="Run the LAM as an agent in Writer, or serve it to other agent frameworks.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -67,75 +69,6 @@ def serve(
     finally:
         server.httpd.server_close()
 
-
-
-def run_policy(out_path):
-    """What `lamforge run` lets the agent write: new files in the output file's own folder, never a file that exists
-    there (the user's), nor a folder below or above it that the user did not name."""
-    from pathlib import Path
-
-    from lamforge.agent.guard import GuardPolicy
-
-    return GuardPolicy(output_dir=Path(out_path).parent, subfolders=False, overwrite=False)
-
-
-def run(
-    instruction: str = typer.Argument(..., help="What to do, in plain words."),
-    doc: str = typer.Option(None, "--doc", help="The .docx/.odt to open (a copy is edited; a blank document if omitted)."),
-    out: str = typer.Option(..., "--out", help="Where to save the resulting document (.docx, .odt or .pdf)."),
-    model: str = typer.Option(None, "--model", help="A trained LAM folder ('default' = the base model)."),
-    endpoint: str = typer.Option(None, "--endpoint", help="An OpenAI-compatible base URL instead of a local model."),
-    endpoint_model: str = typer.Option(None, "--endpoint-model", help="Model name at the endpoint."),
-    max_steps: int = typer.Option(20),
-    screenshots: str = typer.Option(None, "--screenshots", help="Save a PNG of the screen after every step here."),
-    as_json: bool = typer.Option(False, "--json", help="Print the whole trajectory as JSON at the end."),
-):
-    """Open a document in live Writer, let the agent do INSTRUCTION, and save the result. Exit 0 on FINISH."""
-    from pathlib import Path
-
-    from lamforge.agent.backends import BackendError, HFBackend, HFBackendConfig, OpenAIBackend
-    from lamforge.agent.guard import GuardPolicy
-    from lamforge.agent.loop import Agent, AgentConfig
-    from lamforge.env.office import OfficeError
-    from lamforge.env.writer_env import WriterEnv
-    from lamforge.llm import LLMClient, LLMError
-
-    if bool(model) == bool(endpoint):
-        console.print("[red]error:[/] give exactly one of --model or --endpoint")
-        raise typer.Exit(2)
-    out_path = Path(out).resolve()
-    try:
-        backend = (OpenAIBackend(client=LLMClient(url=endpoint, model=endpoint_model)) if endpoint
-                   else HFBackend(HFBackendConfig(model=model)))
-    except (BackendError, LLMError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    env = WriterEnv(max_steps=max_steps + 5)
-    shots = Path(screenshots) if screenshots else None
-
-    def show(record):
-        where = (record.grounding or {}).get("decision", "")
-        console.print(f"[bold]{record.step}[/] {record.action or record.raw_output[:120]}  [dim]{where}[/] -> "
-                      f"{record.error or record.result}")
-        if shots is not None:
-            env.screenshot(shots / f"step-{record.step:02d}.png")
-
-    agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps),
-                  policy=GuardPolicy(output_dir=out_path.parent), on_step=show)
-    try:
-        result = agent.run(instruction, options={"doc": doc, "out_dir": str(out_path.parent)})
-        if result.outcome != "env_error":
-            env.save_as(out_path)
-            console.print(f"saved {out_path}")
-    except (FileNotFoundError, ValueError, OfficeError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        env.close()
-    console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
-    if as_json:
-        print(result.model_dump_json(indent=1))
-    raise typer.Exit(0 if result.outcome == "finish" else 1)
 
 
 @app.command()

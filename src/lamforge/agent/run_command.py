@@ -1,0 +1,221 @@
+"""`lamforge run`: one request on a user's own document, in live Writer. The user's document is never lost.
+
+- Every argument is checked before a model loads or the office starts: the document (exists, readable, a .docx or
+  .odt whose package parses), the output (extension, folder, write access, not the input), the instruction, the
+  step limit, the model.
+- The input is never written over, unless --in-place, which first keeps a backup beside it.
+- The result is written to a temporary file in the output's folder and renamed over the output, so a crash or a
+  full disk never leaves half a document; and only when the agent says FINISH, unless --save-on-fail.
+- The agent may write new files in the output's own folder and nowhere else (run_policy).
+- Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+DOCUMENTS = (".docx", ".odt")
+OUTPUTS = (".docx", ".odt", ".pdf")
+PIPELINE_OUT = Path("out")
+
+
+def run_policy(out_path):
+    """What `lamforge run` lets the agent write: new files in the output file's own folder, never a file that exists
+    there (the user's), nor a folder below or above it that the user did not name."""
+    from lamforge.agent.guard import GuardPolicy
+
+    return GuardPolicy(output_dir=Path(out_path).parent, subfolders=False, overwrite=False)
+
+
+def newest_trained_lam(root: Path = PIPELINE_OUT) -> Path | None:
+    """The LAM4 of the pipeline run that finished last under root (`make demo` writes out/quick/models/lam4)."""
+    from lamforge.train.checkpoint import METRICS_FILE, is_finished
+
+    finished = [folder for folder in Path(root).glob("*/models/lam4") if is_finished(folder)]
+    return max(finished, key=lambda folder: (folder / METRICS_FILE).stat().st_mtime, default=None)
+
+
+def _bad(param: str, message: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=param)
+
+
+def check_document_argument(doc: str) -> Path:
+    from lamforge.env.writer_env import check_document
+
+    path = Path(doc).expanduser()
+    if not path.exists():
+        raise _bad("--doc", f"{path} does not exist")
+    if not path.is_file():
+        raise _bad("--doc", f"{path} is not a file")
+    if path.suffix.lower() not in DOCUMENTS:
+        raise _bad("--doc", f"{path.name}: lamforge run edits {' and '.join(DOCUMENTS)} documents")
+    if not os.access(path, os.R_OK):
+        raise _bad("--doc", f"{path} cannot be read (permission denied)")
+    try:
+        check_document(path)
+    except ValueError as exc:
+        raise _bad("--doc", str(exc)) from None
+    return path.resolve()
+
+
+def _writable_folder(path: Path) -> Path | None:
+    """The nearest folder that exists at or above path's folder, if it can be written to (the rest is created)."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    return folder if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def check_output_argument(out: str, doc: Path | None) -> Path:
+    path = Path(out).expanduser().resolve()  # resolved: a symlink to the input is the input
+    if path.is_dir():
+        raise _bad("--out", f"{path} is a folder; give a file name")
+    if path.suffix.lower() not in OUTPUTS:
+        raise _bad("--out", f"{path.name}: the output must end in {', '.join(OUTPUTS)}")
+    if doc is not None and path.exists() and os.path.samefile(path, doc):
+        raise _bad("--out", f"{path} is the input document; lamforge run never writes over its input unless you "
+                            f"pass --in-place (which keeps a backup)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _bad("--out", f"{path} exists and cannot be written (permission denied)")
+    folder = _writable_folder(path)
+    if folder is None:
+        raise _bad("--out", f"cannot write in {path.parent} (it is not a folder, or permission is denied)")
+    return path
+
+
+def backup_path(doc: Path) -> Path:
+    """mine.docx -> mine.backup.docx, or mine.backup-2.docx when that exists."""
+    candidate, n = doc.with_name(f"{doc.stem}.backup{doc.suffix}"), 1
+    while candidate.exists():
+        n += 1
+        candidate = doc.with_name(f"{doc.stem}.backup-{n}{doc.suffix}")
+    return candidate
+
+
+def save_atomically(env, target: Path) -> None:
+    """Save the office's document as target through a temporary file in target's folder and one rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.stem}.lamforge-{os.getpid()}{target.suffix}")
+    try:
+        env.save_as(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def choose_model(model: str | None, endpoint: str | None) -> str | None:
+    """The model to load (None for an endpoint); without either option, the newest finished LAM4."""
+    if model and endpoint:
+        raise _bad("--model", "give --model or --endpoint, not both")
+    if endpoint:
+        if not endpoint.startswith(("http://", "https://")):
+            raise _bad("--endpoint", f"{endpoint!r} is not an http(s) URL")
+        return None
+    if model:
+        if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+            raise _bad("--model", f"{model} is not a model folder")
+        return model
+    found = newest_trained_lam()
+    if found is None:
+        console.print(f"[red]error:[/] no trained model: no finished {PIPELINE_OUT}/*/models/lam4 under "
+                      f"{Path.cwd()}. Run `make demo` (or `lamforge pipeline --preset quick`) to train one, or pass "
+                      f"--model DIR or --endpoint URL.")
+        raise typer.Exit(2)
+    console.print(f"using the newest trained LAM: {found} (pass --model to choose another)")
+    return str(found)
+
+
+def run(
+    instruction: str = typer.Argument(..., help="What to do, in plain words."),
+    doc: str = typer.Option(None, "--doc", help="The .docx/.odt to open (a copy is edited; a blank document if "
+                                                "omitted)."),
+    out: str = typer.Option(None, "--out", help="Where to save the result (.docx, .odt or .pdf); never the input."),
+    in_place: bool = typer.Option(False, "--in-place", help="Write the result over --doc, keeping the original "
+                                                            "beside it as NAME.backup.EXT."),
+    save_on_fail: bool = typer.Option(False, "--save-on-fail", help="Save the result even when the agent does not "
+                                                                    "finish (FAIL, step limit)."),
+    model: str = typer.Option(None, "--model", help="A trained LAM folder, 'default' (the base model) or 'tiny'; "
+                                                    "the newest out/*/models/lam4 if omitted."),
+    endpoint: str = typer.Option(None, "--endpoint", help="An OpenAI-compatible base URL instead of a local model."),
+    endpoint_model: str = typer.Option(None, "--endpoint-model", help="Model name at the endpoint."),
+    max_steps: int = typer.Option(20, min=1, help="Actions the agent may take."),
+    screenshots: str = typer.Option(None, "--screenshots", help="Save a PNG of the screen after every step here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole trajectory as JSON at the end."),
+):
+    """Open a document in live Writer, let the agent do INSTRUCTION, and save the result. Exit 0 on FINISH."""
+    if not instruction.strip():
+        raise _bad("INSTRUCTION", "the instruction is empty")
+    doc_path = check_document_argument(doc) if doc else None
+    if in_place:
+        if doc_path is None:
+            raise _bad("--in-place", "--in-place needs --doc, the document to edit")
+        if out and Path(out).expanduser().resolve() != doc_path:
+            raise _bad("--out", "--in-place writes the result over --doc; leave --out out")
+        if not os.access(doc_path, os.W_OK) or _writable_folder(doc_path) is None:
+            raise _bad("--doc", f"{doc_path} or its folder cannot be written, so it cannot be edited in place")
+        out_path = doc_path
+    elif not out:
+        raise _bad("--out", "give --out, where to save the result (or --in-place to edit --doc itself)")
+    else:
+        out_path = check_output_argument(out, doc_path)
+    shots = Path(screenshots).expanduser() if screenshots else None
+    if shots is not None and (shots.exists() and not shots.is_dir() or _writable_folder(shots / "x") is None):
+        raise _bad("--screenshots", f"cannot write screenshots into {shots}")
+    model_name = choose_model(model, endpoint)
+    _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
+                 max_steps, shots, as_json)
+
+
+def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
+                 max_steps, shots, as_json):
+    from lamforge.agent.backends import BackendError, HFBackend, HFBackendConfig, OpenAIBackend
+    from lamforge.agent.loop import Agent, AgentConfig
+    from lamforge.env.office import OfficeError
+    from lamforge.env.writer_env import WriterEnv
+    from lamforge.llm import LLMClient, LLMError
+
+    try:
+        backend = (OpenAIBackend(client=LLMClient(url=endpoint, model=endpoint_model)) if endpoint
+                   else HFBackend(HFBackendConfig(model=model_name)))
+    except (BackendError, LLMError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    env = WriterEnv(max_steps=max_steps + 5)
+
+    def show(record):
+        where = (record.grounding or {}).get("decision", "")
+        console.print(f"[bold]{record.step}[/] {record.action or record.raw_output[:120]}  [dim]{where}[/] -> "
+                      f"{record.error or record.result}")
+        if shots is not None:
+            env.screenshot(shots / f"step-{record.step:02d}.png")
+
+    agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(out_path),
+                  on_step=show)
+    try:
+        result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
+                                                 "out_dir": str(out_path.parent)})
+        finished = result.outcome == "finish"
+        if result.outcome != "env_error" and (finished or save_on_fail):
+            if in_place:
+                backup = backup_path(doc_path)
+                shutil.copy2(doc_path, backup)
+                console.print(f"kept the original as {backup}")
+            save_atomically(env, out_path)
+            console.print(f"saved {out_path}")
+        elif result.outcome != "env_error":
+            console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
+    except (FileNotFoundError, ValueError, OfficeError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        env.close()
+    console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
+    if as_json:
+        print(result.model_dump_json(indent=1))
+    raise typer.Exit(0 if result.outcome == "finish" else 1)
