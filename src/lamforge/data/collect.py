@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 import lamforge.tasks.families  # noqa: F401  (registers the task families, also in spawned workers)
 from lamforge.data.instantiate import instantiate
+from lamforge.data.runlock import exclusive_run_folder
 from lamforge.progress import Progress
 from lamforge.schema import StepSample
 from lamforge.tasks.base import TaskInstance
@@ -265,6 +266,7 @@ def _worker(config_dict: dict, tasks: mp.Queue, results: mp.Queue) -> None:
             runner.close()
 
 
+@exclusive_run_folder
 def collect(config: CollectConfig, show_progress: bool = True) -> dict:
     config.out = Path(config.out)
     t_start = time.perf_counter()
