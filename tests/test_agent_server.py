@@ -199,7 +199,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_lamforge_serve_command(tmp_path):
+def test_lamforge_serve_command_with_the_openai_client():
+    """The real command, driven by the official `openai` SDK; clients that hang up mid-request leave no trace."""
+    import openai
+
     port = free_port()
     cli = [sys.executable, "-m", "lamforge.cli", "serve", "--model", "tiny", "--port", str(port), "--api-key", "k",
            "--dtype", "float32", "--device", "cpu"]
@@ -216,12 +219,35 @@ def test_lamforge_serve_command(tmp_path):
                 assert process.poll() is None, process.stdout.read().decode()
                 assert time.time() < deadline, "server did not come up"
                 time.sleep(0.3)
-        status, data = post(f"{url}/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
-                                                           "max_tokens": 3}, {"Authorization": "Bearer k"})
-        assert status == 200 and data["model"] == "lamforge"
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        assert [m.id for m in client.models.list()] == ["lamforge"]
+        reply = client.chat.completions.create(model="lamforge", messages=[{"role": "user", "content": "Hi"}],
+                                               max_tokens=3)
+        assert reply.model == "lamforge" and 1 <= reply.usage.completion_tokens <= 3
+        stream = client.chat.completions.create(model="lamforge", messages=[{"role": "user", "content": "Hi"}],
+                                                max_tokens=3, stream=True)
+        chunks = list(stream)
+        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == reply.choices[0].message.content
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
+        with pytest.raises(openai.APIStatusError) as error:
+            client.chat.completions.create(model="lamforge", messages=[{"role": "user", "content": [
+                {"type": "text", "text": 5}]}])  # type: ignore[list-item]
+        assert error.value.status_code == 422
+        # Clients that go away: half a body, then a whole request whose reply nobody reads.
+        for request in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"mess",
+                        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                        b"Content-Length: 63\r\n\r\n"
+                        b'{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}'):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request)
+        assert client.chat.completions.create(model="lamforge", messages=[{"role": "user", "content": "Hi"}],
+                                              max_tokens=1).choices[0].message.content is not None
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        output = process.communicate(timeout=30)[0].decode()
+    assert "Traceback" not in output and "BrokenPipe" not in output, output[-3000:]
 
 
 def test_a_conversation_the_chat_template_rejects_is_400(served):
@@ -230,3 +256,84 @@ def test_a_conversation_the_chat_template_rejects_is_400(served):
     server.backend.tokenizer.chat_template = "{{ raise_exception('roles must alternate') }}"
     status, data = post(chat_url(server), {"messages": PLAIN})
     assert status == 400 and "roles must alternate" in data["error"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Malformed requests, load, disconnecting clients, and the official `openai` client.
+
+DEEP = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, 422),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": ["a", "b"]}]}]}, 422),
+    ({"messages": [{"role": "user", "content": [1, 2, 3]}]}, 422),
+    ({"messages": [{"role": "user", "content": [{"text": "no type"}]}]}, 422),
+    ({"messages": [{"role": "user", "content": {"nested": {"deeper": {"deepest": [1]}}}}]}, 422),
+    ({"messages": {"role": "user", "content": "hi"}}, 422),
+    ({"messages": [{"content": "no role"}]}, 422),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": "ten"}, 422),
+    ({"messages": [{"role": "user", "content": "hi"}], "stop": [1, 2]}, 422),
+    ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 422),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream": {"yes": 1}}, 422),
+    ({"messages": [[["deep"]]]}, 422),
+    (DEEP, 400),
+    (b"[" * 50_000, 400),
+    (b"null", 400),
+    (b'"just a string"', 400),
+    (b'{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}', None),  # a lone surrogate
+])
+def test_malformed_requests_are_4xx(served, body, status):
+    server = served(max_body_bytes=1 << 20)
+    got, data = post(chat_url(server), body)
+    assert (400 <= got < 500 if status is None else got == status), (got, data)
+    assert data["error"]["type"] == "invalid_request_error" and data["error"]["message"]
+    assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
+
+
+def test_a_bad_content_length_is_4xx(served):
+    server = served()
+    for length in (b"abc", b"-5", b"99999999999999999999"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + length +
+                         b"\r\n\r\n{}")
+            head = sock.recv(1000).decode()
+        assert head.startswith("HTTP/1.1 4"), (length, head[:80])
+
+
+def test_load_200_requests_50_at_once_no_resets_no_5xx():
+    """Bounded load on loopback with the tiny model: 200 requests from 50 clients at once, every third one
+    malformed; each on its own connection. Not one reset, not one 5xx (at 2e45b07: 2-12 resets of 50)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import http.client
+
+    backend = HFBackend(HFBackendConfig(model="tiny", decoding="free", dtype="float32", device="cpu"))
+    server = LAMServer(backend, ServeConfig(port=0)).start()
+    good = json.dumps({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 1}).encode()
+    bad = [b"{not json", json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}).encode(),
+           DEEP]
+
+    def one(i: int):
+        body = bad[i // 3 % len(bad)] if i % 3 == 2 else good
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        except (ConnectionError, http.client.HTTPException) as exc:  # reset, refused, closed without a reply
+            return f"{type(exc).__name__}"
+        finally:
+            connection.close()
+
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(one, range(200)))
+        seconds = time.perf_counter() - start
+    finally:
+        server.stop()
+    failures = [s for s in statuses if not isinstance(s, int) or s >= 500]
+    assert failures == [], failures
+    assert statuses.count(200) == 134 and all(400 <= s < 500 for s in statuses if s != 200)
+    print(f"load: 200 requests, 50 concurrent, {seconds:.1f} s, 0 resets, 0 5xx")

@@ -63,11 +63,9 @@ def serve(
     console.print(f"serving {model} ({backend.dtype}, {backend.model.device}) as [bold]{model_name}[/] at "
                   f"[bold]{server.url}/chat/completions[/]{' (API key required)' if api_key else ''}; Ctrl+C stops")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # uvicorn: Ctrl+C or SIGTERM shut it down cleanly
     finally:
-        server.httpd.server_close()
+        server.socket.close()
 
 
 

@@ -1,32 +1,39 @@
-"""`lamforge serve`: a trained LAM behind an OpenAI-compatible /v1/chat/completions endpoint.
+"""`lamforge serve`: a trained LAM behind an OpenAI-compatible /v1/chat/completions endpoint, on FastAPI + uvicorn.
 
-Any agent framework that speaks the OpenAI chat API (UFO, or lamforge's own OpenAIBackend) can then use the LAM.
-It binds 127.0.0.1 unless told otherwise, can require an API key (Bearer token), and answers every bad request
-with a 4xx JSON error and keeps serving: malformed JSON (400), a request that fails validation (422), a body over
-the size limit (413), no Content-Length (411), a wrong or missing key (401), an unknown path (404).
+Any agent framework that speaks the OpenAI chat API (UFO, the `openai` SDK, lamforge's own OpenAIBackend) can then
+use the LAM. It binds 127.0.0.1 unless told otherwise, can require an API key (Bearer token), and answers every
+bad request with a 4xx JSON error in OpenAI's shape and keeps serving: malformed or too deeply nested JSON and a
+body that is not an object (400), a request that fails validation, content parts included (422), a body over the
+size limit (413), no Content-Length (411), a wrong or missing key (401), an unknown path (404) or method (405).
 
 Decoding is greedy (temperature is accepted and ignored: a LAM's action should not depend on a coin). A request
 whose prompt is lamforge's own (its system prompt, with a control list) is decoded exactly as the in-process agent
 decodes it: guided, choosing the control among the labels the prompt lists. Any other prompt is decoded freely, and
 a reply that starts with '{' ends where that JSON object closes, so a LAM answers with exactly one action.
 
-Written on the standard library's ThreadingHTTPServer: one endpoint, one model, requests served one at a time by
-the model (it has one KV cache), so a web framework would add dependencies without adding anything.
+The model has one KV cache, so requests reach it one at a time (an asyncio lock, the model running in a worker
+thread); uvicorn keeps accepting and queueing meanwhile (listen backlog 2048), and a client that goes away costs
+nothing but its own request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamforge.agent.backends import BackendError, HFBackend
 from lamforge.schema import SYSTEM_PROMPT, Observation, parse_controls, prompt_task
@@ -46,25 +53,32 @@ class ServeConfig:
     """Largest accepted request body; a LAM prompt is a few kB."""
     max_tokens_limit: int = 512
     """Upper bound on a request's max_tokens."""
-    read_timeout_s: float = 30.0
-    """Seconds a client may take to send its request before the connection is dropped."""
     decoding: str = "auto"
     """'auto': guided decoding for lamforge prompts, free for anything else; 'free': always free."""
+    backlog: int = 2048
+    """Connections the kernel queues before the server accepts them (the standard library's server had 5, and
+    resets came at 50 concurrent clients)."""
 
 
-# Bytes of an over-limit or unauthorised body read and thrown away so the client can read our error reply; a body
+# Bytes of an over-limit or unauthorised body read and thrown away so the client can read the error reply; a body
 # larger than this gets its connection closed unread.
 DRAIN_LIMIT = 64 << 20
 
 
+class _ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None  # a text part's text; other parts (images) have none, and a text-only LAM skips them
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: str = Field(pattern="^(system|user|assistant|developer|tool)$")
-    content: str | list[dict[str, Any]] | None = None
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[_ContentPart] | None = None
 
     def text(self) -> str:
-        if isinstance(self.content, list):  # content parts: a text-only LAM reads the text parts
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
         return self.content or ""
 
 
@@ -111,195 +125,192 @@ def completion_payload(request_id: str, model: str, text: str, prompt_tokens: in
     }
 
 
+def stream_body(payload: dict) -> bytes:
+    """Server-sent events of a finished completion: the whole reply as one chunk (one short JSON action)."""
+    choice = payload["choices"][0]
+    chunks = [{"delta": {"role": "assistant", "content": choice["message"]["content"]}, "finish_reason": None},
+              {"delta": {}, "finish_reason": choice["finish_reason"]}]
+    events = [{"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
+               "model": payload["model"], "choices": [{"index": 0, **chunk}]} for chunk in chunks]
+    return "".join([*(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events), "data: [DONE]\n\n"]).encode()
+
+
+def parse_body(body: bytes) -> ChatRequest:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise HTTPProblem(400, "the body's JSON is nested too deeply") from exc
+    if not isinstance(data, dict):
+        raise HTTPProblem(400, "the body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON allows "\ud800"; no tokenizer takes half a character
+        raise HTTPProblem(400, f"the body holds text that is not valid Unicode ({exc.reason})") from exc
+    except RecursionError as exc:
+        raise HTTPProblem(400, "the body's JSON is nested too deeply") from exc
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise HTTPProblem(422, problems) from exc
+    except RecursionError as exc:
+        raise HTTPProblem(400, "the body's JSON is nested too deeply") from exc
+
+
 class LAMServer:
-    """The HTTP server around one HFBackend (or anything with its `complete` method)."""
+    """The HTTP server around one HFBackend (or anything with its `decide` and `complete` methods)."""
 
     def __init__(self, backend: HFBackend, config: ServeConfig | None = None):
+        import uvicorn
+
         self.backend = backend
         self.config = config or ServeConfig()
-        self.httpd = ThreadingHTTPServer((self.config.host, self.config.port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.app = self._app()
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        # The socket is bound here, so a port in use is an OSError now and port 0 has its number at once.
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((self.config.host, self.config.port))
+            self.socket.listen(self.config.backlog)
+        except OSError:
+            self.socket.close()
+            raise
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
+                                                    backlog=self.config.backlog, timeout_graceful_shutdown=2))
         self._thread: threading.Thread | None = None
+        self._model_lock: asyncio.Lock | None = None
 
     @property
     def port(self) -> int:
-        return self.httpd.server_address[1]
+        return self.socket.getsockname()[1]
 
     @property
     def url(self) -> str:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{host}:{self.port}/v1"
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}/v1"
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        self.server.run(sockets=[self.socket])
 
     def start(self) -> "LAMServer":
-        """Serve in a background thread (tests, notebooks)."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        """Serve in a background thread (tests, notebooks); returns once the server accepts requests."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.time() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self.socket.close()
 
     # -- requests ---------------------------------------------------------------------------------------------
 
-    def handle_chat(self, body: bytes) -> tuple[dict, bool]:
-        """The completion payload for a request body, and whether the client asked for a stream."""
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise HTTPProblem(400, "the body must be a JSON object")
-        try:
-            request = ChatRequest.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
-            raise HTTPProblem(422, problems) from exc
+    def complete(self, request: ChatRequest) -> dict:
+        """The completion payload for a valid request (runs the model; one request at a time)."""
         max_tokens = min(request.max_completion_tokens or request.max_tokens or self.config.max_tokens_limit,
                          self.config.max_tokens_limit)
         stop = [request.stop] if isinstance(request.stop, str) else (request.stop or [])
-        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in request.messages]
+        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                    for m in request.messages]
         try:
             obs = lamforge_observation(messages) if self.config.decoding == "auto" else None
             if obs is not None:
                 reply = self.backend.decide(messages, obs, prompt_task(messages), [])
-                text, prompt_tokens, completion_tokens, reason = reply.text, reply.prompt_tokens, reply.tokens_generated, "stop"
+                text, prompt_tokens, completion_tokens, reason = (reply.text, reply.prompt_tokens,
+                                                                  reply.tokens_generated, "stop")
             else:
                 text, prompt_tokens, completion_tokens, reason = self.backend.complete(messages, max_tokens, stop)
         except BackendError as exc:  # e.g. a prompt longer than the model's context
             raise HTTPProblem(400, str(exc)) from exc
         except TemplateError as exc:  # the model's chat template rejects this conversation (roles, order)
             raise HTTPProblem(400, f"the model's chat template rejects this conversation: {exc}") from exc
-        payload = completion_payload(f"chatcmpl-{uuid.uuid4().hex[:24]}", self.config.model_name, text,
-                                     prompt_tokens, completion_tokens, reason)
-        return payload, request.stream
+        return completion_payload(f"chatcmpl-{uuid.uuid4().hex[:24]}", self.config.model_name, text,
+                                  prompt_tokens, completion_tokens, reason)
 
-    def _handler_class(self):
-        server = self
+    def _authorize(self, authorization: str | None) -> None:
+        key = self.config.api_key
+        if not key:
+            return
+        given = authorization or ""
+        token = given[7:] if given.startswith("Bearer ") else ""
+        if not hmac.compare_digest(token.encode(), key.encode()):
+            raise HTTPProblem(401, "missing or wrong API key (send Authorization: Bearer <key>)",
+                              "authentication_error")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = server.config.read_timeout_s  # a client that stalls cannot hold a thread forever
+    async def _read_body(self, request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is None:
+            raise HTTPProblem(411, "send a Content-Length header")
+        if not length.isdigit():
+            raise HTTPProblem(400, "bad Content-Length")
+        if int(length) > self.config.max_body_bytes:
+            raise HTTPProblem(413, f"the body has {length} bytes; the limit is {self.config.max_body_bytes}")
+        return await request.body()
 
-            def log_message(self, fmt, *args):  # one short line per request, no tracebacks
+    def _app(self) -> FastAPI:
+        app = FastAPI(title="lamforge", docs_url=None, redoc_url=None, openapi_url=None)
+
+        async def drain(request: Request) -> None:
+            """Read what is left of a body before answering an error: closing a connection with unread data makes
+            the kernel reset it, and the client would see a reset instead of the 4xx."""
+            if int(request.headers.get("content-length", "0") or 0) > DRAIN_LIMIT:
+                return
+            try:
+                async for _ in request.stream():
+                    pass
+            except Exception:  # noqa: BLE001  consumed already, or the client left: nothing to drain
                 pass
 
-            def _send_json(self, status: int, payload: dict) -> None:
-                raw = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                if status >= 400:
-                    self.send_header("Connection", "close")
-                    self.close_connection = True
-                self.end_headers()
-                self.wfile.write(raw)
+        def problem_response(problem: HTTPProblem) -> JSONResponse:
+            return JSONResponse({"error": {"message": problem.message, "type": problem.kind, "code": problem.status}},
+                                status_code=problem.status)
 
-            def _send_stream(self, payload: dict) -> None:
-                # Streaming clients get the whole reply as one chunk: the answer is one short JSON action anyway.
-                choice = payload["choices"][0]
-                chunks = [
-                    {"delta": {"role": "assistant", "content": choice["message"]["content"]}, "finish_reason": None},
-                    {"delta": {}, "finish_reason": choice["finish_reason"]},
-                ]
-                lines = []
-                for chunk in chunks:
-                    event = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
-                             "model": payload["model"], "choices": [{"index": 0, **chunk}]}
-                    lines.append(f"data: {json.dumps(event, ensure_ascii=False)}\n\n")
-                lines.append("data: [DONE]\n\n")
-                raw = "".join(lines).encode("utf-8")
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        @app.exception_handler(HTTPProblem)
+        async def on_problem(request: Request, problem: HTTPProblem):
+            await drain(request)
+            return problem_response(problem)
 
-            def _discard_body(self) -> None:
-                """Read an unread body before answering an error: closing on unread data makes the kernel reset the
-                connection, and the client would see a broken pipe instead of our 4xx."""
-                if self._body_read:
-                    return
-                self._body_read = True
-                try:
-                    left = min(int(self.headers.get("Content-Length") or 0), DRAIN_LIMIT)
-                    while left > 0:
-                        chunk = self.rfile.read(min(left, 1 << 16))
-                        if not chunk:
-                            break
-                        left -= len(chunk)
-                except (OSError, ValueError):
-                    pass
+        @app.exception_handler(StarletteHTTPException)
+        async def on_http(request: Request, exc: StarletteHTTPException):  # unknown paths and methods
+            path = request.url.path.rstrip("/")
+            if exc.status_code == 405:
+                return problem_response(HTTPProblem(405, f"{request.method} is not allowed on {path}"))
+            return problem_response(HTTPProblem(exc.status_code, f"no route {path}; use POST /v1/chat/completions"
+                                                if exc.status_code == 404 else str(exc.detail)))
 
-            def _error(self, problem: HTTPProblem) -> None:
-                self._discard_body()
-                self._send_json(problem.status, {"error": {"message": problem.message, "type": problem.kind,
-                                                           "code": problem.status}})
+        @app.exception_handler(Exception)
+        async def on_bug(request: Request, exc: Exception):  # a bug costs one request, not the server
+            return problem_response(HTTPProblem(500, f"internal error: {type(exc).__name__}: {exc}", "server_error"))
 
-            def _authorize(self) -> None:
-                key = server.config.api_key
-                if not key:
-                    return
-                given = self.headers.get("Authorization", "")
-                token = given[7:] if given.startswith("Bearer ") else ""
-                if not hmac.compare_digest(token.encode(), key.encode()):
-                    raise HTTPProblem(401, "missing or wrong API key (send Authorization: Bearer <key>)",
-                                      "authentication_error")
+        @app.get("/health")
+        async def health():
+            return {"status": "ok"}
 
-            def _read_body(self) -> bytes:
-                length = self.headers.get("Content-Length")
-                if length is None:
-                    raise HTTPProblem(411, "send a Content-Length header")
-                try:
-                    size = int(length)
-                except ValueError as exc:
-                    raise HTTPProblem(400, "bad Content-Length") from exc
-                if size < 0:
-                    raise HTTPProblem(400, "bad Content-Length")
-                if size > server.config.max_body_bytes:
-                    raise HTTPProblem(413, f"the body has {size} bytes; the limit is {server.config.max_body_bytes}")
-                self._body_read = True
-                return self.rfile.read(size)
+        @app.get("/v1/models")
+        async def models(request: Request):
+            self._authorize(request.headers.get("authorization"))
+            return {"object": "list", "data": [{"id": self.config.model_name, "object": "model",
+                                                "owned_by": "lamforge"}]}
 
-            def _route(self, method: str) -> None:
-                self._body_read = method not in ("POST", "PUT")
-                path = self.path.split("?", 1)[0].rstrip("/")
-                try:
-                    if path == "/health" and method == "GET":
-                        self._send_json(200, {"status": "ok"})
-                        return
-                    self._authorize()
-                    if path == "/v1/models" and method == "GET":
-                        self._send_json(200, {"object": "list", "data": [
-                            {"id": server.config.model_name, "object": "model", "owned_by": "lamforge"}]})
-                    elif path == "/v1/chat/completions" and method == "POST":
-                        payload, stream = server.handle_chat(self._read_body())
-                        if stream:
-                            self._send_stream(payload)
-                        else:
-                            self._send_json(200, payload)
-                    elif path in ("/v1/models", "/v1/chat/completions", "/health"):
-                        raise HTTPProblem(405, f"{method} is not allowed on {path}")
-                    else:
-                        raise HTTPProblem(404, f"no route {path}; use POST /v1/chat/completions")
-                except HTTPProblem as problem:
-                    self._error(problem)
-                except Exception as exc:  # a bug must cost one request, not the server
-                    self._error(HTTPProblem(500, f"internal error: {type(exc).__name__}: {exc}", "server_error"))
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            self._authorize(request.headers.get("authorization"))
+            chat_request = parse_body(await self._read_body(request))
+            if self._model_lock is None:
+                self._model_lock = asyncio.Lock()
+            async with self._model_lock:
+                payload = await run_in_threadpool(self.complete, chat_request)
+            if chat_request.stream:
+                return Response(stream_body(payload), headers={"content-type": "text/event-stream"})
+            return payload
 
-            def do_GET(self):
-                self._route("GET")
-
-            def do_POST(self):
-                self._route("POST")
-
-            def do_PUT(self):
-                self._route("PUT")
-
-            def do_DELETE(self):
-                self._route("DELETE")
-
-        return Handler
+        return app
