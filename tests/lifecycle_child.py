@@ -1,5 +1,5 @@
-"""A lamforge process for tests/test_env_lifecycle.py: opens a WriterEnv, reports what it started, then waits to be
-ended (`wait`) or closes cleanly (`close`).
+"""A lamforge process for tests/test_env_lifecycle.py: opens a WriterEnv, reports what it started, then closes it
+(`close`), waits to be killed (`wait`), or, when a line comes on stdin, ends without closing anything (`exit`).
 
 With `--kill-after-connect`, the first office is killed right after its bridge connects (during Office.start), as a
 crash at the worst moment would; the start must retry and succeed.
@@ -37,5 +37,7 @@ report = {"offices": started, "display": office.display, "workdir": str(env.work
 print(json.dumps(report), flush=True)
 if mode == "close":
     env.close()
-else:
+elif mode == "wait":
     time.sleep(120)
+else:  # "exit": once told to, the script ends without closing anything, as scripts do
+    sys.stdin.readline()
