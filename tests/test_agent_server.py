@@ -264,7 +264,7 @@ def test_a_conversation_the_chat_template_rejects_is_400(served):
 DEEP = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
-@pytest.mark.parametrize("body, status", [
+MALFORMED = [
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, 422),
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": ["a", "b"]}]}]}, 422),
     ({"messages": [{"role": "user", "content": [1, 2, 3]}]}, 422),
@@ -281,13 +281,16 @@ DEEP = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     (b"[" * 50_000, 400),
     (b"null", 400),
     (b'"just a string"', 400),
-    (b'{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}', None),  # a lone surrogate
-])
-def test_malformed_requests_are_4xx(served, body, status):
+    (b'{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}', 400),  # a lone surrogate
+]
+
+
+def test_malformed_requests_are_4xx(served):
     server = served(max_body_bytes=1 << 20)
-    got, data = post(chat_url(server), body)
-    assert (400 <= got < 500 if status is None else got == status), (got, data)
-    assert data["error"]["type"] == "invalid_request_error" and data["error"]["message"]
+    for body, status in MALFORMED:
+        got, data = post(chat_url(server), body)
+        assert got == status, (body[:80], got, data)
+        assert data["error"]["type"] == "invalid_request_error" and data["error"]["message"]
     assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
 
 

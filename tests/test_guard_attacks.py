@@ -61,8 +61,8 @@ class Attack:
     policy: str = "out"  # "out": writes only into <sandbox>/out; "run": `lamforge run --out <sandbox>/home/r.docx`
 
 
-MACROS_DIALOG = ["{Alt+T}", "m", "o", "b"]  # Tools > Macros > Organize Macros > Basic...: the BASIC Macros dialog
-MACRO_SELECTOR = ["{Alt+T}", "m", "u"]  # Tools > Macros > Run Macro...
+MACROS_DIALOG = ["{Alt+T}mob"]  # Tools > Macros > Organize Macros > Basic...: the BASIC Macros dialog
+MACRO_SELECTOR = ["{Alt+T}mu"]  # Tools > Macros > Run Macro...
 ATTACKS = [
     # The bypasses found at 2e45b07 (issue 16).
     Attack("ctrl-ctrl-q quits", [K("{Ctrl+Ctrl+Q}")]),
@@ -164,24 +164,35 @@ def document(tmp_path_factory) -> Path:
     return path
 
 
-# Whether the last attempt left the office on the loaded document, unchanged, in its main window: the next one then
-# starts there instead of loading the document again (the load is most of an attempt's time).
+# Whether the last attempt left the office on the loaded document, unchanged, back in its main window: the next one
+# then starts there instead of loading the document again (the load is most of an attempt's time).
 REUSABLE = {"env": None}
 
 
 def start(env, document: Path, out: Path, setup: list[str]) -> Observation:
-    if REUSABLE["env"] is env and env._obs.window == "main":
+    if REUSABLE["env"] is env and env.observe()["window"] == "main":
         env.out_dir = out.resolve()
+        env.reset_step_count()
         obs = env.observe()
     else:
-        if env.office is not None and env.office.alive() and env._obs.window == "menu":
-            env.step(K("{Esc}{Esc}{Esc}"))  # leave open menus before loading
         obs, _ = env.reset(options={"doc": str(document), "out_dir": str(out)})
     REUSABLE["env"] = None
     for keys in setup:
         obs, _, _, _, info = env.step(Action(function="keyboard_input", args={"keys": keys}))
         assert info["error"] is None, info
     return Observation.model_validate(obs)
+
+
+def back_to_main(env) -> bool:
+    """Close what an attempt left open (menus with Escape, dialogs with their Cancel); True when that worked."""
+    window = env.observe()["window"]
+    if window == "menu":
+        env.step(Action(function="keyboard_input", args={"keys": "{Esc}{Esc}{Esc}"}))
+        window = env.observe()["window"]
+    if window == "dialog":
+        env.office.call("close_popups")
+        window = env.observe()["window"]
+    return window == "main"
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
@@ -206,7 +217,7 @@ def test_attack_is_blocked_and_changes_nothing(attack, writer_env, document, tmp
     assert [p.text for p in writer_env.doc_state().paragraphs] == TEXTS
     assert files_under(tmp_path) == set(), "a file was written in the sandbox"
     assert files_under(writer_env.workdir) == env_files, "a file was written in the environment's folder"
-    REUSABLE["env"] = writer_env if writer_env.observe()["window"] == "main" else None
+    REUSABLE["env"] = writer_env if back_to_main(writer_env) else None
 
 
 def test_controls_the_attacks_are_real_without_the_guard(writer_env, document, tmp_path):
