@@ -355,9 +355,11 @@ class Office:
         except Exception as exc:
             if fired.is_set():
                 raise OfficeError(f"the office hung for {timeout or self.call_timeout:.0f} s and was killed") from exc
-            if type(exc).__name__ in ("DisposedException", "RuntimeException") or not self.alive():
-                if "Binary URP bridge" in str(exc) or not self.alive() or type(exc).__name__ == "DisposedException":
-                    raise OfficeError(f"the office crashed: {exc}") from exc
+            # pyuno names its exception classes in full ("com.sun.star.lang.DisposedException"), and an office
+            # that quits is still alive for a moment while its bridge is already gone.
+            kind = type(exc).__name__.rsplit(".", 1)[-1]
+            if kind == "DisposedException" or "Binary URP bridge" in str(exc) or not self.alive():
+                raise OfficeError(f"the office crashed: {exc}") from exc
             raise
         finally:
             timer.cancel()
