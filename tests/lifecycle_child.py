@@ -1,5 +1,5 @@
-"""A lamforge process for tests/test_env_lifecycle.py: opens a WriterEnv, reports what it started, then closes it
-(`close`), waits to be killed (`wait`), or, when a line comes on stdin, ends without closing anything (`exit`).
+"""A lamforge process for tests/test_env_lifecycle.py: opens a WriterEnv, reports what it started, then waits to be
+killed (`wait`), or, when a line comes on stdin, closes it (`close`) or ends without closing anything (`exit`).
 
 With `--kill-after-connect`, the first office is killed right after its bridge connects (during Office.start), as a
 crash at the worst moment would; the start must retry and succeed.
@@ -35,9 +35,9 @@ office = env.office
 report = {"offices": started, "display": office.display, "workdir": str(env.workdir),
           "alive": office.alive(), "window": obs["window"], "office_pid": office.proc.pid}
 print(json.dumps(report), flush=True)
-if mode == "close":
-    env.close()
-elif mode == "wait":
+if mode == "wait":
     time.sleep(120)
-else:  # "exit": once told to, the script ends without closing anything, as scripts do
+else:  # once told to (the test first reads what the office holds), close cleanly, or just end as scripts do
     sys.stdin.readline()
+    if mode == "close":
+        env.close()

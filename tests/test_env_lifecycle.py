@@ -109,8 +109,9 @@ def test_no_office_leaves_anything_in_tmp_on_any_exit(tmp_path):
         assert clean["offices"][0]["profile"] != clean["offices"][1]["profile"]
         for name, report in reports.items():
             assert any(p.startswith("/tmp/OSL_PIPE_") for p in report["footprint"]), (name, report["footprint"])
-        children["exit"].stdin.write("go\n")
-        children["exit"].stdin.flush()
+        for name in ("close", "exit"):
+            children[name].stdin.write("go\n")
+            children[name].stdin.flush()
         children["sigterm"].send_signal(signal.SIGTERM)
         children["sigkill"].send_signal(signal.SIGKILL)
         for name in ("close", "exit"):
