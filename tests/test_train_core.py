@@ -369,3 +369,13 @@ def test_rows_that_share_a_document_run_it_once_and_keep_the_exact_loss(tokenize
     assert float(loss) == pytest.approx(_hf_target_loss(tiny_model, encoded), rel=1e-4)
     for i, e in enumerate(encoded):
         assert targets[rows == i].tolist() == e.labels[e.prompt_length :]
+
+
+def test_lora_on_the_top_layers_only_leaves_the_lower_layers_without_adapters():
+    from lamforge.train import runtime
+
+    model = base_model.load_causal_lm("tiny")
+    wrapped = runtime.add_lora(model, SFTConfig(lora_r=4, lora_alpha=8, lora_layers=1))
+    adapted = {name.split(".layers.")[1].split(".")[0] for name, p in wrapped.named_parameters()
+               if p.requires_grad and ".layers." in name}
+    assert adapted == {str(model.config.num_hidden_layers - 1)}

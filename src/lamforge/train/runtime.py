@@ -20,7 +20,7 @@ STATE_DIR = "train_state"
 # Fields that change what a run computes; a resume state made with other values would continue a different run.
 TRAJECTORY_FIELDS = (
     "init_from", "train_file", "eval_file", "eval_fraction", "max_length", "seed", "use_lora", "lora_r", "lora_alpha",
-    "lora_dropout", "lora_target_modules", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
+    "lora_dropout", "lora_target_modules", "lora_layers", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
     "new_samples_file", "reward_model", "mini_batch_size", "ppo_epochs", "cliprange", "init_kl_coef", "target_kl",
     "limit_train", "base_quantization", "sharding",
 )
@@ -80,8 +80,18 @@ def add_lora(model, config: CommonConfig, task_type: str = "CAUSAL_LM"):
 
     targets = config.lora_target_modules
     target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    layers = None
+    if config.lora_layers:
+        # PEFT takes a layer list only with named modules: 'all-linear' becomes the decoder's linear layer names.
+        total = model.config.num_hidden_layers
+        layers = list(range(max(0, total - config.lora_layers), total))
+        if target_modules == "all-linear":
+            head = model.get_output_embeddings()
+            target_modules = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                                     if isinstance(module, torch.nn.Linear) and module is not head
+                                     and ".layers." in name})
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=target_modules, task_type=task_type)
+                      target_modules=target_modules, task_type=task_type, layers_to_transform=layers)
     return get_peft_model(model, lora)
 
 
