@@ -105,3 +105,25 @@ def test_report_gives_libreoffice_templates_a_column_and_a_table(tmp_path):
     assert "| agent | TSR % test (tasks) | TSR % LibreOffice's templates (tasks) |" in md
     assert "| lam4 | 75.0 (4) | 50.0 (2) |" in md
     assert "## Online, lo_templates (LibreOffice's templates)" in md
+
+
+def test_report_breaks_online_and_offline_results_down_by_category(tmp_path):
+    import json
+
+    from lamforge.eval.report import write_report
+
+    def metrics(by_category):
+        tasks = sum(t for _, t in by_category.values())
+        return {"tasks": tasks, "env_errors": 0, "tsr": 50.0, "median_time_s": 1.0, "mean_steps": 2.0,
+                "median_step_latency_s": 0.5,
+                "by": {"category": {c: {"tsr": tsr, "tasks": t} for c, (tsr, t) in by_category.items()}}}
+
+    online = {"test": {"lam4": metrics({"character": (100.0, 2), "page": (0.0, 2)})}}
+    (tmp_path / "eval" / "online").mkdir(parents=True)
+    (tmp_path / "eval" / "online" / "online.json").write_text(json.dumps(online))
+    steps = {"ssr": 50.0, "steps": 4, "per_category": {"character": {"ssr": 100.0}, "page": {"ssr": 0.0}}}
+    (tmp_path / "eval" / "offline").mkdir(parents=True)
+    (tmp_path / "eval" / "offline" / "lam4.json").write_text(json.dumps({"steps": steps}))
+    md = write_report(tmp_path)[1].read_text()
+    assert "| agent | character TSR % (tasks) | page TSR % (tasks) |" in md and "| lam4 | 100.0 (2) | 0.0 (2) |" in md
+    assert "| model | character SSR | page SSR |" in md and "| LAM4 | 100.0 | 0.0 |" in md

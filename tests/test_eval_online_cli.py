@@ -29,3 +29,17 @@ def test_unknown_category_is_a_clear_error(tmp_path):
     assert done.returncode == 1
     assert "unknown task categories" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_agents_run_on_their_splits_and_the_baselines_on_fewer_tasks(tmp_path):
+    from lamforge.eval.online import run_online
+
+    summary = run_online(["reference", "retrieval"], tmp_path / "online", {"test": 2, "unseen_family": 1},
+                         split_agents={"test": ["reference", "retrieval"], "unseen_family": ["reference"]},
+                         agent_limits={"retrieval": 1}, progress=False)
+    assert set(summary) == {"test", "unseen_family"}
+    assert summary["test"]["reference"]["tasks"] == 2 and summary["test"]["retrieval"]["tasks"] == 1
+    assert set(summary["unseen_family"]) == {"reference"}
+    first = json.loads((tmp_path / "online" / "test" / "retrieval" / "trajectories.jsonl").read_text())["task_id"]
+    reference = (tmp_path / "online" / "test" / "reference" / "trajectories.jsonl").read_text()
+    assert first in reference  # the limited agent ran the first of the same instances

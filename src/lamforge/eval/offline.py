@@ -55,6 +55,10 @@ def evaluate_steps(backend, samples: list[StepSample], progress: bool = True,
     for r in rows:
         by_family[r["family"]].append(r)
     result["per_family"] = {f: aggregate(rs) for f, rs in sorted(by_family.items())}
+    by_category = defaultdict(list)
+    for r in rows:
+        by_category[r["category"]].append(r)
+    result["per_category"] = {c: aggregate(rs) for c, rs in sorted(by_category.items())}
     result["rows"] = rows
     return result
 

@@ -37,11 +37,12 @@ def agent_spec(name: str, checkpoints: Path | None) -> tuple[str, str | None]:
 def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoints: Path | None = None,
                splits=EVAL_SPLITS, n_held_out: int | None = None, workers: int = 1, max_steps: int = 15,
                progress: bool = True, categories: list[str] | None = None,
-               split_agents: dict[str, list[str]] | None = None) -> dict:
+               split_agents: dict[str, list[str]] | None = None, agent_limits: dict[str, int] | None = None) -> dict:
     """Every agent on the tasks of every split.
 
     n is the number of test tasks (the held-out splits get n_held_out, or n/2), or a count per split.
-    split_agents limits a split to some agents (a pipeline runs its weakest baselines on the test split only).
+    split_agents limits a split to some agents; agent_limits runs an agent on only the first so many tasks of each
+    split (the same instances: the sampler is deterministic and draws them in order).
     categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families stay
     whole, since none of them was trained on anyway."""
     results = {}
@@ -60,8 +61,10 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
             if model and model != "default" and not Path(model).exists():
                 results.setdefault(split, {})[agent] = {"missing": f"no checkpoint at {model}"}
                 continue
+            limit = (agent_limits or {}).get(agent)
             config = CollectConfig(out=out / split / agent, demonstrator=demonstrator, model=model, split=split,
-                                   n=count, workers=workers, max_steps=max_steps, families=families)
+                                   n=min(count, limit) if limit else count, workers=workers, max_steps=max_steps,
+                                   families=families)
             collect(config, show_progress=progress)
     summary = summarize_online(out, agents, splits)
     (out / "online.json").write_text(json.dumps(summary, indent=1))

@@ -154,6 +154,13 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
     h, md = _table(["model", "Object", "Operation", "Args", "Status", "SSR", "TSR", "steps"], rows)
     sections_html.append(f"<h2>Offline (held-out steps)</h2>{h}")
     sections_md.append(f"## Offline (held-out steps)\n\n{md}")
+    categories = sorted({c for r in offline.values() for c in r["steps"].get("per_category", {})})
+    if categories:
+        rows = [[name.upper(), *[r["steps"].get("per_category", {}).get(c, {}).get("ssr", "-") for c in categories]]
+                for name, r in offline.items()]
+        h, md = _table(["model", *[f"{c} SSR" for c in categories]], rows)
+        sections_html.append(f"<h3>Offline SSR by category</h3>{h}")
+        sections_md.append(f"### Offline SSR by category\n\n{md}")
     plan_rows = [[name.upper(), r["plans"]["tsr"], r["plans"]["step_precision"], r["plans"]["step_recall"], r["plans"]["pairs"]]
                  for name, r in offline.items() if r.get("plans", {}).get("pairs")]
     if plan_rows:
@@ -185,6 +192,15 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
         h, md = _table(["agent", *[f"TSR % {SPLIT_TITLES.get(split, split)} (tasks)" for split in online]], rows)
         sections_html.append(f"<h2>Online task success by split</h2>{h}")
         sections_md.append(f"## Online task success by split\n\n{md}")
+    for split, per_agent in online.items():
+        # Per category: where a model that covers all of Writer still fails.
+        categories = sorted({c for m in per_agent.values() for c in m.get("by", {}).get("category", {})})
+        if categories:
+            rows = [[a, *[_tsr_cell(m.get("by", {}).get("category", {}).get(c, {})) for c in categories]]
+                    for a, m in per_agent.items()]
+            h, md = _table(["agent", *[f"{c} TSR % (tasks)" for c in categories]], rows)
+            sections_html.append(f"<h3>Online by category, {html.escape(split)}</h3>{h}")
+            sections_md.append(f"### Online by category, {split}\n\n{md}")
     for split, per_agent in online.items():
         rows = [[a, m.get("tsr", "-"), m.get("tasks", 0), m.get("median_time_s", "-"), m.get("mean_steps", "-"),
                  m.get("median_step_latency_s", "-"), m.get("env_errors", 0)] for a, m in per_agent.items()]
