@@ -30,7 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 FOREIGN_PYTHONS = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin")) + glob.glob("/opt/conda/bin"))
 
 
-def office_footprint(pid: int) -> set[str]:
+def office_footprint(pid: int, since: float) -> set[str]:
     """What a running office has in /tmp: its profile (from its command line), its sockets (its open socket inodes
     looked up in /proc/net/unix) and its lu<pid>*.tmp folders."""
     paths = set()
@@ -44,7 +44,9 @@ def office_footprint(pid: int) -> set[str]:
         fields = line.split()
         if len(fields) >= 8 and fields[6] in inodes:
             paths.add(fields[7])
-    paths.update(glob.glob(f"/tmp/lu{pid}*.tmp"))
+    # lu<pid><random>.tmp: a name that starts with this pid may also be an older process's (pid 1234 vs 12345, or a
+    # reused pid on a long-lived machine), so only folders made since the test started count.
+    paths.update(p for p in glob.glob(f"/tmp/lu{pid}*.tmp") if os.stat(p).st_mtime >= since)
     return paths
 
 
@@ -73,11 +75,11 @@ def start_child(mode: str, *flags: str, env: dict | None = None) -> subprocess.P
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def read_report(child: subprocess.Popen) -> dict:
+def read_report(child: subprocess.Popen, since: float) -> dict:
     line = child.stdout.readline()
     assert line, f"the child did not start: {child.stderr.read()[-3000:]}"
     report = json.loads(line)
-    report["footprint"] = office_footprint(report["office_pid"]) | display_files(report["display"])
+    report["footprint"] = office_footprint(report["office_pid"], since) | display_files(report["display"])
     report["footprint"].add(report["workdir"])
     report["footprint"].update(office["profile"] for office in report["offices"])
     return report
@@ -99,10 +101,11 @@ def test_no_office_leaves_anything_in_tmp_on_any_exit(tmp_path):
         # As when a pyenv or conda Python runs a script that calls lamforge: its bin/ first on PATH.
         hostile = {"PATH": f"{FOREIGN_PYTHONS[-1]}:{os.environ['PATH']}", "UNO_PATH": str(tmp_path),
                    "LD_LIBRARY_PATH": str(Path(FOREIGN_PYTHONS[-1]).parent / "lib")}
+    since = time.time() - 1
     children = {"close": start_child("close", "--kill-after-connect", env=hostile),
                 "sigterm": start_child("wait"), "sigkill": start_child("wait"), "exit": start_child("exit")}
     try:
-        reports = {name: read_report(child) for name, child in children.items()}
+        reports = {name: read_report(child, since) for name, child in children.items()}
         clean = reports["close"]
         # The first office was killed right after its bridge connected: the start retried on a fresh profile.
         assert len(clean["offices"]) == 2 and clean["alive"] and clean["window"] == "main"

@@ -323,8 +323,9 @@ def test_libreoffice_reads_every_template(built, tmp_path):
     files = [str(built[s.id]) for s in SPECS]
     profile = f"-env:UserInstallation=file://{tmp_path}/profile"
     base = ["soffice", "--headless", "--norestore", profile]
+    office_env = {**os.environ, "TMPDIR": str(tmp_path)}  # its lu*.tmp folders go here, not into the shared /tmp
     subprocess.run(base + ["--convert-to", "txt:Text", "--outdir", str(tmp_path / "txt"), *files],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=300, env=office_env)
     for spec in SPECS:
         exported = (tmp_path / "txt" / f"{spec.id}.txt").read_text(encoding="utf-8-sig").removesuffix("\n").split("\n")
         expected = _expected_text_lines(spec)
@@ -336,7 +337,7 @@ def test_libreoffice_reads_every_template(built, tmp_path):
 
     # The essays span several pages once laid out.
     subprocess.run(base + ["--convert-to", "pdf", "--outdir", str(tmp_path / "pdf"), *[str(built[s.id]) for s in essays]],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=300, env=office_env)
     for spec in essays:
         pdf = (tmp_path / "pdf" / f"{spec.id}.pdf").read_bytes()
         assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) >= 3, spec.id
