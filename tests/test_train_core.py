@@ -379,3 +379,13 @@ def test_lora_on_the_top_layers_only_leaves_the_lower_layers_without_adapters():
     adapted = {name.split(".layers.")[1].split(".")[0] for name, p in wrapped.named_parameters()
                if p.requires_grad and ".layers." in name}
     assert adapted == {str(model.config.num_hidden_layers - 1)}
+
+
+def test_train_bench_measures_quick_before_and_quick_side_by_side_each_with_its_own_lora_layout():
+    from lamforge.train.bench import measure
+
+    results = {r["config"]: r for r in measure(["quick_before", "quick"], "tiny", 8, 4, samples=4)}
+    assert results["quick_before"]["settings"]["lora_layers"] == 0
+    assert results["quick"]["settings"]["lora_layers"] == build_config("2", preset="quick").lora_layers > 0
+    for result in results.values():
+        assert result["examples"] >= 4 and result["seconds"] > 0 and math.isfinite(result["first_loss"])

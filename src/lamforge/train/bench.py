@@ -10,7 +10,7 @@ quick_before and quick in one process, taking turns batch by batch, so that a bu
 - quick_before: the quick preset's phase 2 before the document-grouped batches (commit 2e45b07): exact with
   prompt_gradients=False, batches of 4 filled per window;
 - quick: the quick preset's phase-2 settings as they are now (batch size, micro-batch size, prompt gradients,
-  batches filled per window and document), read from the preset.
+  batches filled per window and document, LoRA on the top `lora_layers` layers), read from the preset.
 
 Every configuration trains on batches of its own real schedule (`runtime.batch_schedule` over the whole data, as
 training draws them) until it has trained `samples` examples, after one warm-up batch. The examples come from a
@@ -39,6 +39,7 @@ class BenchConfig:
     batch_size: int
     micro_batch_size: int
     grouping: str  # none | window | window+document
+    lora_layers: int = 0  # LoRA on the top N decoder layers; 0: all
 
 
 def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConfig:
@@ -54,7 +55,7 @@ def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConf
 
         quick = build_config("2", preset="quick")
         return BenchConfig(quick.use_lora, quick.prompt_gradients, quick.batch_size, quick.micro_batch_size,
-                           "window+document" if quick.share_prefix else "none")
+                           "window+document" if quick.share_prefix else "none", quick.lora_layers)
     raise ValueError(f"unknown bench configuration {name!r}; choose from {', '.join(CONFIGS)}")
 
 
@@ -123,15 +124,19 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
                for needed in plans.values() for batch in needed for i in batch}
     device = torch.device("cpu")
     bf16 = lora and runtime.cpu_has_bf16()
-    model = load_causal_lm(model_name)
-    model.config.use_cache = False
-    if lora:
-        model = runtime.add_lora(model, SFTConfig(lora_r=16, lora_alpha=32, lora_dropout=0.0))
-    model.train()
-    optimizer = runtime.make_optimizer(model, 1e-5)
+    # One model (and optimizer) per LoRA layout: configurations that adapt different layers cannot share one.
+    models, optimizers = {}, {}
+    for layers in sorted({c.lora_layers for c in configs.values()}):
+        model = load_causal_lm(model_name)
+        model.config.use_cache = False
+        if lora:
+            model = runtime.add_lora(model, SFTConfig(lora_r=16, lora_alpha=32, lora_dropout=0.0,
+                                                      lora_layers=layers))
+        model.train()
+        models[layers], optimizers[layers] = model, runtime.make_optimizer(model, 1e-5)
     pad = tokenizer.pad_token_id
 
-    def naive_loss(batch):
+    def naive_loss(model, batch):
         width = max(len(e) for e in batch)
         ids = torch.full((len(batch), width), pad)
         labels = torch.full((len(batch), width), IGNORE_INDEX)
@@ -145,6 +150,7 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
         return out.loss * n, n
 
     def step(config: BenchConfig, batch) -> float:
+        model, optimizer = models[config.lora_layers], optimizers[config.lora_layers]
         if config.lora:
             parts = micro_batches(batch, config.micro_batch_size, pad, share_prefix=config.grouping != "none",
                                   prompt_gradients=config.prompt_gradients)
@@ -160,7 +166,7 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
             n_targets = sum(len(e) - e.prompt_length for e in batch)
             total = 0.0
             for i in range(0, len(batch), config.micro_batch_size):
-                loss_sum, _ = naive_loss(batch[i : i + config.micro_batch_size])
+                loss_sum, _ = naive_loss(model, batch[i : i + config.micro_batch_size])
                 (loss_sum / n_targets).backward()
                 total += loss_sum.item()
         optimizer.step()
