@@ -31,11 +31,10 @@ from lamforge.data.plans import (
     make_task_id,
     normalise_key,
     normalise_menu_paths,
-    read_jsonl,
     split_of,
     split_paths,
-    write_jsonl,
 )
+from lamforge.jsonl import read_jsonl, write_jsonl
 from lamforge.schema import PlanPair
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 
@@ -312,12 +311,12 @@ def test_actionable_steps(step, actionable):
 def test_task_ids_are_stable_and_reruns_write_identical_files(help_dir, tmp_path):
     first, _ = build_plans(PlansConfig(help_dir=help_dir))
     second, _ = build_plans(PlansConfig(help_dir=help_dir))
-    write_jsonl(first, tmp_path / "a.jsonl")
-    write_jsonl(second, tmp_path / "b.jsonl")
+    write_jsonl(tmp_path / "a.jsonl", first)
+    write_jsonl(tmp_path / "b.jsonl", second)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert make_task_id("Insert a table.", "p.html") == make_task_id("insert  the TABLE", "p.html")
     assert make_task_id("Insert a table", "p.html") != make_task_id("Insert a table", "q.html")
-    assert read_jsonl(tmp_path / "a.jsonl") == first
+    assert read_jsonl(tmp_path / "a.jsonl", PlanPair) == first
 
 
 def test_missing_help_dir_raises_a_clear_error(tmp_path):
@@ -349,7 +348,7 @@ def test_output_loads_with_datasets(fixture_plans, tmp_path):
 
     pairs, _ = fixture_plans
     path = tmp_path / "plans.jsonl"
-    write_jsonl(pairs, path)
+    write_jsonl(path, pairs)
     data = load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
     assert data.num_rows == len(pairs)
     assert set(data.column_names) == {"task_id", "task", "plan", "source_page", "origin"}
@@ -470,12 +469,12 @@ def test_cli_writes_files_and_prints_json_counts(help_dir, tmp_path):
     result = _run("--help-dir", str(help_dir), "--out", str(out), "--evolve", "4", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{"):])
-    written = read_jsonl(out)
+    written = read_jsonl(out, PlanPair)
     assert summary["files"][str(out)] == len(written) == summary["help_pairs"] + 4
     assert summary["report"]["final"] == summary["help_pairs"]
     assert sum(summary["evolve"]["made"].values()) == 4
     paths = split_paths(out)
-    train, test = read_jsonl(paths["train"]), read_jsonl(paths["test"])
+    train, test = read_jsonl(paths["train"], PlanPair), read_jsonl(paths["test"], PlanPair)
     assert len(train) + len(test) == len(written)
     assert all(p.origin == "help" for p in test)
     from datasets import load_dataset
@@ -498,13 +497,13 @@ def test_cli_llm_evolution_resumes_without_repeating_calls(help_dir, tmp_path, l
     assert first.exit_code == 0, first.output
     calls = len(server.chat_requests)
     assert calls == 3
-    llm_pairs = [p for p in read_jsonl(out) if p.origin == "evolved:llm"]
+    llm_pairs = [p for p in read_jsonl(out, PlanPair) if p.origin == "evolved:llm"]
     assert len(llm_pairs) == 3
     second = _run(*args)
     assert second.exit_code == 0, second.output
     assert len(server.chat_requests) == calls  # nothing asked again
     assert json.loads(second.stdout[second.stdout.index("{"):])["evolve"]["skipped_existing"] == 3
-    assert [p for p in read_jsonl(out) if p.origin == "evolved:llm"] == llm_pairs
+    assert [p for p in read_jsonl(out, PlanPair) if p.origin == "evolved:llm"] == llm_pairs
 
 
 def test_cli_reports_a_missing_help_dir_without_a_traceback(tmp_path):

@@ -25,7 +25,7 @@ from lamforge.train.batching import make_micro_batch, target_loss_sum
 from lamforge.train.checkpoint import read_metrics
 from lamforge.train.cli import app
 from lamforge.train.config import SFTConfig, build_config
-from lamforge.train.data import write_jsonl
+from lamforge.jsonl import write_jsonl
 from lamforge.train.formatting import encode_example
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model

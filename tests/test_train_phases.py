@@ -14,7 +14,8 @@ from lamforge.schema import parse_action
 from lamforge.train.checkpoint import load_policy, read_metrics
 from lamforge.train.cli import app
 from lamforge.train.config import build_config
-from lamforge.train.data import encode_records, write_jsonl
+from lamforge.jsonl import write_jsonl
+from lamforge.train.data import encode_records
 from lamforge.train.evaluate import generate_reply
 from lamforge.train.ppo_offline import AdaptiveKL, ppo_batch, reference_distributions, train_ppo
 from lamforge.train.reward import load_reward_model, score_samples, train_reward_model

@@ -25,6 +25,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lamforge.data.plan_pairs import make_plan_files
+from lamforge.data.plans import DEFAULT_HELP_DIR
+from lamforge.jsonl import read_jsonl, write_jsonl
+
 console = Console()
 
 
@@ -99,13 +103,7 @@ def _stage(name: str, done: bool) -> bool:
 
 def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
     """Write the union of JSONL files atomically (a re-run rewrites it identically)."""
-    lines = []
-    for part in parts:
-        if part.exists():
-            lines += [line for line in part.read_text().splitlines() if line.strip() and keep(json.loads(line))]
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    tmp.replace(out)
+    write_jsonl(out, [record for part in parts for record in read_jsonl(part, missing_ok=True) if keep(record)])
     return out
 
 
@@ -133,12 +131,9 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
 
     plans = data / "plans.jsonl"
     if _stage("1. mine task-plan pairs", (data / "plans.train.jsonl").exists()):
-        from lamforge.data.cli import plans as mine_plans
-        from lamforge.data.plans import DEFAULT_HELP_DIR
-
-        # The CLI command is the one place that mines, evolves (offline rules) and writes the split files.
-        timed("plans", lambda: mine_plans(help_dir=DEFAULT_HELP_DIR, out=plans, evolve_n=200, test_fraction=0.1, seed=0,
-                                          llm_url=None, llm_model=None, json_output=False))
+        # The function `lamforge data plans` runs: mine, evolve (offline rules) and write the split files.
+        timed("plans", lambda: make_plan_files(plans, DEFAULT_HELP_DIR, evolve_n=200, test_fraction=0.1, seed=0,
+                                               console=console))
 
     def collect_stage(title, folder, n, **kw):
         if _stage(title, _done_collect(folder, n)):

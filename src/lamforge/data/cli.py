@@ -10,20 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lamforge.data.evolve import EvolveConfig, EvolveReport, LLMEvolver, client_chat, evolve, iter_jobs, run_job
-from lamforge.data.plans import (
-    DEFAULT_HELP_DIR,
-    CleaningReport,
-    HelpNotFoundError,
-    PlansConfig,
-    build_plans,
-    pair_line,
-    read_jsonl,
-    split_of,
-    split_paths,
-    write_jsonl,
-    write_splits,
-)
+from lamforge.data.evolve import EvolveReport, client_chat
+from lamforge.data.plan_pairs import make_plan_files
+from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
+from lamforge.llm import LLMClient, LLMError
 
 app = typer.Typer(help="Build the training data (phase 1: task-plan pairs from the help).", no_args_is_help=True)
 err = Console(stderr=True)
@@ -92,70 +82,29 @@ def plans(
     json_output: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of tables."),
 ) -> None:
     """Mine task-plan pairs from LibreOffice's help, clean them, optionally evolve more, and write JSONL."""
-    config = PlansConfig(help_dir=help_dir, test_fraction=test_fraction)
     try:
-        pairs, report = build_plans(config, show_progress=True, console=err)
+        chat = client_chat(LLMClient(url=llm_url, model=llm_model)) if llm_url and evolve_n else None
+        made = make_plan_files(out, help_dir, evolve_n, test_fraction, seed, chat=chat, console=err)
     except HelpNotFoundError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-
-    # Evolved pairs from an LLM cost calls, so those already in the file are kept; rule-based ones are remade.
-    kept_llm = [p for p in read_jsonl(out) if p.origin == "evolved:llm"]
-    evolve_config = EvolveConfig(n=evolve_n, seed=seed)
-    evolve_report = EvolveReport() if evolve_n or kept_llm else None
-    train_pool = [p for p in pairs if split_of(p, test_fraction) == "train"]
-    rule_pairs = [] if llm_url else evolve(train_pool, evolve_config, evolve_report)
-    write_jsonl([*pairs, *kept_llm, *rule_pairs], out)
-
-    if llm_url and evolve_n:
-        from lamforge.llm import LLMClient, LLMError
-
-        try:
-            chat = client_chat(LLMClient(url=llm_url, model=llm_model))
-            _evolve_with_llm(train_pool, evolve_config, out, kept_llm, evolve_report, chat)
-        except LLMError as exc:
-            err.print(f"[red]error:[/red] {exc} (pairs made so far are in {out}; rerun to resume)")
-            raise typer.Exit(1) from None
-
-    everything = read_jsonl(out)
-    counts = write_splits(everything, out, test_fraction)
-    files = {str(out): len(everything), **{str(path): counts[s] for s, path in split_paths(out).items()}}
+    except LLMError as exc:
+        err.print(f"[red]error:[/red] {exc} (pairs made so far are in {out}; rerun to resume)")
+        raise typer.Exit(1) from None
     if json_output:
         summary = {
-            "help_pairs": len(pairs),
-            "report": report.to_dict(),
-            "evolve": evolve_report.to_dict() if evolve_report else None,
-            "files": files,
+            "help_pairs": len(made.help_pairs),
+            "report": made.report.to_dict(),
+            "evolve": made.evolve_report.to_dict() if made.evolve_report else None,
+            "files": made.files,
         }
         typer.echo(json.dumps(summary, indent=2))
     else:
         console = Console()
-        for table in _report_tables(report, evolve_report, files):
+        for table in _report_tables(made.report, made.evolve_report, made.files):
             console.print(table)
-        console.print(f"[bold]{len(pairs)}[/bold] cleaned task-plan pairs from the help, {len(everything)} in {out}.")
-
-
-def _evolve_with_llm(pool, config: EvolveConfig, out: Path, existing, report: EvolveReport, chat) -> None:
-    """Append each LLM-evolved pair as it comes, so an interrupted run loses at most the call in flight."""
-    from itertools import islice
-
-    from rich.progress import track
-
-    done = {p.task_id for p in existing}
-    evolver = LLMEvolver(chat)
-    jobs = list(islice(iter_jobs(pool, config, llm=True), config.n))
-    with out.open("a", encoding="utf-8") as f:
-        for job in track(jobs, description="Evolving with the LLM", console=err, transient=True):
-            if job.task_id in done:
-                report.skipped_existing += 1
-                continue
-            result = run_job(job, config, evolver)
-            if isinstance(result, str):
-                report.rejected[result] += 1
-                continue
-            report.made[result.origin] += 1
-            f.write(pair_line(result) + "\n")
-            f.flush()
+        console.print(f"[bold]{len(made.help_pairs)}[/bold] cleaned task-plan pairs from the help, "
+                      f"{made.files[str(out)]} in {out}.")
 
 
 @app.command("collect")

@@ -28,8 +28,6 @@ all become that form; a trailing "..." on an item is dropped because the live me
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import unicodedata
 from collections import Counter
@@ -37,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from lamforge.jsonl import write_jsonl
 from lamforge.schema import PlanPair
 
 DEFAULT_HELP_DIR = Path("/usr/share/libreoffice/help/en-US")
@@ -785,42 +784,9 @@ def split_paths(out: Path) -> dict[str, Path]:
     return {s: out.with_name(f"{out.stem}.{s}{out.suffix or '.jsonl'}") for s in ("train", "test")}
 
 
-def pair_line(pair: PlanPair) -> str:
-    return json.dumps(pair.model_dump(mode="json"), ensure_ascii=False)
-
-
-def write_jsonl(pairs: Iterable[PlanPair], path: Path) -> int:
-    """Write atomically (temp file, then rename): a rerun never leaves half a file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for pair in pairs:
-            f.write(pair_line(pair) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
-def read_jsonl(path: Path) -> list[PlanPair]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    pairs = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    pairs.append(PlanPair.model_validate_json(line))
-                except ValueError:
-                    break  # a line cut by an interrupted run; everything after it is rewritten
-    return pairs
-
-
 def write_splits(pairs: list[PlanPair], out: Path, test_fraction: float) -> dict[str, int]:
     paths = split_paths(out)
     return {
-        split: write_jsonl((p for p in pairs if split_of(p, test_fraction) == split), path)
+        split: write_jsonl(path, (p for p in pairs if split_of(p, test_fraction) == split))
         for split, path in paths.items()
     }

@@ -9,6 +9,8 @@ import io
 import json
 from pathlib import Path
 
+from lamforge.jsonl import read_jsonl
+
 PAPER_OFFLINE = {  # Wang et al. 2024, Table: offline results on 435 Word test tasks
     "LAM1": (39.4, 59.9, 32.7, 33.0, 35.6), "LAM2": (85.6, 97.3, 97.8, 83.6, 76.8),
     "LAM3": (87.4, 97.7, 98.2, 85.9, 79.3), "LAM4": (87.8, 97.7, 99.0, 86.2, 81.2),
@@ -88,8 +90,7 @@ def _trajectories(online_dir: Path, limit: int = 30) -> str:
     parts = []
     for traj_file in sorted(online_dir.glob("test/*/trajectories.jsonl")):
         agent = traj_file.parent.name
-        for line in traj_file.read_text().splitlines()[:limit]:
-            r = json.loads(line)
+        for r in read_jsonl(traj_file)[:limit]:
             badge = "ok" if r["success"] else "fail"
             rows = "".join(
                 f"<tr><td>{s['step']}</td><td><code>{html.escape(s.get('action') or s.get('raw_output', '')[:200])}</code></td>"

@@ -70,7 +70,7 @@ def bench_samples(n: int, seed: int, data: str = ""):
     """The examples: every sample of a collected samples.jsonl when given (n is then a lower bound), else n
     synthetic ones."""
     from lamforge.schema import StepSample
-    from lamforge.train.data import read_jsonl
+    from lamforge.jsonl import read_jsonl
     from lamforge.train.synthetic import synthetic_step_samples
 
     if not data:

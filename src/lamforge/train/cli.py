@@ -62,7 +62,7 @@ def train(
         console.print(ctx.get_help())
         raise typer.Exit(0)
     from lamforge.train.base_model import BaseModelError
-    from lamforge.train.data import DataError
+    from lamforge.jsonl import DataError
     from lamforge.train.distributed import is_main_process
     from lamforge.train.runtime import TrainingInterrupted
 

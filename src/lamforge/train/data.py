@@ -9,7 +9,6 @@ from typing import Iterable, TypeVar
 
 from pydantic import BaseModel
 
-from lamforge.jsonl import DataError, read_jsonl, write_jsonl  # noqa: F401  (training reads through the one module)
 from lamforge.schema import (
     PlanPair, StepSample, parse_action, render_control_groups, render_document, render_plan_prompt, render_plan_target,
 )

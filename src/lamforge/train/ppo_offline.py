@@ -28,13 +28,14 @@ from pathlib import Path
 
 import torch
 
+from lamforge.jsonl import read_jsonl
 from lamforge.schema import StepSample
 from lamforge.train import runtime
 from lamforge.train.base_model import load_tokenizer
 from lamforge.train.batching import autocast, make_micro_batch, target_logits
 from lamforge.train.checkpoint import is_finished, write_card
 from lamforge.train.config import PPOConfig
-from lamforge.train.data import Example, data_summary, encode_records, read_jsonl, split_records
+from lamforge.train.data import Example, data_summary, encode_records, split_records
 from lamforge.train.distributed import call, inner
 from lamforge.train.formatting import Encoded
 from lamforge.train.loop import LocalSteps, TrainLoop

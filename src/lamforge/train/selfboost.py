@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Union
 
 from lamforge.schema import StepSample
-from lamforge.train.data import read_jsonl
+from lamforge.jsonl import read_jsonl
 
 Explorer = Callable[[Path, list[str]], Iterable[StepSample]]
 NewSamples = Union[str, Path, Iterable[StepSample], Explorer, None]
