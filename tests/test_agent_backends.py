@@ -12,18 +12,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
 
-from lamforge.agent.backends import (
-    BackendError,
-    HFBackend,
-    HFBackendConfig,
-    _Decoder,
-    control_list_prefix,
-    make_backend,
-    prompt_ids,
-    resolve_dtype,
-)
-from lamforge.schema import FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, parse_action, render_prompt
-from lamforge.train.base_model import ensure_tiny_model, ensure_tokenizer
+from lamforge.agent.backends import BackendError
+from lamforge.agent.factory import make_backend
+from lamforge.agent.hf_backend import HFBackend, HFBackendConfig, control_list_prefix
+from lamforge.agent.kv_cache import CachedDecoder
+from lamforge.models.base_model import BaseModelError, ensure_tiny_model, ensure_tokenizer
+from lamforge.models.formatting import build_prompt_ids
+from lamforge.models.loading import resolve_dtype
+from lamforge.prompt import render_prompt
+from lamforge.schema import FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, parse_action
 
 ASSISTANT = "<|im_start|>assistant\n"
 
@@ -116,7 +113,7 @@ def test_decoding_reproduces_what_the_model_wants_to_write(tokenizer, target, de
     reply = backend.decide(MESSAGES, OBS, "task", [])
     assert reply.text == text
     assert parse_action(reply.text) == target
-    assert reply.prompt_tokens == len(prompt_ids(tokenizer, MESSAGES))
+    assert reply.prompt_tokens == len(build_prompt_ids(tokenizer, MESSAGES))
     assert reply.tokens_generated == len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -182,17 +179,17 @@ def test_guided_decoding_on_a_random_model_always_writes_the_skeleton(tokenizer,
 
 
 def test_prefix_cache_gives_the_same_logits_as_a_fresh_pass_and_feeds_only_new_tokens(tokenizer, tiny_model):
-    first = prompt_ids(tokenizer, render_prompt("Make the title bold", 1, OBS, []))
-    second = prompt_ids(tokenizer, render_prompt("Make the title bold", 2, OBS, [
+    first = build_prompt_ids(tokenizer, render_prompt("Make the title bold", 1, OBS, []))
+    second = build_prompt_ids(tokenizer, render_prompt("Make the title bold", 2, OBS, [
         HistoryItem(action=Action(control_label="1", control_name="Bold", function="click_input"), result="ok")]))
-    decoder = _Decoder(tiny_model)
+    decoder = CachedDecoder(tiny_model)
     decoder.sync(first)
     fed = []
     hook = tiny_model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(kwargs["input_ids"].shape[1]),
                                                 with_kwargs=True)
     try:
         cached = decoder.sync(second)
-        fresh = _Decoder(tiny_model, prefix_cache=False).sync(second)
+        fresh = CachedDecoder(tiny_model, prefix_cache=False).sync(second)
     finally:
         hook.remove()
     common = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
@@ -200,7 +197,7 @@ def test_prefix_cache_gives_the_same_logits_as_a_fresh_pass_and_feeds_only_new_t
     assert torch.allclose(cached, fresh, atol=1e-4)
     # Going back to a shorter sequence crops the cache instead of recomputing it.
     shorter = second[: common + 3]
-    assert torch.allclose(decoder.sync(shorter), _Decoder(tiny_model, False).sync(shorter), atol=1e-4)
+    assert torch.allclose(decoder.sync(shorter), CachedDecoder(tiny_model, False).sync(shorter), atol=1e-4)
 
 
 def test_pooled_control_lists_are_reused_after_another_window(tokenizer, tiny_model):
@@ -219,14 +216,14 @@ def test_pooled_control_lists_are_reused_after_another_window(tokenizer, tiny_mo
         for messages in prompts[:2]:
             backend.decide(messages, None, "t", [])
         fed.clear()
-        ids = prompt_ids(tokenizer, prompts[2])
+        ids = build_prompt_ids(tokenizer, prompts[2])
         head = control_list_prefix(tokenizer, prompts[2], ids)
         logits = backend._decoder.sync(ids)
     finally:
         hook.remove()
     assert len(head) > 50 and len(backend._decoder.pool) == 2  # the main window's and the dialog's lists
     assert fed == [len(ids) - len(head)]  # the main window's controls came from the pool, not from the model
-    assert torch.allclose(logits, _Decoder(tiny_model, prefix_cache=False).sync(ids), atol=1e-4)
+    assert torch.allclose(logits, CachedDecoder(tiny_model, prefix_cache=False).sync(ids), atol=1e-4)
 
 
 def test_free_completion_stops_at_stop_strings_and_the_token_cap(tokenizer):
@@ -248,12 +245,14 @@ def test_dtype_resolution():
     assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
     assert resolve_dtype("auto", "cpu") is torch.float32  # the same greedy result on every CPU
     assert resolve_dtype("int8", "cpu") is torch.float32  # loaded in float32, then quantised
-    with pytest.raises(BackendError, match="CPU only"):
+    with pytest.raises(BaseModelError, match="CPU only"):
         resolve_dtype("int8", "cuda")
-    with pytest.raises(BackendError, match="unknown dtype"):
+    with pytest.raises(BaseModelError, match="unknown dtype"):
         resolve_dtype("float7", "cpu")
-    with pytest.raises(BackendError, match="unknown dtype"):
+    with pytest.raises(BaseModelError, match="unknown dtype"):
         resolve_dtype("nn", "cpu")
+    with pytest.raises(BackendError, match="CPU only"):  # what the backend makes of it
+        HFBackend(HFBackendConfig(model="tiny", dtype="int8", device="cuda"))
 
 
 def test_int8_backend_quantises_the_linear_layers_and_still_decodes(tokenizer):
@@ -265,7 +264,7 @@ def test_int8_backend_quantises_the_linear_layers_and_still_decodes(tokenizer):
 
 
 def test_loading_the_tiny_model_by_name_and_unknown_backends():
-    backend = make_backend("hf", model="tiny", dtype="float32", device="cpu")
+    backend = make_backend("model", model="tiny", dtype="float32", device="cpu")
     assert backend.tokenizer.chat_template and backend.model.config.num_hidden_layers == 2
     with pytest.raises(BackendError, match="unknown model"):
         HFBackend(HFBackendConfig(model="no-such-model-dir", device="cpu"))
@@ -296,10 +295,6 @@ def test_default_model_guided_step_latency():
 
 def test_temperature_sampling_varies_and_greedy_does_not():
     """Self-boosting's k attempts need different choices; greedy choices must stay deterministic."""
-    import torch
-
-    from lamforge.agent.backends import HFBackend, HFBackendConfig
-
     backend = HFBackend.__new__(HFBackend)
     logits = torch.tensor([0.0, 0.1, 0.05, -0.2])
     backend.config = HFBackendConfig(temperature=0.0)

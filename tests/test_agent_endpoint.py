@@ -9,9 +9,11 @@ import pytest
 from llm_server import Fail, llm_server  # noqa: F401  (fixture)
 
 from lamforge.agent.action_schema import action_json_schema
-from lamforge.agent.backends import BackendError, OpenAIBackend, make_backend
+from lamforge.agent.backends import BackendError, OpenAIBackend
+from lamforge.agent.factory import make_backend
 from lamforge.llm import LLMError
-from lamforge.schema import Action, Control, Observation, render_prompt
+from lamforge.prompt import render_prompt
+from lamforge.schema import Action, Control, Observation
 
 OBS = Observation(controls=[Control(label="1", name="Bold", type="push button", states=["enabled"]),
                             Control(label="2", name="Italic", type="push button", states=["enabled"])])
@@ -87,7 +89,7 @@ def test_errors_that_are_not_about_the_form_are_not_retried_as_another_form(llm_
 def test_form_from_environment_and_unknown_form(llm_server, monkeypatch):
     server = llm_server([REPLY])
     monkeypatch.setenv("LAMFORGE_LLM_GUIDED", "structured_outputs")
-    make_backend("openai", url=server.url, model="lam").decide(MESSAGES, OBS, "t", [])
+    make_backend("llm", url=server.url, model="lam").decide(MESSAGES, OBS, "t", [])
     assert "structured_outputs" in server.chat_requests[0].body
     with pytest.raises(BackendError, match="json_schema, json_object"):
         OpenAIBackend(url=server.url, model="lam", guided="grammar")

@@ -16,8 +16,8 @@ from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.loop import Agent, AgentConfig, AgentResult, filter_controls
 from lamforge.env.grounding import ground
 from lamforge.llm import LLMError
-from lamforge.schema import (Action, ActionParseError, Control, Observation, Paragraph, Status, parse_action, parse_controls,
-                             render_prompt)
+from lamforge.prompt import parse_controls, render_prompt
+from lamforge.schema import Action, ActionParseError, Control, Observation, Paragraph, Status, parse_action
 
 MAIN_CONTROLS = [
     ("Bold", "push button"), ("Italic", "push button"), ("Align Center", "push button"),

@@ -9,7 +9,7 @@ import pytest
 
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 
-from lamforge.schema import parse_controls
+from lamforge.prompt import parse_controls
 
 pytestmark = pytest.mark.office
 

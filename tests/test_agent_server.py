@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 from test_agent_backends import MESSAGES, OBS, teacher_backend, tokenizer  # noqa: F401  (fixture)
 
-from lamforge.agent.backends import HFBackend, HFBackendConfig, prompt_ids
+from lamforge.agent.hf_backend import HFBackend, HFBackendConfig
+from lamforge.models.formatting import build_prompt_ids
 from lamforge.agent.server import LAMServer, ServeConfig
 from lamforge.llm import LLMClient, LLMError
 from lamforge.schema import Action
@@ -62,7 +63,7 @@ def test_chat_completion_in_openai_shape(served, tokenizer):  # noqa: F811
     choice = data["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": ACTION} and choice["finish_reason"] == "stop"
     usage = data["usage"]
-    assert usage["prompt_tokens"] == len(prompt_ids(tokenizer, MESSAGES))
+    assert usage["prompt_tokens"] == len(build_prompt_ids(tokenizer, MESSAGES))
     assert usage["completion_tokens"] == len(tokenizer(ACTION, add_special_tokens=False)["input_ids"])
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 from lamforge.data.collect import CollectConfig, collect, recover
-from lamforge.schema import StepSample
+from lamforge.records import StepSample
 
 pytestmark = pytest.mark.office
 FAMILIES = ["bold", "align", "line_spacing", "save_docx"]

@@ -14,7 +14,8 @@ import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.env.docstate import Bookmark, Comment, DocState, Footnote, Hyperlink, PageState, ParagraphState, Run, TableState
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.families import files
-from lamforge.tasks.templates import get_template, list_templates, write_template
+from lamforge.tasks.template_files import write_template
+from lamforge.tasks.templates import get_template, list_templates
 
 MINE = ["insert_table", "comment", "footnote", "hyperlink", "bookmark", "special_character", "find_replace",
         "insert_text", "delete_text", "delete_paragraph", "sort_lines", "text_to_table", "table_add_row",

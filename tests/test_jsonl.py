@@ -3,7 +3,7 @@
 import pytest
 
 from lamforge.jsonl import DataError, JsonlAppender, drop_torn_tail, read_jsonl, write_jsonl
-from lamforge.schema import PlanPair
+from lamforge.records import PlanPair
 
 PAIRS = [PlanPair(task_id=f"t{i}", task=f"Task {i}", plan=["Click OK."]) for i in range(3)]
 

@@ -20,8 +20,9 @@ pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not 
 from lamforge.agent.action_schema import controls_by_name, valid_action  # noqa: E402
 from lamforge.agent.backends import OpenAIBackend  # noqa: E402
 from lamforge.llm import LLMClient, LLMError  # noqa: E402
-from lamforge.schema import Control, Observation, Paragraph, parse_action, render_prompt  # noqa: E402
-from lamforge.train.base_model import find_smollm2_gguf  # noqa: E402
+from lamforge.prompt import render_prompt
+from lamforge.schema import Control, Observation, Paragraph, parse_action  # noqa: E402
+from lamforge.models.base_model import find_smollm2_gguf  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,7 +12,8 @@ from lxml import etree
 
 from lamforge.tasks import lo_files
 from lamforge.tasks.lo_templates import LoTemplateDoc, blocks_of, build_catalogue, catalogue, get_lo_template
-from lamforge.tasks.templates import LO_SPLIT, ParagraphBlock, TemplateDoc, list_templates, template_path
+from lamforge.tasks.template_files import template_path
+from lamforge.tasks.templates import LO_SPLIT, ParagraphBlock, TemplateDoc, list_templates
 
 # Three documents of different shapes: a business letter (fields, placeholders, a date, justified text), a resume
 # (line breaks, bold first lines, two page columns) and a CV (one large table).

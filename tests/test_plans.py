@@ -35,7 +35,7 @@ from lamforge.data.plans import (
     split_paths,
 )
 from lamforge.jsonl import read_jsonl, write_jsonl
-from lamforge.schema import PlanPair
+from lamforge.records import PlanPair
 from llm_server import llm_server  # noqa: F401  (pytest fixture)
 
 # ---------------------------------------------------------------------------------------------------------------

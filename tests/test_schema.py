@@ -5,9 +5,18 @@ import os
 
 import pytest
 
+from lamforge.prompt import parse_controls, parse_plan, render_plan_target, render_prompt
 from lamforge.schema import (
-    FUNCTIONS, Action, ActionParseError, Control, HistoryItem, Observation, Paragraph, Status, check_key_combo,
-    parse_action, parse_controls, parse_plan, render_plan_target, render_prompt,
+    FUNCTIONS,
+    Action,
+    ActionParseError,
+    Control,
+    HistoryItem,
+    Observation,
+    Paragraph,
+    Status,
+    check_key_combo,
+    parse_action,
 )
 
 
@@ -115,7 +124,7 @@ def test_plan_rendering_round_trip():
 
 def test_training_renders_recorded_targets_in_the_current_field_order():
     from lamforge.train.data import record_messages
-    from lamforge.schema import StepSample, StepState
+    from lamforge.records import StepSample, StepState
 
     old_order = '{"control_label": "3", "control_name": "Bold", "function": "click_input", "args": {}}'
     state = StepState(task="Bold it", step=1, observation=Observation())
@@ -127,7 +136,7 @@ def test_training_renders_recorded_targets_in_the_current_field_order():
 
 def test_samples_of_the_old_rendered_only_format_fail_with_a_clear_message(tmp_path):
     from lamforge.jsonl import DataError, read_jsonl
-    from lamforge.schema import StepSample
+    from lamforge.records import StepSample
 
     old = {"sample_id": "s", "trajectory_id": "t", "task_id": "k", "step": 1, "target": "{}",
            "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "Task: y"}]}
@@ -138,7 +147,7 @@ def test_samples_of_the_old_rendered_only_format_fail_with_a_clear_message(tmp_p
 
 
 def test_a_sample_renders_its_prompt_from_the_structured_state():
-    from lamforge.schema import StepSample, StepState
+    from lamforge.records import StepSample, StepState
 
     obs = Observation(controls=[Control(label="1", name="Bold", type="toggle button", states=["enabled"])])
     history = [HistoryItem(action=Action(function="select_text", args={"text": "Hello"}), result="selected")]

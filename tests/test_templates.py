@@ -18,19 +18,16 @@ from odf.namespaces import STYLENS, TEXTNS
 from odf.opendocument import load as load_odt
 from odf.text import List
 
+from lamforge.tasks.template_files import MANIFEST, build_templates, read_document, templates_dir
 from lamforge.tasks.templates import (
-    MANIFEST,
     REGISTRY,
     ParagraphBlock,
     Region,
     TableBlock,
     TemplateDoc,
-    build_templates,
     get_template,
     list_templates,
-    read_document,
     spec_from_draft,
-    templates_dir,
 )
 
 SPECS = list_templates()

@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from lamforge.schema import Action, render_plan_prompt, render_plan_target
-from lamforge.train import base_model
+from lamforge.prompt import render_plan_prompt, render_plan_target
+from lamforge.schema import Action
+from lamforge.models import base_model, loading
 from lamforge.train.batching import last_token_hidden, make_micro_batch, micro_batches, target_logits, target_loss_sum
 from lamforge.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig, build_config
-from lamforge.train.formatting import IGNORE_INDEX, build_prompt_ids, encode_example, render_prompt_text
+from lamforge.models.formatting import IGNORE_INDEX, build_prompt_ids, encode_example, render_prompt_text
 from lamforge.train.ppo_offline import AdaptiveKL, normalise_rewards, surrogate_loss, token_kl
 from lamforge.train.reward import binary_metrics
 from lamforge.train.runtime import batch_schedule
@@ -33,13 +34,13 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return base_model.load_tokenizer("tiny")
+    return loading.load_tokenizer("tiny")
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    return base_model.load_causal_lm("tiny").eval()
+    return loading.load_model("tiny").eval()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def test_rows_that_share_a_document_run_it_once_and_keep_the_exact_loss(tokenize
 def test_lora_on_the_top_layers_only_leaves_the_lower_layers_without_adapters():
     from lamforge.train import runtime
 
-    model = base_model.load_causal_lm("tiny")
+    model = loading.load_model("tiny")
     wrapped = runtime.add_lora(model, SFTConfig(lora_r=4, lora_alpha=8, lora_layers=1))
     adapted = {name.split(".layers.")[1].split(".")[0] for name, p in wrapped.named_parameters()
                if p.requires_grad and ".layers." in name}

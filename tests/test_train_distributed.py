@@ -20,13 +20,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lamforge.train import base_model, distributed, runtime
+from lamforge.models import loading
+from lamforge.train import distributed, runtime
 from lamforge.train.batching import make_micro_batch, target_loss_sum
-from lamforge.train.checkpoint import read_metrics
+from lamforge.models.checkpoints import read_metrics
 from lamforge.train.cli import app
 from lamforge.train.config import SFTConfig, build_config
 from lamforge.jsonl import write_jsonl
-from lamforge.train.formatting import encode_example
+from lamforge.models.formatting import encode_example
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted
@@ -60,14 +61,14 @@ def test_shard_gives_each_process_a_contiguous_near_equal_share():
 
 @pytest.mark.parametrize("prompt_gradients", [True, False])
 def test_recomputed_activations_keep_loss_and_gradients_and_keep_fewer_tensors(prompt_gradients):
-    tokenizer = base_model.load_tokenizer("tiny")
+    tokenizer = loading.load_tokenizer("tiny")
     samples = synthetic_step_samples(3, seed=7, min_controls=3, max_controls=9)
     batch = make_micro_batch([encode_example(tokenizer, s.messages(), s.target) for s in samples],
                              tokenizer.pad_token_id, prompt_gradients=prompt_gradients)
 
     def run(recompute: bool):
         torch.manual_seed(0)
-        model = runtime.add_lora(base_model.load_causal_lm("tiny"), SFTConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0))
+        model = runtime.add_lora(loading.load_model("tiny"), SFTConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0))
         with torch.no_grad():  # a non-zero B, so gradients reach every LoRA matrix
             for name, param in model.named_parameters():
                 if "lora_B" in name:

@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from lamforge.schema import parse_action
-from lamforge.train.checkpoint import load_policy, read_metrics
+from lamforge.models.checkpoints import read_metrics
+from lamforge.models.loading import load_policy
 from lamforge.train.cli import app
 from lamforge.train.config import build_config
 from lamforge.jsonl import write_jsonl

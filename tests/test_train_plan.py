@@ -10,12 +10,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lamforge.train import base_model, runtime
+from lamforge.models import base_model, loading
+from lamforge.train import runtime
 from lamforge.train.batching import make_micro_batch, target_loss_sum
 from lamforge.train.cli import app
 from lamforge.train.config import SFTConfig
 from lamforge.train.distributed import recompute_activations
-from lamforge.train.formatting import encode_example
+from lamforge.models.formatting import encode_example
 from lamforge.train.plan import GIB, KNOWN_SHAPES, activation_bytes_per_token, find_shape, make_plan
 from lamforge.train.synthetic import synthetic_step_samples
 
@@ -31,8 +32,8 @@ def nothing_loads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the plan loaded a model")
 
-    monkeypatch.setattr(base_model, "load_model", refuse)
-    monkeypatch.setattr(base_model, "load_tokenizer", refuse)
+    monkeypatch.setattr(loading, "load_model", refuse)
+    monkeypatch.setattr(loading, "load_tokenizer", refuse)
     monkeypatch.setattr(base_model, "ensure_default_model", refuse)
 
 
@@ -70,7 +71,7 @@ def test_shape_read_from_a_local_config_matches_the_real_model():
     folder = base_model.ensure_tiny_model()
     shape, source = find_shape(str(folder))
     assert source.endswith("config.json")
-    model = base_model.load_causal_lm(str(folder))
+    model = loading.load_model(str(folder))
     assert shape.params == sum(p.numel() for p in model.parameters())
     lora = runtime.add_lora(model, SFTConfig(lora_r=4, lora_alpha=8))
     assert shape.lora_params(4) == sum(p.numel() for p in lora.parameters() if p.requires_grad)
@@ -84,11 +85,11 @@ def test_activation_count_is_what_autograd_keeps(recompute):
     autograd keeps in the decoder layers equal the plan's count per token, exactly. (bf16 on a GPU differs only in
     the bytes per activation and a separate fp32 copy in each norm, which the count takes from `act`.)"""
     torch.set_num_threads(1)
-    tokenizer = base_model.load_tokenizer("tiny")
+    tokenizer = loading.load_tokenizer("tiny")
     samples = synthetic_step_samples(2, seed=7, min_controls=3, max_controls=9)
     batch = make_micro_batch([encode_example(tokenizer, s.messages(), s.target) for s in samples],
                              tokenizer.pad_token_id, share_prefix=False)
-    model = runtime.add_lora(base_model.load_causal_lm("tiny"), SFTConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0))
+    model = runtime.add_lora(loading.load_model("tiny"), SFTConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0))
     if recompute:
         recompute_activations(model)
     with saved_in_layers(model) as kept:

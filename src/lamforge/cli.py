@@ -1,34 +1,48 @@
-"""The `lamforge` command: a thin shell that mounts each stage's own Typer app."""
+"""The `lamforge` command: mounts each stage's own Typer app, and runs the whole recipe (`lamforge pipeline`).
+
+Every `lamforge` invocation imports every stage's CLI module, so those modules import their stage's heavy parts
+(torch, transformers, the office bridge, the HTTP server) inside the commands that need them: start-up time.
+"""
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.console import Console
+
+from lamforge.agent.cli import app as agent_app, run, serve
+from lamforge.data.cli import app as data_app
+from lamforge.env.cli import app as env_app
+from lamforge.eval.cli import app as eval_app, report
+from lamforge.tasks.cli import app as tasks_app
+from lamforge.train.cli import app as train_app
 
 app = typer.Typer(help="Build, run and evaluate a Large Action Model on LibreOffice Writer.", no_args_is_help=True)
+console = Console()
 
-# Each stage owns its commands in <stage>/cli.py; a stage that is not built yet simply has no commands.
-STAGES = {
-    "env": "lamforge.env.cli",
-    "tasks": "lamforge.tasks.cli",
-    "data": "lamforge.data.cli",
-    "train": "lamforge.train.cli",
-    "agent": "lamforge.agent.cli",
-    "eval": "lamforge.eval.cli",
-}
+for name, stage_app in (("env", env_app), ("tasks", tasks_app), ("data", data_app), ("train", train_app),
+                        ("agent", agent_app), ("eval", eval_app)):
+    app.add_typer(stage_app, name=name)
+# Commands used often enough to sit at the top: `lamforge run`, `lamforge serve`, `lamforge report`.
+app.command("run")(run)
+app.command("serve")(serve)
+app.command("report")(report)
 
-for name, module_name in STAGES.items():
+
+@app.command("pipeline")
+def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quick (this machine, < 2 h) | full (GPU)"),
+             out: Optional[Path] = typer.Option(None, help="Run folder (out/<preset> by default)."),
+             skip_online: bool = typer.Option(False, help="Stop after offline evaluation.")):
+    """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
+    from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
+
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
-    app.add_typer(module.app, name=name)
-    # Top-level commands a stage exposes directly (`lamforge run`, `lamforge serve`, `lamforge pipeline`, ...).
-    for command in getattr(module, "TOP_LEVEL", []):
-        app.command(command.__name__.rstrip("_"))(command)
+        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

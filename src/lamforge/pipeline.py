@@ -25,9 +25,19 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lamforge.data.collect import CollectConfig, collect, load_records
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR
+from lamforge.eval.offline import run_offline
+from lamforge.eval.online import run_online
+from lamforge.eval.report import write_report
 from lamforge.jsonl import read_jsonl, write_jsonl
+from lamforge.models.checkpoints import is_finished
+from lamforge.tasks.splits import families_for
+from lamforge.train.config import build_config
+from lamforge.train.ppo_offline import train_ppo
+from lamforge.train.reward import train_reward_model
+from lamforge.train.sft import train_sft
 
 console = Console()
 
@@ -108,11 +118,6 @@ def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
 
 
 def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path:
-    from lamforge.data.collect import CollectConfig, collect, load_records
-    from lamforge.train.checkpoint import is_finished
-    from lamforge.tasks.splits import families_for
-    from lamforge.train.config import build_config
-
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset_name]
@@ -155,16 +160,10 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
         if not _stage(f"train phase {phase} -> {config.output_dir}", is_finished(Path(config.output_dir))):
             return
         if phase in ("1", "2", "3"):
-            from lamforge.train.sft import train_sft
-
             timed(f"train_{phase}", lambda: train_sft(config, phase))
         elif phase == "rm":
-            from lamforge.train.reward import train_reward_model
-
             timed("train_rm", lambda: train_reward_model(config))
         else:
-            from lamforge.train.ppo_offline import train_ppo
-
             timed("train_4", lambda: train_ppo(config))
 
     train("1", train_file=str(data / "plans.train.jsonl"))
@@ -189,8 +188,6 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     for name in ("lam1", "lam2", "lam3", "lam4"):
         target = offline_dir / f"{name}.json"
         if _stage(f"11. offline eval {name}", target.exists()):
-            from lamforge.eval.offline import run_offline
-
             result = timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
                                                                    limit=p.baseline_tasks if name in BASELINES else p.offline_limit,
@@ -202,15 +199,11 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     if not skip_online:
         online = out / "eval" / "online"
         if _stage("12. online eval", (online / "online.json").exists()):
-            from lamforge.eval.online import run_online
-
             timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
                                                max_steps=p.max_steps, categories=p.categories,
                                                split_agents=p.online_agents,
                                                agent_limits=dict.fromkeys(BASELINES, p.baseline_tasks)
                                                if p.baseline_tasks else None))
-
-    from lamforge.eval.report import write_report
 
     html_path, _ = write_report(out)
     timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)

@@ -19,9 +19,13 @@ import statistics
 import time
 
 from lamforge.agent.action_schema import valid_action
-from lamforge.agent.backends import Backend, BackendReply, HFBackend, HFBackendConfig, OpenAIBackend
+from lamforge.agent.backends import Backend, BackendReply, OpenAIBackend, OracleBackend
+from lamforge.agent.hf_backend import HFBackend, HFBackendConfig
 from lamforge.agent.loop import Agent, AgentConfig
+from lamforge.env.writer_env import WriterEnv
 from lamforge.schema import ActionParseError, Observation, parse_action
+from lamforge.tasks.splits import sample_instances
+from lamforge.tasks.template_files import template_path
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -66,13 +70,6 @@ def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, 
                     guided: str | None = None) -> dict:
     """Run the model as the agent on test tasks; a warm-up episode first, so load time is not counted. With
     `endpoint`, `model` is the name at the endpoint (None: the first it lists)."""
-    import lamforge.tasks.families  # noqa: F401
-    from lamforge.data.demonstrators import OracleBackend
-    from lamforge.env.writer_env import WriterEnv
-    from lamforge.schema import Observation
-    from lamforge.tasks.splits import sample_instances
-    from lamforge.tasks.templates import template_path
-
     if endpoint:
         policy: Backend = OpenAIBackend(url=endpoint, model=model, guided=guided)
     else:

@@ -1,4 +1,4 @@
-"""Commands of the agent stage. `lamforge serve` and `lamforge run` are top level (TOP_LEVEL)."""
+"""Commands of the agent stage. `lamforge serve` and `lamforge run` are mounted at the top level (lamforge/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.run_command import run
+
+# serve and bench import the backends (the openai SDK, transformers) and the server (FastAPI, uvicorn) inside
+# themselves: start-up time, since every `lamforge` invocation imports this module.
 
 app = typer.Typer(help="Run the LAM as an agent in Writer, or serve it to other agent frameworks.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -37,7 +40,8 @@ def serve(
     max_body_kb: int = typer.Option(1024, help="Largest accepted request body, in KiB."),
 ):
     """Serve a LAM as an OpenAI-compatible /v1/chat/completions endpoint (for UFO or any other agent framework)."""
-    from lamforge.agent.backends import BackendError, HFBackend, HFBackendConfig
+    from lamforge.agent.backends import BackendError
+    from lamforge.agent.factory import make_backend
     from lamforge.agent.server import LAMServer, ServeConfig
 
     if decoding not in ("auto", "free"):
@@ -48,8 +52,8 @@ def serve(
                       "use the model. Pass --api-key.")
     with console.status(f"loading {model} ..."):
         try:
-            backend = HFBackend(HFBackendConfig(model=model, dtype=dtype, device=device, threads=threads,
-                                                max_new_tokens=max_tokens))
+            backend = make_backend("model", model=model, dtype=dtype, device=device, threads=threads,
+                                   max_new_tokens=max_tokens)
         except BackendError as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
@@ -101,5 +105,3 @@ def bench(model: str = typer.Option(None, help="Model folder, or 'default' (Smol
     else:
         console.print(result)
 
-
-TOP_LEVEL = [serve, run]

@@ -18,7 +18,8 @@ from rapidfuzz import fuzz
 from lamforge.agent.backends import Backend, BackendReply
 from lamforge.agent.guard import GuardPolicy, GuardVerdict, check
 from lamforge.env.grounding import ground
-from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, StepState, parse_action
+from lamforge.records import StepState
+from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, parse_action
 
 Outcome = Literal["finish", "fail", "max_steps", "env_error"]
 

@@ -19,6 +19,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from lamforge.agent.guard import GuardPolicy
+from lamforge.env.office import OfficeError
+from lamforge.env.writer_env import WriterEnv, check_document
+from lamforge.models.checkpoints import newest_finished
+
 console = Console(stderr=True)
 DOCUMENTS = (".docx", ".odt")
 OUTPUTS = (".docx", ".odt", ".pdf")
@@ -28,17 +33,12 @@ PIPELINE_OUT = Path("out")
 def run_policy(out_path):
     """What `lamforge run` lets the agent write: new files in the output file's own folder, never a file that exists
     there (the user's), nor a folder below or above it that the user did not name."""
-    from lamforge.agent.guard import GuardPolicy
-
     return GuardPolicy(output_dir=Path(out_path).parent, subfolders=False, overwrite=False)
 
 
 def newest_trained_lam(root: Path = PIPELINE_OUT) -> Path | None:
     """The LAM4 of the pipeline run that finished last under root (`make demo` writes out/quick/models/lam4)."""
-    from lamforge.train.checkpoint import METRICS_FILE, is_finished
-
-    finished = [folder for folder in Path(root).glob("*/models/lam4") if is_finished(folder)]
-    return max(finished, key=lambda folder: (folder / METRICS_FILE).stat().st_mtime, default=None)
+    return newest_finished(Path(root).glob("*/models/lam4"))
 
 
 def _bad(param: str, message: str) -> typer.BadParameter:
@@ -46,8 +46,6 @@ def _bad(param: str, message: str) -> typer.BadParameter:
 
 
 def check_document_argument(doc: str) -> Path:
-    from lamforge.env.writer_env import check_document
-
     path = Path(doc).expanduser()
     if not path.exists():
         raise _bad("--doc", f"{path} does not exist")
@@ -174,15 +172,15 @@ def run(
 
 def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
                  max_steps, shots, as_json):
-    from lamforge.agent.backends import BackendError, HFBackend, HFBackendConfig, OpenAIBackend
+    # start-up time: the backends import the openai SDK (~0.4 s), and every `lamforge` command imports this module
+    from lamforge.agent.backends import BackendError
+    from lamforge.agent.factory import make_backend
     from lamforge.agent.loop import Agent, AgentConfig
-    from lamforge.env.office import OfficeError
-    from lamforge.env.writer_env import WriterEnv
-    from lamforge.llm import LLMClient, LLMError
+    from lamforge.llm import LLMError
 
     try:
-        backend = (OpenAIBackend(client=LLMClient(url=endpoint, model=endpoint_model)) if endpoint
-                   else HFBackend(HFBackendConfig(model=model_name)))
+        backend = (make_backend("llm", model=endpoint_model, url=endpoint) if endpoint
+                   else make_backend("model", model=model_name))
     except (BackendError, LLMError, OSError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -35,8 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lamforge.agent.backends import BackendError, HFBackend
-from lamforge.schema import SYSTEM_PROMPT, Observation, parse_controls, prompt_task
+from lamforge.agent.backends import BackendError
+from lamforge.agent.hf_backend import HFBackend
+from lamforge.prompt import SYSTEM_PROMPT, parse_controls, prompt_task
+from lamforge.schema import Observation
 
 
 @dataclass
@@ -95,7 +97,7 @@ class ChatRequest(BaseModel):
 
 
 def lamforge_observation(messages: list[dict[str, str]]) -> Observation | None:
-    """The controls of a prompt rendered by lamforge.schema.render_prompt (a repair conversation included), read
+    """The controls of a prompt rendered by lamforge.prompt.render_prompt (a repair conversation included), read
     back from its text; None for any other prompt."""
     if not messages or messages[0]["role"] != "system" or messages[0]["content"] != SYSTEM_PROMPT:
         return None

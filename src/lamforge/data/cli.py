@@ -13,7 +13,10 @@ from rich.table import Table
 from lamforge.data.evolve import EvolveReport, client_chat
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
-from lamforge.llm import LLMClient, LLMError
+from lamforge.env.office import OfficeNotInstalled
+
+# `collect` imports the dataflow inside itself and `plans` the LLM client: start-up time (the agent's backends, the
+# models and the openai SDK are seconds that every `lamforge` invocation would pay, since it imports this module).
 
 app = typer.Typer(help="Build the training data (phase 1: task-plan pairs from the help).", no_args_is_help=True)
 err = Console(stderr=True)
@@ -82,6 +85,8 @@ def plans(
     json_output: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of tables."),
 ) -> None:
     """Mine task-plan pairs from LibreOffice's help, clean them, optionally evolve more, and write JSONL."""
+    from lamforge.llm import LLMClient, LLMError  # start-up time: the openai SDK takes ~0.4 s to import
+
     try:
         chat = client_chat(LLMClient(url=llm_url, model=llm_model)) if llm_url and evolve_n else None
         made = make_plan_files(out, help_dir, evolve_n, test_fraction, seed, chat=chat, console=err)
@@ -126,8 +131,7 @@ def collect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
-    from lamforge.data.collect import CollectConfig, collect
-    from lamforge.env.office import OfficeNotInstalled
+    from lamforge.data.collect import CollectConfig, collect  # start-up time: the agent, models and task suite
 
     console = Console(stderr=as_json)
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,

@@ -24,11 +24,20 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 import lamforge.tasks.families  # noqa: F401  (registers the task families, also in spawned workers)
+from lamforge.agent.factory import make_backend
+from lamforge.agent.guard import GuardPolicy
+from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.data.instantiate import instantiate
+from lamforge.data.judge import judge
+from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
 from lamforge.data.runlock import exclusive_run_folder
+from lamforge.env.office import OfficeError
+from lamforge.env.writer_env import WriterEnv
 from lamforge.progress import Progress
-from lamforge.schema import StepSample
-from lamforge.tasks.base import TaskInstance
+from lamforge.records import StepSample
+from lamforge.schema import Observation
+from lamforge.tasks.base import REGISTRY, TaskInstance
+from lamforge.tasks.template_files import template_path
 
 
 @dataclass
@@ -152,13 +161,9 @@ class TaskRunner:
     """Owns one WriterEnv and one demonstrator; runs task instances end to end."""
 
     def __init__(self, config: CollectConfig):
-        from lamforge.agent.loop import Agent, AgentConfig
-        from lamforge.data.demonstrators import make_demonstrator
-        from lamforge.env.writer_env import WriterEnv
-
         self.config = config
         self.env = WriterEnv(max_steps=config.max_steps + 5)
-        self.backend = make_demonstrator(config.demonstrator, config.plans, config.model)
+        self.backend = make_backend(config.demonstrator, config.plans, config.model)
         if config.temperature and hasattr(getattr(self.backend, "config", None), "temperature"):
             self.backend.config.temperature = config.temperature  # sampled attempts for self-boosting
         self.agent = Agent(backend=self.backend, env=self.env,
@@ -178,10 +183,6 @@ class TaskRunner:
         return record
 
     def _attempt(self, instance: TaskInstance, attempt: int) -> dict:
-        from lamforge.schema import Observation
-        from lamforge.tasks.base import REGISTRY
-        from lamforge.tasks.templates import template_path
-
         family = REGISTRY[instance.family]
         t0 = time.perf_counter()
         out_dir = self.config.out / "files" / f"{instance.task_id}-a{attempt}"
@@ -200,8 +201,6 @@ class TaskRunner:
             before = self.env.doc_state() if self.config.judge else None
             if hasattr(self.backend, "start"):
                 self.backend.start(instance)
-            from lamforge.agent.guard import GuardPolicy
-
             self.agent.policy = GuardPolicy(output_dir=out_dir)  # file tasks may write here and nowhere else
             t1 = time.perf_counter()
             timing["instantiate_s"] = t1 - t0
@@ -221,8 +220,6 @@ class TaskRunner:
                         reason=reason, agent_outcome=result.outcome, judge=judge, plan=self._plan(),
                         timing=dict(timing, total_s=time.perf_counter() - t0))
         except Exception as exc:  # one broken task must not stop the run; it is recorded with its reason
-            from lamforge.env.office import OfficeError
-
             outcome = "env_error" if isinstance(exc, OfficeError) else "failure"
             return dict(base, success=False, outcome=outcome, reason=f"{type(exc).__name__}: {exc}",
                         timing=dict(timing, total_s=time.perf_counter() - t0))
@@ -233,8 +230,6 @@ class TaskRunner:
         return list(plan.plan) if plan is not None and hasattr(plan, "plan") else None
 
     def _judge(self, instance, result, before, after) -> dict | None:
-        from lamforge.data.judge import judge
-
         return judge(instance.instruction, result, before, after)
 
 
@@ -277,8 +272,6 @@ def collect(config: CollectConfig, show_progress: bool = True) -> dict:
     todo = [i for i in instances if i.task_id not in done]
     paraphrased = None
     if config.paraphrase:
-        from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
-
         paraphrased = ParaphraseReport()
         todo = paraphrase_with_endpoint(todo, paraphrased)
     workers = max(1, min(config.workers, len(todo)))

@@ -38,7 +38,8 @@ from lamforge.data.plans import (
     normalise_menu_paths,
     normalise_text,
 )
-from lamforge.schema import ActionParseError, PlanPair, extract_json_object
+from lamforge.records import PlanPair
+from lamforge.schema import ActionParseError, extract_json_object
 
 Chat = Callable[[list[dict[str, str]]], str]
 

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import math
 import random
-from functools import lru_cache
 
+import lamforge.tasks.families  # noqa: F401  (registers the families)
+from lamforge.models.embeddings import load_minilm
 from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.splits import families_for, templates_for
 from lamforge.tasks.templates import TemplateDoc
 
 TEMPERATURE = 0.05
-
-
-@lru_cache(maxsize=1)
-def _encoder():
-    from sentence_transformers import SentenceTransformer
-
-    from lamforge.agent.backends import minilm_path
-
-    return SentenceTransformer(str(minilm_path()), device="cpu")
 
 
 def family_query(family_id: str) -> str:
@@ -34,7 +26,7 @@ def family_query(family_id: str) -> str:
 
 
 def template_scores(family_ids: list[str], templates: list[TemplateDoc]) -> dict[str, list[float]]:
-    encoder = _encoder()
+    encoder = load_minilm()
     t_vec = encoder.encode([t.description for t in templates], normalize_embeddings=True)
     f_vec = encoder.encode([family_query(f) for f in family_ids], normalize_embeddings=True)
     sims = f_vec @ t_vec.T
@@ -44,8 +36,6 @@ def template_scores(family_ids: list[str], templates: list[TemplateDoc]) -> dict
 def instantiate(split: str, n: int, seed: int = 0, families: list[str] | None = None,
                 task_ids: list[str] | None = None) -> list[TaskInstance]:
     """n instances round-robin over families (deterministic for split, n, seed)."""
-    import lamforge.tasks.families  # noqa: F401  (registers the families)
-
     family_ids = families or families_for(split)
     templates = templates_for(split)
     if not family_ids or not templates:

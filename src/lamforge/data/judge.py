@@ -10,6 +10,7 @@ import difflib
 import json
 
 from lamforge.llm import LLMClient, LLMError
+from lamforge.schema import extract_json_object
 
 PROMPT = (
     "You judge whether an agent completed a task in LibreOffice Writer.\n"
@@ -35,7 +36,7 @@ def judge(request: str, result, before, after, client: LLMClient | None = None) 
         reply = client.chat([{"role": "user", "content": PROMPT.format(request=request, actions=actions, diff=diff)}],
                             max_tokens=200)
         text = reply.text
-        data = json.loads(text[text.find("{"): text.rfind("}") + 1])
+        data = json.loads(extract_json_object(text))
         verdict = str(data.get("complete", "unsure")).lower()
         return {"verdict": verdict if verdict in ("yes", "no", "unsure") else "unsure", "thought": data.get("thought", "")}
     except (LLMError, ValueError) as exc:

@@ -23,7 +23,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from lamforge.data.evolve import Chat
+from lamforge.data.evolve import Chat, client_chat
+from lamforge.llm import LLMClient, LLMError, configured
 from lamforge.schema import ActionParseError, extract_json_object
 from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.phrasing import phrasing_key
@@ -133,8 +134,6 @@ def paraphrase_instances(instances: list[TaskInstance], chat: Chat, workers: int
     The first endpoint error (unreachable, refused, no completion) stops the calls: the remaining instances keep
     their rule-based phrasing and the report carries the error, instead of every task waiting out its retries.
     """
-    from lamforge.llm import LLMError
-
     report = report if report is not None else ParaphraseReport()
     paraphraser = LLMParaphraser(chat)
     todo = [i for i in instances if i.split == "train"]
@@ -169,9 +168,6 @@ def paraphrase_instances(instances: list[TaskInstance], chat: Chat, workers: int
 def paraphrase_with_endpoint(instances: list[TaskInstance], report: ParaphraseReport | None = None,
                              workers: int = 4) -> list[TaskInstance]:
     """paraphrase_instances with the endpoint of LAMFORGE_LLM_URL; the instances unchanged when none is set."""
-    from lamforge.data.evolve import client_chat
-    from lamforge.llm import LLMClient, configured
-
     if not configured() or not any(i.split == "train" for i in instances):
         return instances
     return paraphrase_instances(instances, client_chat(LLMClient()), workers, report)

@@ -19,7 +19,7 @@ from lamforge.data.evolve import Chat, EvolveConfig, EvolveReport, LLMEvolver, e
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, PlansConfig, build_plans, split_of, split_paths, \
     write_splits
 from lamforge.jsonl import JsonlAppender, drop_torn_tail, read_jsonl, write_jsonl
-from lamforge.schema import PlanPair
+from lamforge.records import PlanPair
 
 
 @dataclass

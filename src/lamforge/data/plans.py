@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from lamforge.jsonl import write_jsonl
-from lamforge.schema import PlanPair
+from lamforge.records import PlanPair
 
 DEFAULT_HELP_DIR = Path("/usr/share/libreoffice/help/en-US")
 WRITER_MODULES = ("swriter", "shared")

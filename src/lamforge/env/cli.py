@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.env.bench import run_bench
 from lamforge.env.office import OfficeError
+from lamforge.env.writer_env import WriterEnv
+from lamforge.schema import Action, Observation
 
 app = typer.Typer(help="The LibreOffice Writer environment.", no_args_is_help=True)
 console = Console()
@@ -24,9 +27,6 @@ def _fail(message: str) -> None:
 def probe(doc: Path = typer.Option(None, help="A .docx/.odt to open; a blank document if omitted."),
           as_json: bool = typer.Option(False, "--json", help="Print the observation as JSON.")):
     """Print the observation the model would see for DOC."""
-    from lamforge.env.writer_env import WriterEnv
-    from lamforge.schema import Observation
-
     env = WriterEnv()
     try:
         obs, _ = env.reset(options={"doc": str(doc) if doc else None})
@@ -56,8 +56,6 @@ def probe(doc: Path = typer.Option(None, help="A .docx/.odt to open; a blank doc
 def bench(as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
           n: int = typer.Option(40, help="Observations to time.")):
     """Observation, action and reset latency (p50/p95), beside a naive per-node UNO walk."""
-    from lamforge.env.bench import run_bench
-
     try:
         result = run_bench(n_observe=n)
     except OfficeError as exc:
@@ -79,9 +77,6 @@ def bench(as_json: bool = typer.Option(False, "--json", help="Print JSON only.")
 @app.command()
 def demo(out: Path = typer.Option(Path("out/env-demo.docx"), help="Where to save the edited document.")):
     """Drive Writer through a few real actions and save the result (the pre-pipeline `make demo`)."""
-    from lamforge.env.writer_env import WriterEnv
-    from lamforge.schema import Action, Observation
-
     env = WriterEnv()
     try:
         obs, _ = env.reset()

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from lamforge.schema import FUNCTIONS, Action, Control, Observation
+from lamforge.schema import FUNCTIONS, Action, Control, Observation, control_name_key
 
 MATCH_THRESHOLD = 70.0
 
@@ -29,13 +29,9 @@ class Grounding(BaseModel):
         return self.decision != "rejected"
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().replace("…", "...").replace("~", "").split())
-
-
 def name_score(wanted: str, have: str) -> float:
     """100 for the same name; otherwise the partial ratio, slightly discounted so exact names win ties."""
-    a, b = _norm(wanted), _norm(have)
+    a, b = control_name_key(wanted), control_name_key(have)
     if not a or not b:
         return 0.0
     if a == b:

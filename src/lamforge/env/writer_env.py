@@ -22,6 +22,7 @@ from lamforge.env.docstate import DocState
 from lamforge.env.grounding import Grounding, ground
 from lamforge.env.office import Office, OfficeError, OfficeScriptError, property_values
 from lamforge.env.reaper import forget, remove_on_exit
+from lamforge.prompt import render_observation
 from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
@@ -408,8 +409,6 @@ class WriterEnv(gym.Env):
         return self._obs.model_dump()
 
     def render(self):
-        from lamforge.schema import render_observation
-
         return render_observation(self._obs)
 
     def screenshot(self, path: str | Path) -> Path:

@@ -10,6 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.jsonl import DataError
+
+# Each command imports its implementation inside itself: start-up time (every `lamforge` invocation imports this
+# module; offline evaluation loads the agent's backends and the openai SDK, online the office and the task suite).
+
 app = typer.Typer(help="Evaluate LAMs offline (held-out steps) and online (live Writer tasks).", no_args_is_help=True)
 console = Console()
 
@@ -27,7 +32,6 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             as_json: bool = typer.Option(False, "--json")):
     """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
     from lamforge.eval.offline import run_offline
-    from lamforge.jsonl import DataError
 
     for path in (data, train_data):
         if path is not None and not path.exists():
@@ -96,20 +100,3 @@ def report(run: Path = typer.Option(Path("out/quick"), help="A pipeline run fold
 
     html_path, md_path = write_report(run, out)
     console.print(f"report: {html_path} and {md_path}")
-
-
-
-def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quick (this machine, < 2 h) | full (GPU)"),
-             out: Optional[Path] = typer.Option(None, help="Run folder (out/<preset> by default)."),
-             skip_online: bool = typer.Option(False, help="Stop after offline evaluation.")):
-    """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
-    from lamforge.pipeline import run_pipeline
-
-    try:
-        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1)
-
-
-TOP_LEVEL = [report, pipeline]

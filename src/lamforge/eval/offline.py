@@ -10,12 +10,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from lamforge.progress import track
-
-from lamforge.eval.metrics import (aggregate, aggregate_plans, args_by_value_novelty, plan_match, score_step,
-                                   training_values)
+from lamforge.agent.factory import make_backend
 from lamforge.jsonl import read_jsonl
-from lamforge.schema import PlanPair, StepSample, parse_plan, render_plan_prompt
+from lamforge.metrics import aggregate, aggregate_plans, args_by_value_novelty, plan_match, score_step, training_values
+from lamforge.progress import track
+from lamforge.prompt import parse_plan, render_plan_prompt
+from lamforge.records import PlanPair, StepSample
 
 
 def load_samples(path: Path, successful_only: bool = True, limit: int | None = None) -> list[StepSample]:
@@ -26,12 +26,6 @@ def load_samples(path: Path, successful_only: bool = True, limit: int | None = N
         keep = list(dict.fromkeys(s.trajectory_id for s in samples))[:limit]
         samples = [s for s in samples if s.trajectory_id in set(keep)]
     return samples
-
-
-def make_backend(model: str):
-    from lamforge.agent.backends import HFBackend, HFBackendConfig
-
-    return HFBackend(HFBackendConfig(model=str(model)))
 
 
 def evaluate_steps(backend, samples: list[StepSample], progress: bool = True,
@@ -77,7 +71,7 @@ def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | 
     the training samples, for Args Acc by value novelty."""
     # Every training target counts, successful or not: a value the model was ever shown is not new to it.
     seen = training_values(s.target for s in load_samples(train_data, successful_only=False)) if train_data else None
-    backend = make_backend(model)
+    backend = make_backend("model", model=model)
     result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
     if plans is not None and Path(plans).exists():
         pairs = read_jsonl(plans, PlanPair)

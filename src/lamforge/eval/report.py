@@ -125,9 +125,12 @@ def _training_rows(models_dir: Path) -> list[list]:
         if name == "rm":
             held_out = f"accuracy {_fmt(m.get('held_out_accuracy'))}, AUC {_fmt(m.get('held_out_auc'))} on {m.get('held_out_scored', 0)}"
         elif name == "lam1":
-            held_out = f"plan step P/R {_fmt(m.get('step_precision'))}/{_fmt(m.get('step_recall'))}"
+            # Model cards written before the metrics module named these plan_step_exact_* and *_exact_match.
+            held_out = (f"plan step P/R {_fmt(m.get('plan_step_exact_precision', m.get('step_precision')))}/"
+                        f"{_fmt(m.get('plan_step_exact_recall', m.get('step_recall')))}")
         else:
-            held_out = f"exact-match {_fmt(m.get('exact_acc'))}, control {_fmt(m.get('control_acc'))} of {m.get('generated', 0)}"
+            held_out = (f"exact-match {_fmt(m.get('action_exact_match', m.get('exact_acc')))}, control "
+                        f"{_fmt(m.get('control_name_exact_match', m.get('control_acc')))} of {m.get('generated', 0)}")
         encoded = card.get("data", {}).get("encoded", {})
         examples = t.get("examples") or encoded.get("train_steps") or encoded.get("failed_steps", "")
         seen = t.get("steps", 0) * card.get("config", {}).get("batch_size", 0)

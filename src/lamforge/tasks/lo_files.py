@@ -27,7 +27,7 @@ from lxml import etree
 
 TEXT_MIMETYPE = "application/vnd.oasis.opendocument.text"
 TEMPLATE_MIMETYPE = "application/vnd.oasis.opendocument.text-template"
-FIXED_DATE = "2024-01-01T09:00:00"  # templates._DOC_DATE, as ODF writes it
+FIXED_DATE = "2024-01-01T09:00:00"  # template_files._DOC_DATE, as ODF writes it
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",

@@ -17,7 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.env.docstate import DocState, ParagraphState, Run
+from lamforge.tasks.base import REGISTRY
+from lamforge.tasks.families.paragraph import SPACINGS
 
 LENGTH_TOLERANCE = 10  # 1/100 mm, as the paragraph and page checkers use
 Rule = Callable[..., "str | None"]  # (template, params, family) -> why not, or None
@@ -26,9 +29,6 @@ SELECTED_BY_TEXT = ("phrase", "decoy", "cell", "end", "decoy_end")  # params the
 
 def why_unfit(template, family_id: str, params: dict) -> str | None:
     """The first reason this (document, family, parameters) would not be an honest task, or None."""
-    import lamforge.tasks.families  # noqa: F401  (registers the families)
-    from lamforge.tasks.base import REGISTRY
-
     family = REGISTRY[family_id]
     for rule in (_named_paragraphs_unique, _selectable, *RULES.get(family_id, ()), _untouched_rejected):
         reason = rule(template, params, family)
@@ -88,8 +88,6 @@ def _untouched_rejected(template, params: dict, family) -> str | None:
 
 
 def _run_test(family_id: str, params: dict) -> Callable[[Run], bool]:
-    from lamforge.tasks.base import REGISTRY
-
     special = {
         "font_name": lambda r: r.font_name == params["font"],
         "font_size": lambda r: abs(r.font_size - params["size"]) < 0.05,
@@ -144,8 +142,6 @@ def _length(attribute: str) -> Rule:
 
 
 def _spacing(p: ParagraphState, params: dict) -> bool:
-    from lamforge.tasks.families.paragraph import SPACINGS
-
     return p.line_spacing_mode == 0 and p.line_spacing == SPACINGS[params["spacing"]]
 
 

@@ -25,10 +25,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from lamforge.cache import cache_dir
 from lamforge.env.docstate import DocState
+from lamforge.env.office import OfficeError, OfficeNotInstalled, OfficeScriptError
+from lamforge.env.writer_env import WriterEnv
 from lamforge.tasks import lo_files
-from lamforge.tasks.templates import (LO_SPLIT, ParagraphBlock, TableBlock, TemplateDoc, _count_overlapping, _WORD,
-                                      templates_dir)
+from lamforge.tasks.lo_fit import why_unfit
+from lamforge.tasks.template_files import read_manifest, write_manifest
+from lamforge.tasks.templates import LO_SPLIT, ParagraphBlock, TableBlock, TemplateDoc, _count_overlapping, _WORD
 
 # Bump when the reader or the document copy changes, so that cached specs are read again.
 READER_VERSION = "3"
@@ -155,8 +159,6 @@ class LoTemplateDoc(TemplateDoc):
         return sum(_count_overlapping(t, text) for t in self.typed_texts())
 
     def why_unfit(self, family_id: str, params: dict) -> str | None:
-        from lamforge.tasks.lo_fit import why_unfit
-
         return why_unfit(self, family_id, params)
 
 
@@ -212,10 +214,7 @@ class Catalogue:
 
 def lo_dir() -> Path:
     """The cache of copies and specs: next to the generated templates ($LAMFORGE_CACHE/lo_templates)."""
-    return templates_dir().parent / "lo_templates"
-
-
-MANIFEST = "manifest.json"
+    return cache_dir() / "lo_templates"
 
 
 def build_catalogue(env=None, root: Path | None = None, out_dir: Path | None = None,
@@ -228,7 +227,7 @@ def build_catalogue(env=None, root: Path | None = None, out_dir: Path | None = N
                                         "or point $LAMFORGE_LO_TEMPLATES at a folder of .ott files)"})
     out_dir = Path(out_dir or lo_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(out_dir)
+    manifest = read_manifest(out_dir)
     before = json.dumps(manifest, sort_keys=True)
     catalogue = Catalogue(root=root, out_dir=out_dir)
     to_read: list[tuple[str, Path, str]] = []
@@ -252,16 +251,13 @@ def build_catalogue(env=None, root: Path | None = None, out_dir: Path | None = N
     if to_read:
         _read_all(to_read, root, out_dir, manifest, catalogue, env, progress)
     if json.dumps(manifest, sort_keys=True) != before:
-        _write_manifest(out_dir, manifest)
+        write_manifest(out_dir, manifest)
     catalogue.specs.sort(key=lambda s: s.source)
     catalogue.excluded = dict(sorted(catalogue.excluded.items()))
     return catalogue
 
 
 def _read_all(to_read, root, out_dir, manifest, catalogue, env, progress) -> None:
-    from lamforge.env import WriterEnv
-    from lamforge.env.office import OfficeError, OfficeNotInstalled, OfficeScriptError
-
     own = env is None
     env = env or WriterEnv()
     if progress:
@@ -314,19 +310,6 @@ def _load_spec(out_dir: Path, tid: str) -> LoTemplateDoc | None:
         return LoTemplateDoc.model_validate_json((out_dir / f"{tid}.json").read_text())
     except (OSError, ValueError):
         return None  # missing or damaged: read again
-
-
-def _read_manifest(out_dir: Path) -> dict:
-    try:
-        return json.loads((out_dir / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _write_manifest(out_dir: Path, manifest: dict) -> None:
-    tmp = out_dir / f"{MANIFEST}.{os.getpid()}.part"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out_dir / MANIFEST)
 
 
 @lru_cache(maxsize=1)

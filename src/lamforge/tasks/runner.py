@@ -12,7 +12,7 @@ from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv
 from lamforge.schema import Action, Observation, Status
 from lamforge.tasks.base import REGISTRY, ControlNotFound, Solution, TaskInstance, Verdict
-from lamforge.tasks.templates import template_path
+from lamforge.tasks.template_files import template_path
 
 
 class StepRecord(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from functools import lru_cache
 
+import lamforge.tasks.families  # noqa: F401  (registers every family)
 from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, list_templates
 
@@ -26,8 +27,6 @@ UNSEEN_FAMILIES = ("strikethrough", "spacing_below", "footer_text", "bookmark", 
 
 def families_for(split: str, categories: list[str] | None = None) -> list[str]:
     """The split's families, optionally only those of the given categories (a run sized to a subset)."""
-    import lamforge.tasks.families  # noqa: F401  (registers every family)
-
     if categories is not None:
         unknown = sorted(set(categories) - {f.category for f in REGISTRY.values()})
         if unknown:
@@ -47,8 +46,6 @@ def templates_for(split: str) -> list[TemplateDoc]:
 @lru_cache(maxsize=1)
 def lo_families() -> tuple[str, ...]:
     """The seen families that give at least one task on LibreOffice's templates."""
-    import lamforge.tasks.families  # noqa: F401
-
     held_out = set(UNSEEN_FAMILIES)
     templates = templates_for(LO_SPLIT)
     return tuple(f for f in REGISTRY if f not in held_out and next(_stream(f, templates, LO_SPLIT, 0), None))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lamforge.train.formatting import IGNORE_INDEX, Encoded
+from lamforge.models.formatting import IGNORE_INDEX, Encoded
 
 MIN_SHARED_PREFIX = 16  # shorter common prefixes are not worth a separate pass
 BRANCH_OVERHEAD = 64  # tokens' worth of cost of one more forward pass (a branch of a frozen micro-batch)

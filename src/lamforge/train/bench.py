@@ -29,6 +29,15 @@ import sys
 import time
 from dataclasses import dataclass
 
+from lamforge.jsonl import read_jsonl
+from lamforge.models.base_model import resolve_model
+from lamforge.models.formatting import IGNORE_INDEX, encode_example
+from lamforge.models.loading import load_model, load_tokenizer
+from lamforge.records import StepSample
+from lamforge.train.config import SFTConfig, build_config
+from lamforge.train.data import prefix_group, record_messages
+from lamforge.train.synthetic import synthetic_step_samples
+
 CONFIGS = ("naive", "exact", "quick_before", "quick")
 
 
@@ -51,8 +60,6 @@ def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConf
     if name == "quick_before":
         return BenchConfig(True, False, 4, 4, "window")
     if name == "quick":
-        from lamforge.train.config import build_config
-
         quick = build_config("2", preset="quick")
         return BenchConfig(quick.use_lora, quick.prompt_gradients, quick.batch_size, quick.micro_batch_size,
                            "window+document" if quick.share_prefix else "none", quick.lora_layers)
@@ -69,10 +76,6 @@ def _load_average() -> float:
 def bench_samples(n: int, seed: int, data: str = ""):
     """The examples: every sample of a collected samples.jsonl when given (n is then a lower bound), else n
     synthetic ones."""
-    from lamforge.schema import StepSample
-    from lamforge.jsonl import read_jsonl
-    from lamforge.train.synthetic import synthetic_step_samples
-
     if not data:
         return synthetic_step_samples(n, seed=seed)
     records = read_jsonl(data, StepSample)
@@ -82,8 +85,6 @@ def bench_samples(n: int, seed: int, data: str = ""):
 
 
 def _groups(records, grouping: str):
-    from lamforge.train.data import prefix_group
-
     if grouping == "none":
         return None
     keys = [prefix_group(r) for r in records]
@@ -97,12 +98,9 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
     batch by batch, so a busy machine slows them alike and their ratio stays fair."""
     import torch
 
+    # torch-backed modules: imported here, since `lamforge train` imports this module at start-up for CONFIGS.
     from lamforge.train import runtime
-    from lamforge.train.base_model import load_causal_lm, load_tokenizer
     from lamforge.train.batching import autocast, micro_batches, target_loss_sum
-    from lamforge.train.config import SFTConfig
-    from lamforge.train.data import record_messages
-    from lamforge.train.formatting import IGNORE_INDEX, encode_example
 
     configs = {name: bench_config(name, batch_size, micro_batch_size) for name in names}
     lora = {c.lora for c in configs.values()}
@@ -127,7 +125,7 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
     # One model (and optimizer) per LoRA layout: configurations that adapt different layers cannot share one.
     models, optimizers = {}, {}
     for layers in sorted({c.lora_layers for c in configs.values()}):
-        model = load_causal_lm(model_name)
+        model = load_model(model_name)
         model.config.use_cache = False
         if lora:
             model = runtime.add_lora(model, SFTConfig(lora_r=16, lora_alpha=32, lora_dropout=0.0,
@@ -220,8 +218,6 @@ TOGETHER = (("quick_before", "quick"),)
 def run_bench(model_name: str = "default", batch_size: int = 8, micro_batch_size: int = 4, samples: int = 32,
               data: str = "", configs: tuple[str, ...] = CONFIGS) -> dict:
     """The configurations one after another, each in a fresh process; speed ratios against each other."""
-    from lamforge.train.base_model import resolve_model
-
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise ValueError(f"unknown bench configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")

@@ -18,8 +18,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.jsonl import DataError
+from lamforge.models.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
+from lamforge.models.checkpoints import read_metrics
 from lamforge.train.bench import CONFIGS as BENCH_CONFIGS
 from lamforge.train.config import PHASES, ConfigError, build_config
+from lamforge.train.plan import PlanError, make_plan, refusal
+
+# The commands import the training code (torch, transformers) inside themselves: start-up time. Every `lamforge`
+# invocation imports this module.
 
 app = typer.Typer(help="Train the LAM: phases 1-3 (SFT), rm (reward model) and 4 (offline PPO).", invoke_without_command=True)
 console = Console(stderr=True)
@@ -61,8 +68,6 @@ def train(
     if phase is None:
         console.print(ctx.get_help())
         raise typer.Exit(0)
-    from lamforge.train.base_model import BaseModelError
-    from lamforge.jsonl import DataError
     from lamforge.train.distributed import is_main_process
     from lamforge.train.runtime import TrainingInterrupted
 
@@ -91,8 +96,6 @@ def train(
         _fail(str(exc))
     if not main:
         return
-    from lamforge.train.checkpoint import read_metrics
-
     metrics = read_metrics(out).get("metrics", {})
     table = Table(title=f"{out}")
     table.add_column("metric")
@@ -130,8 +133,6 @@ def plan(
 ) -> None:
     """Memory per GPU of each phase (weights, LoRA and optimizer state, activations at the preset's lengths and
     micro-batch, with and without checkpointing), worked out before anything is loaded. Exits 1 if it does not fit."""
-    from lamforge.train.plan import PlanError, make_plan, refusal
-
     try:
         result = make_plan(preset, gpus, gpu_mem, phase or None, config, _overrides(set_), model)
     except (ConfigError, PlanError) as exc:
@@ -161,8 +162,6 @@ def plan(
 @app.command("prepare-model")
 def prepare_model(tiny: bool = typer.Option(False, "--tiny", help="Also build the tiny random test model.")) -> None:
     """Convert the offline default model (SmolLM2-135M-Instruct GGUF) into a cached HF checkpoint, once."""
-    from lamforge.train.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
-
     try:
         console.print(f"default model: {ensure_default_model()}")
         if tiny:
@@ -184,7 +183,6 @@ def bench(
 ) -> None:
     """Training speed and peak memory of the same data run several ways: naive full fine-tune, exact LoRA, the
     quick preset before and now."""
-    from lamforge.train.base_model import BaseModelError
     from lamforge.train.bench import run_bench
 
     names = tuple(c.strip() for c in configs.split(",") if c.strip())

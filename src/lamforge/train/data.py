@@ -9,10 +9,10 @@ from typing import Iterable, TypeVar
 
 from pydantic import BaseModel
 
-from lamforge.schema import (
-    PlanPair, StepSample, parse_action, render_control_groups, render_document, render_plan_prompt, render_plan_target,
-)
-from lamforge.train.formatting import Encoded, encode_example
+from lamforge.prompt import render_control_groups, render_document, render_plan_prompt, render_plan_target
+from lamforge.records import PlanPair, StepSample
+from lamforge.schema import parse_action
+from lamforge.models.formatting import Encoded, encode_example
 
 def held_out(task_id: str, fraction: float, seed: int = 0) -> bool:
     """A stable, order-free split by task: all steps of a task land on the same side."""

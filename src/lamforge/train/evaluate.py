@@ -1,14 +1,16 @@
-"""Held-out numbers every phase writes into its model card until the evaluation stage has its own:
-validation loss on target tokens, and greedy-decoding exact match (actions) or step match (plans)."""
+"""Held-out numbers every phase writes into its model card: validation loss on target tokens, and the exact-match
+rates of greedy decoding (lamforge.metrics: actions field by field, plans by step text). Offline evaluation's
+paper metrics (SSR and the rest) are another measure, of the guided runtime decoder."""
 
 from __future__ import annotations
 
 import torch
 
-from lamforge.schema import ActionParseError, parse_action, parse_plan
+from lamforge.metrics import exact_match, exact_match_rates, plan_exact_match, plan_exact_match_rates
+from lamforge.models.formatting import build_prompt_ids
+from lamforge.prompt import parse_plan
 from lamforge.train.batching import autocast, micro_batches, target_loss_sum
 from lamforge.train.data import Example, record_messages
-from lamforge.train.formatting import build_prompt_ids
 
 
 @torch.no_grad()
@@ -41,57 +43,28 @@ def generate_reply(model, tokenizer, messages: list[dict[str, str]], max_new_tok
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
-def compare_actions(predicted: str, target: str) -> dict[str, bool]:
-    """Field-wise match of a predicted action against the target; an unparsable prediction matches nothing."""
-    want = parse_action(target)
-    try:
-        got = parse_action(predicted)
-    except ActionParseError:
-        return {"parsed": False, "function": False, "control": False, "args": False, "status": False, "exact": False}
-    result = {
-        "parsed": True,
-        "function": got.function == want.function,
-        "control": got.control_name == want.control_name,
-        "args": got.args == want.args,
-        "status": got.status == want.status,
-    }
-    result["exact"] = all(result[k] for k in ("function", "control", "args", "status"))
-    return result
-
-
 def action_accuracy(model, tokenizer, examples: list[Example], max_new_tokens: int) -> dict[str, float]:
-    """Exact-match action accuracy (function, control_name, args and status all right) and its parts."""
+    """Exact-match rates of greedy actions on held-out steps (lamforge.metrics.exact_match_rates)."""
     if not examples:
         return {}
     was_training = model.training
     model.eval()
-    rows = [compare_actions(generate_reply(model, tokenizer, record_messages(e.record)[0], max_new_tokens), e.target) for e in examples]
+    rows = [exact_match(generate_reply(model, tokenizer, record_messages(e.record)[0], max_new_tokens), e.target)
+            for e in examples]
     model.train(was_training)
-    keys = ("exact", "parsed", "function", "control", "args", "status")
-    metrics = {f"{k}_acc" if k != "parsed" else "parse_rate": sum(r[k] for r in rows) / len(rows) for k in keys}
-    metrics["generated"] = len(rows)
-    return metrics
-
-
-def _norm(step: str) -> str:
-    return " ".join(step.lower().split())
+    return {**exact_match_rates(rows), "generated": len(rows)}
 
 
 def plan_accuracy(model, tokenizer, examples: list[Example], max_new_tokens: int) -> dict[str, float]:
-    """Plan exact match and step precision/recall (normalised exact step text) on held-out task-plan pairs."""
+    """Exact-match rates of greedy plans on held-out task-plan pairs (lamforge.metrics.plan_exact_match_rates)."""
     if not examples:
         return {}
     was_training = model.training
     model.eval()
-    exact = precision = recall = 0.0
+    rows = []
     for example in examples:
         messages, _ = record_messages(example.record)
-        predicted = [_norm(s) for s in parse_plan(generate_reply(model, tokenizer, messages, max_new_tokens))]
-        wanted = [_norm(s) for s in example.record.plan]
-        hits = len(set(predicted) & set(wanted))
-        exact += predicted == wanted
-        precision += hits / len(predicted) if predicted else 0.0
-        recall += hits / len(wanted) if wanted else 0.0
+        predicted = parse_plan(generate_reply(model, tokenizer, messages, max_new_tokens))
+        rows.append(plan_exact_match(predicted, example.record.plan))
     model.train(was_training)
-    n = len(examples)
-    return {"plan_exact": exact / n, "step_precision": precision / n, "step_recall": recall / n, "generated": n}
+    return {**plan_exact_match_rates(rows), "generated": len(rows)}

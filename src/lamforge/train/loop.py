@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from lamforge.train import distributed, runtime
-from lamforge.train.base_model import load_model
+from lamforge.models.loading import load_model
 from lamforge.train.config import CommonConfig
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted
 

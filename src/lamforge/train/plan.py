@@ -17,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lamforge.models.base_model import DEFAULT_MODEL, TINY_MODEL, _ALIASES, models_dir, tiny_config
 from lamforge.train.config import PHASES, CommonConfig, build_config
 
 GIB = 2**30
@@ -105,8 +106,6 @@ def shape_from_config(config: dict) -> ModelShape:
 def find_shape(name: str) -> tuple[ModelShape, str]:
     """(shape, where it came from) for a model name, without loading the model: its config.json on disk (a
     folder, the offline default's converted folder, the Hugging Face cache), else KNOWN_SHAPES."""
-    from lamforge.train.base_model import DEFAULT_MODEL, TINY_MODEL, _ALIASES, models_dir, tiny_config
-
     alias = _ALIASES.get(name)
     candidates = [Path(name).expanduser() / "config.json"]
     if alias == DEFAULT_MODEL:

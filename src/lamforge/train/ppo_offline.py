@@ -29,16 +29,18 @@ from pathlib import Path
 import torch
 
 from lamforge.jsonl import read_jsonl
-from lamforge.schema import StepSample
+from lamforge.models.checkpoints import is_finished
+from lamforge.models.loading import load_tokenizer
+from lamforge.records import StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_tokenizer
 from lamforge.train.batching import autocast, make_micro_batch, target_logits
-from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.model_card import write_card
 from lamforge.train.config import PPOConfig
 from lamforge.train.data import Example, data_summary, encode_records, split_records
 from lamforge.train.distributed import call, inner
-from lamforge.train.formatting import Encoded
+from lamforge.models.formatting import Encoded
 from lamforge.train.loop import LocalSteps, TrainLoop
+from lamforge.train.reward import load_reward_model, score_encoded
 from lamforge.train.sft import evaluate_policy
 
 
@@ -243,8 +245,6 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
 
 def _reward_scores(config: PPOConfig, examples: list, device) -> list[float]:
     """Score the failed steps once with the reward model, then free it before the policy is loaded."""
-    from lamforge.train.reward import load_reward_model, score_encoded
-
     model, tokenizer = load_reward_model(config.reward_model, str(device))
     bf16 = runtime.use_bf16(config.bf16, device)
     scores = score_encoded(model, [e.encoded for e in examples], tokenizer.pad_token_id,

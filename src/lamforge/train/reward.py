@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from lamforge.jsonl import read_jsonl
-from lamforge.schema import StepSample
+from lamforge.models.checkpoints import is_finished
+from lamforge.models.loading import load_model, load_tokenizer
+from lamforge.records import StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_model, load_tokenizer
 from lamforge.train.batching import autocast, last_token_hidden, make_micro_batch, unwrap
-from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.model_card import write_card
 from lamforge.train.config import RewardConfig
 from lamforge.train.data import data_summary, encode_records, prefix_group, split_records
 from lamforge.train.distributed import call

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from lamforge.progress import Progress
 from lamforge.train.config import CommonConfig
 
 STATE_DIR = "train_state"
@@ -180,10 +182,6 @@ class Meter:
 
 
 def progress_bar(description: str, disable: bool = False):
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from lamforge.progress import Progress
-
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
-from lamforge.schema import StepSample
+from lamforge.records import StepSample
 from lamforge.jsonl import read_jsonl
 
 Explorer = Callable[[Path, list[str]], Iterable[StepSample]]

@@ -15,11 +15,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lamforge.jsonl import read_jsonl
-from lamforge.schema import PlanPair, StepSample
+from lamforge.models.checkpoints import is_finished
+from lamforge.models.loading import load_tokenizer
+from lamforge.records import PlanPair, StepSample
 from lamforge.train import runtime
-from lamforge.train.base_model import load_tokenizer
 from lamforge.train.batching import autocast, make_micro_batch, micro_batches, target_loss_sum
-from lamforge.train.checkpoint import is_finished, write_card
+from lamforge.train.model_card import write_card
 from lamforge.train.config import SFTConfig
 from lamforge.train.data import EncodedSet, data_summary, encode_records, prefix_group, split_records
 from lamforge.train.distributed import call

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 
-from lamforge.schema import Action, Control, Observation, Paragraph, PlanPair, Status, StepSample, StepState
+from lamforge.records import PlanPair, StepSample, StepState
+from lamforge.schema import Action, Control, Observation, Paragraph, Status
 
 TOOLBAR = [
     "Bold", "Italic", "Underline", "Strikethrough", "Superscript", "Subscript", "Align Left", "Align Center",

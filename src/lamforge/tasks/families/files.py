@@ -18,7 +18,7 @@ from lamforge.env.docstate import DocState
 from lamforge.schema import Action
 from lamforge.tasks import arguments
 from lamforge.tasks.base import TaskFamily, Verdict, failed, finish, passed, register
-from lamforge.tasks.templates import read_document
+from lamforge.tasks.template_files import read_document
 
 def save_as(path: str) -> Action:
     return Action(function="save_as", args={"path": path})

@@ -16,6 +16,7 @@ from lamforge.tasks import arguments
 from lamforge.tasks.base import (ControlNotFound, TaskFamily, Verdict, click, failed, finish, keys, menu_path, open_tab,
                                  passed, register, select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph
+from lamforge.tasks.templates import list_templates
 
 LENGTH_TOLERANCE = 10  # 1/100 mm: the dialog rounds 2.5 cm to 2499
 DEFAULT_PAGE_STYLE = "Default Page Style"
@@ -275,8 +276,6 @@ def _area_line(template, rng) -> str:
 
 @lru_cache(maxsize=1)
 def _template_words() -> frozenset[str]:
-    from lamforge.tasks.templates import list_templates
-
     texts = [text for t in list_templates() for text in t.all_texts()]
     return frozenset(w.lower().strip(".,;:!?()") for text in texts for w in text.split())
 

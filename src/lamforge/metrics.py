@@ -1,4 +1,12 @@
-"""The paper's offline metrics (plus Args Acc) and the phase-1 plan metrics, as pure functions.
+"""Every metric of a predicted action or plan against its reference, as pure functions: the one metrics module.
+
+Two families with different names, because they measure different things:
+
+- The paper's step and plan metrics (offline evaluation, eval/offline.py), in percent: Object/Operation/Args/
+  Status Acc, SSR and TSR, with control names compared as grounding compares them and acceptable equivalents.
+- Exact-match rates (the model card's held-out check while training, train/evaluate.py), as fractions: every
+  field compared to the letter, and `action_exact_match` needs the args too (SSR leaves them out); plans by
+  normalised exact step text (the paper's plan metrics match steps fuzzily).
 
 Step metrics, per held-out step with the reference action as ground truth:
 - Object Acc:    the predicted control is acceptable: its name is in the step's acceptable set (controls equivalent
@@ -25,8 +33,7 @@ from collections import defaultdict
 
 from rapidfuzz import fuzz
 
-from lamforge.env.grounding import name_score
-from lamforge.schema import FUNCTIONS, Action, ActionParseError, parse_action
+from lamforge.schema import FUNCTIONS, Action, ActionParseError, control_name_key, parse_action
 
 PLAN_MATCH = 70.0
 
@@ -45,7 +52,8 @@ def score_step(predicted: str | Action | None, target: str | Action, acceptable:
         return {"object": False, "operation": False, "args": False, "status": False, "step": False, "parsed": False}
     names = acceptable or ([ref.control_name] if ref.control_name else [])
     if names:
-        obj = bool(pred.control_name) and any(name_score(pred.control_name, n) == 100 for n in names)
+        key = control_name_key(pred.control_name or "")
+        obj = bool(key) and any(control_name_key(n) == key for n in names)
     else:
         obj = not pred.control_name and not pred.control_label
     operation = pred.function == ref.function
@@ -120,3 +128,54 @@ def aggregate_plans(rows: list[dict]) -> dict:
     return {"tsr": round(100 * sum(r["success"] for r in rows) / n, 1),
             "step_precision": round(100 * sum(r["precision"] for r in rows) / n, 1),
             "step_recall": round(100 * sum(r["recall"] for r in rows) / n, 1), "pairs": n}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exact-match rates: the model card's held-out check while training.
+
+EXACT_FIELDS = ("function", "control_name", "args", "status")
+
+
+def exact_match(predicted: str, target: str) -> dict[str, bool]:
+    """Field-wise equality of a predicted action with the target, to the letter; 'action' is all four fields
+    right. An unparsable prediction matches nothing."""
+    want = parse_action(target)
+    try:
+        got = parse_action(predicted)
+    except ActionParseError:
+        return {"parsed": False, **{k: False for k in EXACT_FIELDS}, "action": False}
+    row = {"parsed": True, **{k: getattr(got, k) == getattr(want, k) for k in EXACT_FIELDS}}
+    row["action"] = all(row[k] for k in EXACT_FIELDS)
+    return row
+
+
+def exact_match_rates(rows: list[dict[str, bool]]) -> dict[str, float]:
+    """Fractions over exact_match rows: action_exact_match, <field>_exact_match, parse_rate."""
+    if not rows:
+        return {}
+    rate = {k: sum(r[k] for r in rows) / len(rows) for k in ("action", *EXACT_FIELDS, "parsed")}
+    return {"action_exact_match": rate["action"], **{f"{k}_exact_match": rate[k] for k in EXACT_FIELDS},
+            "parse_rate": rate["parsed"]}
+
+
+def _step_key(step: str) -> str:
+    return " ".join(step.lower().split())
+
+
+def plan_exact_match(predicted: list[str], reference: list[str]) -> dict:
+    """A plan against its reference by normalised exact step text (case and spacing do not count): whether the
+    plans are equal, and the share of predicted (precision) and reference (recall) steps found in the other."""
+    got, want = [_step_key(s) for s in predicted], [_step_key(s) for s in reference]
+    hits = len(set(got) & set(want))
+    return {"exact": got == want, "precision": hits / len(got) if got else 0.0,
+            "recall": hits / len(want) if want else 0.0}
+
+
+def plan_exact_match_rates(rows: list[dict]) -> dict[str, float]:
+    """Means over plan_exact_match rows: plan_exact_match, plan_step_exact_precision, plan_step_exact_recall."""
+    if not rows:
+        return {}
+    n = len(rows)
+    return {"plan_exact_match": sum(r["exact"] for r in rows) / n,
+            "plan_step_exact_precision": sum(r["precision"] for r in rows) / n,
+            "plan_step_exact_recall": sum(r["recall"] for r in rows) / n}

@@ -11,12 +11,12 @@ exact tokenisation and chat template the real model uses, in a fraction of a sec
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from lamforge.cache import cache_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 TINY_MODEL = "tiny-random-smollm2"
@@ -37,11 +37,6 @@ _ALIASES = {
 
 class BaseModelError(RuntimeError):
     """An expected failure to find or build a base model; the message says what to do."""
-
-
-def cache_dir() -> Path:
-    """$LAMFORGE_CACHE, or ~/.cache/lamforge."""
-    return Path(os.environ.get("LAMFORGE_CACHE") or Path.home() / ".cache" / "lamforge")
 
 
 def models_dir() -> Path:
@@ -193,60 +188,3 @@ def resolve_model(name_or_path: str) -> str:
     if looks_local or name_or_path.count("/") > 1:
         raise BaseModelError(f"model folder not found: {name_or_path} (train the phase that writes it first, or set init_from)")
     raise BaseModelError(f"unknown model {name_or_path!r}: give a local folder, a Hugging Face id, 'default' or 'tiny'")
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Silence transformers' load report where a missing weight is expected (a new reward head)."""
-    from transformers.utils import logging
-
-    before = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(before)
-
-
-def load_tokenizer(name_or_path: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name_or_path))
-    if tokenizer.pad_token_id is None:
-        # Padding is masked out everywhere, so any token will do; EOS is the usual choice (Mistral has no pad).
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise BaseModelError(f"{name_or_path} has no chat template; use an instruct/chat model")
-    return tokenizer
-
-
-def load_causal_lm(name_or_path: str, dtype=None, device: str | None = None, quantization=None):
-    return load_model(name_or_path, "causal-lm", dtype, device, quantization)
-
-
-def load_model(name_or_path: str, kind: str = "causal-lm", dtype=None, device=None, quantization=None):
-    """A causal LM, or with kind="scorer" the same backbone with a one-output head (the reward model).
-
-    `quantization` is a transformers BitsAndBytesConfig (4/8-bit base). On a GPU the weights load straight onto
-    it (device_map), so N processes of a launched run do not each hold a copy in host memory first.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    kwargs = {"dtype": dtype or torch.float32}
-    if quantization is not None:
-        kwargs["quantization_config"] = quantization
-    on_gpu = device is not None and torch.device(device).type == "cuda"
-    if on_gpu:
-        kwargs["device_map"] = {"": torch.device(device)}
-    path = resolve_model(name_or_path)
-    if kind == "scorer":
-        with quiet_loading():  # the head is new, so transformers' report of its missing weights is expected
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
-    elif kind == "causal-lm":
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    if device is not None and not on_gpu:
-        model.to(device)
-    return model

@@ -1,4 +1,4 @@
-from lamforge.eval.metrics import aggregate, aggregate_plans, plan_match, score_step
+from lamforge.metrics import aggregate, aggregate_plans, plan_match, score_step
 from lamforge.schema import Action
 
 BOLD = Action(control_label="5", control_name="Bold", function="click_input").to_json()
@@ -42,7 +42,7 @@ def _select(text: str) -> str:
 
 
 def test_args_acc_is_split_by_whether_training_targets_had_the_value():
-    from lamforge.eval.metrics import args_by_value_novelty, training_values
+    from lamforge.metrics import args_by_value_novelty, training_values
 
     end = Action(function="keyboard_input", args={"keys": "{End}"}).to_json()
     seen = training_values([_select("Q3 revenue"), BOLD, end])
@@ -57,9 +57,10 @@ def test_args_acc_is_split_by_whether_training_targets_had_the_value():
 
 
 def test_offline_eval_tells_a_policy_that_copies_from_one_that_replays_training_values():
-    from lamforge.eval.metrics import training_values
+    from lamforge.metrics import training_values
     from lamforge.eval.offline import evaluate_steps
-    from lamforge.schema import Observation, StepSample, StepState
+    from lamforge.records import StepSample, StepState
+    from lamforge.schema import Observation
 
     class Reply:
         def __init__(self, text):
@@ -127,3 +128,20 @@ def test_report_breaks_online_and_offline_results_down_by_category(tmp_path):
     md = write_report(tmp_path)[1].read_text()
     assert "| agent | character TSR % (tasks) | page TSR % (tasks) |" in md and "| lam4 | 100.0 (2) | 0.0 (2) |" in md
     assert "| model | character SSR | page SSR |" in md and "| LAM4 | 100.0 | 0.0 |" in md
+
+
+def test_exact_match_is_stricter_than_the_papers_step_metrics():
+    from lamforge.metrics import exact_match, exact_match_rates, plan_exact_match, plan_exact_match_rates
+
+    assert exact_match(BOLD, BOLD)["action"]
+    lowercase = Action(control_label="5", control_name="bold", function="click_input").to_json()
+    assert score_step(lowercase, BOLD)["step"] and not exact_match(lowercase, BOLD)["action"]
+    padded = Action(function="select_text", args={"text": " q3 revenue "}).to_json()
+    assert score_step(padded, SELECT)["args"] and not exact_match(padded, SELECT)["args"]
+    rates = exact_match_rates([exact_match(BOLD, BOLD), exact_match("garbage", BOLD)])
+    assert rates["action_exact_match"] == 0.5 and rates["parse_rate"] == 0.5 and rates["status_exact_match"] == 0.5
+    ref = ["Choose Format > Paragraph", "Click OK"]
+    assert plan_exact_match(["choose  format > paragraph", "Click OK"], ref)["exact"]
+    fuzzy = ["Choose Format > Paragraph.", "Click OK."]
+    assert plan_match(fuzzy, ref)["recall"] == 1.0 and plan_exact_match(fuzzy, ref)["recall"] == 0.0
+    assert plan_exact_match_rates([plan_exact_match(ref, ref), plan_exact_match([], ref)])["plan_exact_match"] == 0.5

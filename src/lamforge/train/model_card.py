@@ -1,5 +1,6 @@
-"""Finished models on disk: save a policy (merged weights or a LoRA adapter) with its model card and metrics, and
-load it back for inference. `load_policy` is what the agent runtime and evaluation call."""
+"""The model card of a finished phase: README.md (a Hugging Face model card) and metrics.json, written last, so
+that `lamforge.models.checkpoints.is_finished` knows the folder is complete. Loading the model back is
+`lamforge.models.loading.load_policy`."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from lamforge.models.checkpoints import METRICS_FILE
 
-from lamforge.train.base_model import load_tokenizer
-
-METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 
 PHASE_TITLES = {
@@ -22,40 +20,6 @@ PHASE_TITLES = {
     "rm": "Reward model: LAM3 backbone with a scalar head (MSE on +1/-1 step labels, sigmoid scores)",
     "4": "LAM4: offline PPO on failed trajectories with reward-model advantages",
 }
-
-
-def is_finished(output_dir: Path) -> bool:
-    path = Path(output_dir) / METRICS_FILE
-    return path.exists() and json.loads(path.read_text()).get("finished", False)
-
-
-def load_policy(path: str | Path, device: str | None = None, dtype: torch.dtype | None = None):
-    """(model, tokenizer) for inference from a phase's output folder, a base model name, or a hub id.
-
-    Adapter folders are merged on load, so inference never pays for LoRA's extra matmuls.
-    """
-    from transformers import AutoModelForCausalLM
-
-    from lamforge.train.base_model import resolve_model
-
-    path_str = str(path)
-    folder = Path(path_str)
-    if (folder / "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32).merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(resolve_model(path_str), dtype=dtype or torch.float32)
-    tokenizer = load_tokenizer(path_str)
-    model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    if device:
-        model.to(device)
-    return model, tokenizer
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Model card and metrics.
 
 
 def _table(rows: dict[str, Any]) -> str:
@@ -100,13 +64,8 @@ def write_card(output_dir: Path, phase: str, info: dict[str, Any]) -> None:
         else:
             parts.append(f"## {title}\n\n" + _table(block))
     parts.append(
-        "## Use\n\n```python\nfrom lamforge.train.checkpoint import load_policy\n"
+        "## Use\n\n```python\nfrom lamforge.models.loading import load_policy\n"
         f"model, tokenizer = load_policy({str(output_dir)!r})\n```\n\n"
-        "Prompts must be built with `lamforge.train.formatting.build_prompt_ids`, the function training used."
+        "Prompts must be built with `lamforge.models.formatting.build_prompt_ids`, the function training used."
     )
     (output_dir / CARD_FILE).write_text("\n\n".join(parts) + "\n")
-
-
-def read_metrics(output_dir: str | Path) -> dict[str, Any]:
-    path = Path(output_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}

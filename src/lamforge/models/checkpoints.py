@@ -1,0 +1,25 @@
+"""Finished model folders: a training phase writes `metrics.json` (with "finished": true) last, so a folder that
+has it holds a complete model; the pipeline skips such phases and `lamforge run` picks the newest one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+METRICS_FILE = "metrics.json"
+
+
+def read_metrics(output_dir: str | Path) -> dict[str, Any]:
+    path = Path(output_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def is_finished(output_dir: str | Path) -> bool:
+    return bool(read_metrics(output_dir).get("finished", False))
+
+
+def newest_finished(folders: Iterable[Path]) -> Path | None:
+    """The finished folder whose metrics.json was written last, or None."""
+    finished = [folder for folder in folders if is_finished(folder)]
+    return max(finished, key=lambda folder: (Path(folder) / METRICS_FILE).stat().st_mtime, default=None)
