@@ -1,17 +1,39 @@
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# What the marked tests need from the system, and the Debian package that provides it (`make setup` installs both).
+HELP_DIR = Path("/usr/share/libreoffice/help/en-US/text")  # lamforge.data.plans.DEFAULT_HELP_DIR / "text"
+NEEDS = {
+    "office": (lambda: shutil.which("soffice") is not None, "LibreOffice (soffice)", "libreoffice-writer"),
+    "help": (lambda: HELP_DIR.is_dir(), f"LibreOffice's help ({HELP_DIR})", "libreoffice-help-en-us"),
+}
+
+
+def missing_system_parts(items) -> list[str]:
+    """One line per system part a selected test needs and this machine lacks."""
+    marks = {mark.name for item in items for mark in item.iter_markers()}
+    return [f"{what} is not installed (Debian package {package}); run `make setup`"
+            for name, (present, what, package) in NEEDS.items() if name in marks and not present()]
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` and `-k` have deselected what will not run
+def pytest_collection_modifyitems(session, config, items):
+    # A missing LibreOffice fails the whole run once, with one message, before any test starts: no test skips
+    # silently and none fails with an unrelated traceback.
+    missing = missing_system_parts(items)
+    if missing:
+        pytest.exit("cannot run the selected tests:\n" + "\n".join(missing), returncode=1)
+
 
 @pytest.fixture(scope="session")
 def writer_env():
     """One real LibreOffice under Xvfb for the whole session; each test resets it to a fresh document."""
-    if not shutil.which("soffice"):
-        pytest.fail("LibreOffice is not installed; run `make setup` (CI installs it in .ci/run)")
     from lamforge.env import WriterEnv
 
     env = WriterEnv(max_steps=30)
