@@ -20,7 +20,9 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
         assert (out / "models" / name / "README.md").exists(), name
     for name in ("lam1", "lam2", "lam3", "lam4"):
         steps = json.loads((out / "eval" / "offline" / f"{name}.json").read_text())["steps"]
-        assert 0 <= steps["ssr"] <= 100 and steps["steps"] > 0
+        rows = steps["rows"]  # one per held-out step the model was scored on
+        assert steps["steps"] == len(rows) > 0, name
+        assert steps["ssr"] == round(100 * sum(r["step"] for r in rows) / len(rows), 1), name  # the rows' own rate
     online = json.loads((out / "eval" / "online" / "online.json").read_text())
     assert set(online) == {"test", "unseen_phrasing", "unseen_family"}
     assert online["test"]["reference"]["tsr"] == 100.0  # the oracle solves what it is asked
