@@ -188,13 +188,11 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     for name in ("lam1", "lam2", "lam3", "lam4"):
         target = offline_dir / f"{name}.json"
         if _stage(f"11. offline eval {name}", target.exists()):
-            result = timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
+            timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
                                                                    limit=p.baseline_tasks if name in BASELINES else p.offline_limit,
-                                                                   plan_limit=p.plan_limit, out=None,
+                                                                   plan_limit=p.plan_limit, out=target,
                                                                    train_data=demos))
-            result["steps"].pop("rows", None)
-            target.write_text(json.dumps(result, indent=1))
 
     if not skip_online:
         online = out / "eval" / "online"

@@ -78,5 +78,8 @@ def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | 
         result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
+        # Written whole, then renamed: the pipeline takes an existing file as a finished stage.
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(out)
     return result
