@@ -128,6 +128,13 @@ def collect_cmd(
     family: Optional[list[str]] = typer.Option(None, help="Only these families (repeatable)."),
     paraphrase: bool = typer.Option(
         True, help="With an LLM endpoint (LAMFORGE_LLM_URL), reword train instructions, every value kept."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local instance), "
+                            "local, or a cluster ADDRESS."),
+    shard: Optional[str] = typer.Option(
+        None, help="i/n: collect only the i-th of n shares of the tasks (from 0); join them with `lamforge data "
+                   "merge`."),
+    device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
@@ -136,7 +143,7 @@ def collect_cmd(
     console = Console(stderr=as_json)
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
-                           families=family or None, paraphrase=paraphrase)
+                           families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device)
     try:
         summary = collect(config, show_progress=not as_json)
     except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -150,3 +157,28 @@ def collect_cmd(
                   f"{summary['samples']} samples; this run: {run['tasks']} tasks in {run['wall_s']} s = "
                   f"{run['tasks_per_hour']} tasks/hour with {run['workers']} worker(s); time split {run['time_split_s']}")
     console.print(f"written to {out}/trajectories.jsonl, samples.jsonl, ufo/, summary.json")
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: list[Path] = typer.Argument(..., help="Run folders of `lamforge data collect --shard i/n`."),
+    out: Path = typer.Option(..., help="The merged run folder; merging again adds only what is new."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Merge shard run folders into one: each task once, refusing folders collected with other settings."""
+    from lamforge.data.runlock import RunFolderBusy
+    from lamforge.data.shards import MergeRefused, merge_runs  # start-up time, as collect
+
+    console = Console(stderr=as_json)
+    try:
+        summary = merge_runs(shards, out)
+    except (MergeRefused, RunFolderBusy) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    merged = summary["merged"]
+    console.print(f"{summary['tasks']} tasks in {out} ({merged['new_tasks']} new, {merged['already_there']} already "
+                  f"there; {summary['missing_tasks']} of {summary['expected_tasks']} not collected yet), "
+                  f"{summary['samples']} samples")
