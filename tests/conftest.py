@@ -1,5 +1,6 @@
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,12 @@ def writer_env():
     env = WriterEnv(max_steps=30)
     yield env
     env.close()
+
+
+@pytest.fixture
+def ray_env():
+    """The environment for a command that starts Ray: its session folder (logs, sockets) goes into a temporary
+    folder removed afterwards, not /tmp/ray. A short one: Ray's Unix socket paths must fit in 107 bytes."""
+    folder = tempfile.mkdtemp(prefix="lfray-")
+    yield dict(os.environ, RAY_TMPDIR=folder)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -43,3 +43,11 @@ def test_agents_run_on_their_splits_and_the_baselines_on_fewer_tasks(tmp_path):
     first = json.loads((tmp_path / "online" / "test" / "retrieval" / "trajectories.jsonl").read_text())["task_id"]
     reference = (tmp_path / "online" / "test" / "reference" / "trajectories.jsonl").read_text()
     assert first in reference  # the limited agent ran the first of the same instances
+
+
+def test_online_evaluation_runs_on_ray_actors(tmp_path):
+    done = _online(tmp_path, "--category", "paragraph", "--ray", "local", "--workers", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["test"]["reference"]["tasks"] == 3
+    run = json.loads((tmp_path / "online" / "test" / "reference" / "summary.json").read_text())["this_run"]
+    assert run["executor"] == "ray (local)" and run["tasks"] == 3

@@ -34,12 +34,15 @@ app.command("report")(report)
 @app.command("pipeline")
 def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quick (this machine, < 2 h) | full (GPU)"),
              out: Optional[Path] = typer.Option(None, help="Run folder (out/<preset> by default)."),
-             skip_online: bool = typer.Option(False, help="Stop after offline evaluation.")):
+             skip_online: bool = typer.Option(False, help="Stop after offline evaluation."),
+             ray: Optional[str] = typer.Option(
+                 None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
+                                     "or a cluster ADDRESS.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
 
     try:
-        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online)
+        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)

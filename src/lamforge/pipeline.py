@@ -18,6 +18,7 @@ Stages, in order; each is skipped when its output is already there and complete,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -117,7 +118,10 @@ def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
     return out
 
 
-def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path:
+def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: str | None = None) -> Path:
+    """The stages in order; `ray` runs collection, exploration and online evaluation in Ray actors (each stage
+    connects on its own, so no Ray processes sit beside training; online evaluation keeps one connection for all
+    its agents and splits)."""
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset_name]
@@ -144,7 +148,8 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
         if _stage(title, _done_collect(folder, n)):
             families = families_for(kw.get("split", "train"), p.categories)
             summary = timed(folder.name, lambda: collect(CollectConfig(out=folder, n=n, workers=p.workers,
-                                                                       max_steps=p.max_steps, families=families, **kw)))
+                                                                       max_steps=p.max_steps, families=families,
+                                                                       ray=ray, **kw)))
             console.print(f"{summary['tasks']} tasks, success {summary['success_rate']:.1%}, "
                           f"{summary['this_run']['tasks_per_hour']} tasks/hour")
 
@@ -176,7 +181,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
                                                        n=len(failed), task_ids=failed, seed=1, workers=1,
                                                        families=families_for("train", p.categories),
                                                        attempts=p.explore_attempts, temperature=0.7,
-                                                       max_steps=p.max_steps)))
+                                                       max_steps=p.max_steps, ray=ray)))
     explored = explore / "samples.jsonl"
     train("3", train_file=str(demos), new_samples_file=str(explored) if explored.exists() else "")
     everything = _concat(data / "all_steps.jsonl", [demos, explored])
@@ -197,11 +202,14 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False) -> Path
     if not skip_online:
         online = out / "eval" / "online"
         if _stage("12. online eval", (online / "online.json").exists()):
-            timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
-                                               max_steps=p.max_steps, categories=p.categories,
-                                               split_agents=p.online_agents,
-                                               agent_limits=dict.fromkeys(BASELINES, p.baseline_tasks)
-                                               if p.baseline_tasks else None))
+            from lamforge.data.ray_rollouts import ray_session  # Ray loads only for --ray runs
+
+            with ray_session(ray, p.workers) if ray else contextlib.nullcontext():  # one Ray for every agent
+                timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
+                                                   workers=p.workers, max_steps=p.max_steps, categories=p.categories,
+                                                   split_agents=p.online_agents,
+                                                   agent_limits=dict.fromkeys(BASELINES, p.baseline_tasks)
+                                                   if p.baseline_tasks else None, ray=ray))
 
     html_path, _ = write_report(out)
     timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)

@@ -128,6 +128,13 @@ def collect_cmd(
     family: Optional[list[str]] = typer.Option(None, help="Only these families (repeatable)."),
     paraphrase: bool = typer.Option(
         True, help="With an LLM endpoint (LAMFORGE_LLM_URL), reword train instructions, every value kept."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local instance), "
+                            "local, or a cluster ADDRESS."),
+    shard: Optional[str] = typer.Option(
+        None, help="i/n: collect only the i-th of n shares of the tasks (from 0); join them with `lamforge data "
+                   "merge`."),
+    device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
@@ -136,7 +143,7 @@ def collect_cmd(
     console = Console(stderr=as_json)
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
-                           families=family or None, paraphrase=paraphrase)
+                           families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device)
     try:
         summary = collect(config, show_progress=not as_json)
     except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -150,3 +157,79 @@ def collect_cmd(
                   f"{summary['samples']} samples; this run: {run['tasks']} tasks in {run['wall_s']} s = "
                   f"{run['tasks_per_hour']} tasks/hour with {run['workers']} worker(s); time split {run['time_split_s']}")
     console.print(f"written to {out}/trajectories.jsonl, samples.jsonl, ufo/, summary.json")
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: list[Path] = typer.Argument(..., help="Run folders of `lamforge data collect --shard i/n`."),
+    out: Path = typer.Option(..., help="The merged run folder; merging again adds only what is new."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Merge shard run folders into one: each task once, refusing folders collected with other settings."""
+    from lamforge.data.runlock import RunFolderBusy
+    from lamforge.data.shards import MergeRefused, merge_runs  # start-up time, as collect
+
+    console = Console(stderr=as_json)
+    try:
+        summary = merge_runs(shards, out)
+    except (MergeRefused, RunFolderBusy) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    merged = summary["merged"]
+    console.print(f"{summary['tasks']} tasks in {out} ({merged['new_tasks']} new, {merged['already_there']} already "
+                  f"there; {summary['missing_tasks']} of {summary['expected_tasks']} not collected yet), "
+                  f"{summary['samples']} samples")
+
+
+@app.command("bench")
+def bench_cmd(
+    n: int = typer.Option(12, help="Task instances, the same ones for each executor."),
+    workers: int = typer.Option(2, help="Workers of each executor, each with its own LibreOffice."),
+    rounds: int = typer.Option(1, help="Runs of each executor, in alternating order (ABBA...), summed."),
+    family: Optional[list[str]] = typer.Option(
+        None, help="Only these families (repeatable); default: bold, align, line_spacing."),
+    ray: str = typer.Option("local", "--ray", help="The Ray executor's cluster: local, auto or an ADDRESS."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+):
+    """Collection throughput of Ray actors against local worker processes: the oracle on the same tasks, each run
+    into a fresh folder, timed from its start (offices, and Ray's start, included) to its last record."""
+    import tempfile
+
+    from lamforge.data.collect import CollectConfig, collect  # start-up time, as collect_cmd
+
+    console = Console(stderr=as_json)
+    families = family or ["bold", "align", "line_spacing"]
+    runs: dict[str, list[dict]] = {"processes": [], "ray": []}
+    with tempfile.TemporaryDirectory(prefix="lamforge-bench-") as tmp:
+        for round_ in range(rounds):
+            # Alternate which goes first, so that a load that drifts during the bench falls on both alike.
+            order = ("processes", "ray") if round_ % 2 == 0 else ("ray", "processes")
+            for name in order:
+                config = CollectConfig(out=Path(tmp) / f"{name}-{round_}", n=n, workers=workers, families=families,
+                                       paraphrase=False, ray=ray if name == "ray" else None)
+                try:
+                    summary = collect(config, show_progress=False)
+                except (OfficeNotInstalled, ValueError, RuntimeError) as exc:
+                    console.print(f"[red]error:[/red] {name}: {exc}")
+                    raise typer.Exit(1)
+                runs[name].append({"tasks": summary["this_run"]["tasks"], "successes": summary["successes"],
+                                   "wall_s": summary["this_run"]["wall_s"]})
+    results = {}
+    for name, done in runs.items():
+        tasks, wall = sum(r["tasks"] for r in done), sum(r["wall_s"] for r in done)
+        results[name] = {"tasks": tasks, "successes": sum(r["successes"] for r in done), "wall_s": round(wall, 1),
+                         "tasks_per_hour": round(tasks / wall * 3600, 1) if wall else 0.0,
+                         "wall_s_per_round": [r["wall_s"] for r in done]}
+    local, remote = results["processes"]["tasks_per_hour"], results["ray"]["tasks_per_hour"]
+    report = {"n": n, "workers": workers, "rounds": rounds, "families": families, **results,
+              "ray_vs_processes": round(remote / local, 3) if local else None}
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for name, r in results.items():
+        console.print(f"{name:>9}: {r['tasks']} tasks ({r['successes']} succeeded) in {r['wall_s']} s = "
+                      f"{r['tasks_per_hour']} tasks/hour")
+    console.print(f"Ray / processes: {report['ray_vs_processes']}x")

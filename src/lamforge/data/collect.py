@@ -1,14 +1,8 @@
 """The dataflow: instantiate -> execute -> evaluate -> post-process, resumable and parallel.
 
-Outputs in the run folder:
-- trajectories.jsonl  every task, success or failure, with its steps, outcome and the checker's reason
-- samples.jsonl       step-wise StepSamples (the structured decision state -> action JSON)
-- ufo/<task_id>.json  each task in UFO dataflow's result schema, so UFO users can read our data
-- summary.json        counts, success rate, throughput and where the time went
-
-Resume rule: a task is done when its trajectory line is in trajectories.jsonl. Its samples are written first and
-the trajectory line last, so after a kill the samples of a task without a trajectory line are dropped and the task
-runs again: nothing is lost, duplicated or half-written.
+Tasks run in this process, in local worker processes, or in Ray actors (ray_rollouts.py), one office each; only this
+process writes the run folder (run_folder.py says what is in it and how a killed run resumes). `--shard i/n` runs
+one share of the tasks, for batch schedulers without Ray; shards.py merges the shard folders.
 """
 
 from __future__ import annotations
@@ -18,8 +12,9 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -30,6 +25,14 @@ from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.data.instantiate import instantiate
 from lamforge.data.judge import judge
 from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
+from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover: the run folder's, re-exported)
+    SAMPLES,
+    SUMMARY,
+    RunWriter,
+    load_records,
+    recover,
+    write_identity,
+)
 from lamforge.data.runlock import exclusive_run_folder
 from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv
@@ -50,7 +53,7 @@ class CollectConfig:
     n: int = 100
     """Task instances to collect (the same instances on every run with the same seed)."""
     workers: int = 2
-    """Parallel workers, each with its own LibreOffice."""
+    """Parallel workers (local processes or Ray actors), each with its own LibreOffice."""
     seed: int = 0
     plans: Path | None = None
     """Mined plans (for the plan demonstrator)."""
@@ -69,47 +72,27 @@ class CollectConfig:
     paraphrase: bool = True
     """Reword train instructions with the configured LLM endpoint (LAMFORGE_LLM_URL), every value kept
     (data/paraphrase.py); nothing happens without an endpoint."""
+    device: str = "auto"
+    """Where the model demonstrator's weights go. 'auto': local worker i takes GPU i mod the GPU count, a Ray actor
+    the GPU Ray gave it, and without a GPU the CPU; or one device for all: 'cpu', 'cuda:1', ..."""
+    ray: str | None = None
+    """Run the episodes in Ray actors, one office each: 'auto' (the cluster RAY_ADDRESS names or `ray start` began
+    on this machine, else a new local instance), 'local' (a new local instance) or a cluster address (host:port,
+    ray://host:port). None: local worker processes."""
+    shard: str | None = None
+    """'i/n' (0 <= i < n): run only the i-th of n shares of the sampled tasks; `lamforge data merge` joins the
+    shard folders."""
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Files
+# Fields that say which records a run folder holds; merged folders must agree on them (shards.py).
+IDENTITY_FIELDS = ("demonstrator", "split", "n", "seed", "families", "task_ids", "model", "plans", "attempts",
+                   "temperature", "max_steps", "paraphrase")
 
 
-def _repair_jsonl(path: Path) -> None:
-    """Drop a half-written last line left by a kill."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _append(handle, record: dict) -> None:
-    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def _sync(handle) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def recover(out: Path) -> set[str]:
-    """Task ids already done; samples of unfinished tasks are removed."""
-    out.mkdir(parents=True, exist_ok=True)
-    trajectories, samples = out / "trajectories.jsonl", out / "samples.jsonl"
-    _repair_jsonl(trajectories)
-    _repair_jsonl(samples)
-    done = set()
-    if trajectories.exists():
-        done = {json.loads(line)["task_id"] for line in trajectories.read_text().splitlines() if line.strip()}
-    if samples.exists():
-        lines = samples.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["task_id"] in done]
-        if len(kept) != len(lines):
-            tmp = samples.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            tmp.replace(samples)
-    return done
+def identity(config: CollectConfig) -> dict:
+    values = asdict(config)
+    return {**{k: str(values[k]) if isinstance(values[k], Path) else values[k] for k in IDENTITY_FIELDS},
+            "shard": config.shard}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,37 +116,25 @@ def to_samples(record: dict) -> list[dict]:
     return samples
 
 
-def ufo_record(record: dict) -> dict:
-    """UFO dataflow's result schema (errors as strings, as its schema says)."""
-    return {
-        "unique_id": record["task_id"],
-        "app": "writer",
-        "original": {"original_task": record["instruction"], "original_steps": record.get("plan") or []},
-        "instantiation_result": {
-            "choose_template": {"result": record["template_id"], "error": ""},
-            "prefill": {"result": {"instantiated_request": record["instruction"],
-                                   "instantiated_plan": [json.loads(s["action"]) for s in record["steps"] if s.get("action")]},
-                        "error": ""},
-            "instantiation_evaluation": {"result": {"judge": True, "thought": "sampled from a verified task family",
-                                                    "request_type": record["family"]}, "error": ""},
-        },
-        "execution_result": {
-            "result": {"complete": "yes" if record["success"] else "no", "reason": record["reason"],
-                       "outcome": record["outcome"], "judge": record.get("judge")},
-            "error": "" if record["outcome"] != "env_error" else record["reason"],
-        },
-        "time_cost": {"instantiation": record["timing"]["instantiate_s"], "execution": record["timing"]["execute_s"],
-                      "evaluation": record["timing"]["evaluate_s"], "total": record["timing"]["total_s"]},
-    }
+def worker_device(setting: str, index: int) -> str:
+    """The device of worker `index` for a model demonstrator: 'auto' spreads the workers over the GPUs this process
+    sees (a Ray actor sees only its own), so that they do not all load onto cuda:0."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{index % count}" if count else "cpu"
 
 
 class TaskRunner:
     """Owns one WriterEnv and one demonstrator; runs task instances end to end."""
 
-    def __init__(self, config: CollectConfig):
+    def __init__(self, config: CollectConfig, worker_index: int = 0):
         self.config = config
         self.env = WriterEnv(max_steps=config.max_steps + 5)
-        self.backend = make_backend(config.demonstrator, config.plans, config.model)
+        options = {"device": worker_device(config.device, worker_index)} if config.demonstrator == "model" else {}
+        self.backend = make_backend(config.demonstrator, config.plans, config.model, **options)
         if config.temperature and hasattr(getattr(self.backend, "config", None), "temperature"):
             self.backend.config.temperature = config.temperature  # sampled attempts for self-boosting
         self.agent = Agent(backend=self.backend, env=self.env,
@@ -185,7 +156,7 @@ class TaskRunner:
     def _attempt(self, instance: TaskInstance, attempt: int) -> dict:
         family = REGISTRY[instance.family]
         t0 = time.perf_counter()
-        out_dir = self.config.out / "files" / f"{instance.task_id}-a{attempt}"
+        out_dir = Path(self.config.out) / "files" / f"{instance.task_id}-a{attempt}"
         base = {"task_id": instance.task_id, "trajectory_id": f"{instance.task_id}-{self.config.demonstrator}-a{attempt}",
                 "family": instance.family, "category": instance.category, "instruction": instance.instruction,
                 "template_id": instance.template_id, "params": instance.params, "split": instance.split,
@@ -233,16 +204,31 @@ class TaskRunner:
         return judge(instance.instruction, result, before, after)
 
 
+def scratch_runner(config_dict: dict, scratch: str) -> TaskRunner:
+    """A Ray actor's runner: the task files go to the actor's own `scratch` folder, and Ray gave a model actor its
+    own GPU (CUDA_VISIBLE_DEVICES), index 0 of what it sees."""
+    return TaskRunner(CollectConfig(**{**config_dict, "out": scratch}), worker_index=0)
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Workers
+# Local workers
 
 
-def _worker(config_dict: dict, tasks: mp.Queue, results: mp.Queue) -> None:
+def run_in_process(config: CollectConfig, todo: list[TaskInstance], commit: Callable[[dict], None]) -> None:
+    runner = TaskRunner(config)
+    try:
+        for instance in todo:
+            commit(runner.run(instance))
+    finally:
+        runner.close()
+
+
+def _worker(config_dict: dict, index: int, tasks: mp.Queue, results: mp.Queue) -> None:
     config = CollectConfig(**config_dict)
     parent = os.getppid()
     runner = None
     try:
-        runner = TaskRunner(config)
+        runner = TaskRunner(config, worker_index=index)
         while True:
             try:
                 item = tasks.get(timeout=1.0)
@@ -261,95 +247,111 @@ def _worker(config_dict: dict, tasks: mp.Queue, results: mp.Queue) -> None:
             runner.close()
 
 
+def run_in_processes(config: CollectConfig, todo: list[TaskInstance], commit: Callable[[dict], None],
+                     workers: int) -> None:
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    config_dict = asdict(config)
+    procs = [ctx.Process(target=_worker, args=(config_dict, i, tasks, results), daemon=True) for i in range(workers)]
+    for p in procs:
+        p.start()
+    for instance in todo:
+        tasks.put(instance.model_dump_json())
+    for _ in procs:
+        tasks.put(None)
+    pending = len(todo)
+    try:
+        while pending:
+            try:
+                record = json.loads(results.get(timeout=5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("all collection workers died; see the records written so far")
+                continue
+            if "worker_error" in record:
+                raise RuntimeError(f"a collection worker failed to start: {record['worker_error']}")
+            commit(record)
+            pending -= 1
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'i/n' -> (i, n), with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"bad shard {spec!r}: write it as i/n, e.g. 0/4 for the first of 4 shares") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"bad shard {spec!r}: i/n needs n >= 1 and 0 <= i < n (shares are numbered from 0)")
+    return index, count
+
+
+def select_shard(instances: list[TaskInstance], spec: str) -> list[TaskInstance]:
+    index, count = parse_shard(spec)
+    return instances[index::count]
+
+
+def plan_tasks(config: CollectConfig) -> list[TaskInstance]:
+    """The run's instances: the deterministic sample, or this shard's share of it."""
+    instances = instantiate(config.split, config.n, seed=config.seed, families=config.families,
+                            task_ids=config.task_ids)
+    return select_shard(instances, config.shard) if config.shard else instances
+
+
 @exclusive_run_folder
 def collect(config: CollectConfig, show_progress: bool = True) -> dict:
     config.out = Path(config.out)
     t_start = time.perf_counter()
-    done = recover(config.out)
     t0 = time.perf_counter()
-    instances = instantiate(config.split, config.n, seed=config.seed, families=config.families, task_ids=config.task_ids)
+    instances = plan_tasks(config)
     instantiate_s = time.perf_counter() - t0
-    todo = [i for i in instances if i.task_id not in done]
-    paraphrased = None
-    if config.paraphrase:
-        paraphrased = ParaphraseReport()
-        todo = paraphrase_with_endpoint(todo, paraphrased)
-    workers = max(1, min(config.workers, len(todo)))
-    ufo_dir = config.out / "ufo"
-    ufo_dir.mkdir(parents=True, exist_ok=True)
-
     new_records: list[dict] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ok {task.fields[ok]}")]
-    with open(config.out / "samples.jsonl", "a") as samples_f, open(config.out / "trajectories.jsonl", "a") as traj_f, \
-            Progress(*columns, disable=not show_progress) as bar:
+    with RunWriter(config.out) as writer, Progress(*columns, disable=not show_progress) as bar:
+        write_identity(config.out, identity(config))
+        todo = [i for i in instances if i.task_id not in writer.done]
+        paraphrased = None
+        if config.paraphrase and todo:
+            paraphrased = ParaphraseReport()
+            todo = paraphrase_with_endpoint(todo, paraphrased)
+        workers = max(1, min(config.workers, len(todo)))
         task_bar = bar.add_task(f"collect {config.demonstrator}", total=len(todo), ok=0)
 
         def commit(record: dict) -> None:
-            for sample in to_samples(record):
-                _append(samples_f, sample)
-            _sync(samples_f)
-            slim = dict(record, steps=[{k: v for k, v in st.items() if k != "state"} for st in record["steps"]])
-            _append(traj_f, slim)  # the commit marker: written last; decision states live in samples.jsonl only
-            _sync(traj_f)
-            (ufo_dir / f"{record['task_id']}.json").write_text(json.dumps(ufo_record(record), indent=1))
-            new_records.append(record)
-            bar.update(task_bar, advance=1, ok=sum(r["success"] for r in new_records))
+            if writer.commit(record, to_samples(record)):
+                new_records.append(record)
+                bar.update(task_bar, advance=1, ok=sum(r["success"] for r in new_records))
 
-        if todo and workers == 1:
-            runner = TaskRunner(config)
-            try:
-                for instance in todo:
-                    commit(runner.run(instance))
-            finally:
-                runner.close()
+        if todo and config.ray:
+            from lamforge.data.ray_rollouts import run_on_ray  # Ray loads only for --ray runs
+
+            run_on_ray(config, todo, commit, workers, make_runner=scratch_runner)
+        elif todo and workers == 1:
+            run_in_process(config, todo, commit)
         elif todo:
-            ctx = mp.get_context("spawn")
-            tasks, results = ctx.Queue(), ctx.Queue()
-            config_dict = asdict(config)
-            procs = [ctx.Process(target=_worker, args=(config_dict, tasks, results), daemon=True) for _ in range(workers)]
-            for p in procs:
-                p.start()
-            for instance in todo:
-                tasks.put(instance.model_dump_json())
-            for _ in procs:
-                tasks.put(None)
-            pending = len(todo)
-            try:
-                while pending:
-                    try:
-                        record = json.loads(results.get(timeout=5))
-                    except queue.Empty:
-                        if not any(p.is_alive() for p in procs):
-                            raise RuntimeError("all collection workers died; see the records written so far")
-                        continue
-                    if "worker_error" in record:
-                        raise RuntimeError(f"a collection worker failed to start: {record['worker_error']}")
-                    commit(record)
-                    pending -= 1
-            finally:
-                for p in procs:
-                    p.join(timeout=30)
-                    if p.is_alive():
-                        p.terminate()
+            run_in_processes(config, todo, commit, workers)
 
-    summary = summarize(config, instances, new_records, instantiate_s, time.perf_counter() - t_start)
+    summary = summarize(config, {i.task_id for i in instances}, new_records, instantiate_s,
+                        time.perf_counter() - t_start)
     if paraphrased is not None and (paraphrased.paraphrased or paraphrased.kept_rules):
         summary["this_run"]["paraphrase"] = paraphrased.to_dict()
-    (config.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (config.out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def load_records(out: Path) -> list[dict]:
-    path = Path(out) / "trajectories.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def summarize(config: CollectConfig, instances: list[TaskInstance], new_records: list[dict], instantiate_s: float,
+def summarize(config: CollectConfig, wanted: set[str] | None, new_records: list[dict], instantiate_s: float,
               wall_s: float) -> dict:
-    records = load_records(config.out)
-    wanted = {i.task_id for i in instances}
-    records = [r for r in records if r["task_id"] in wanted]
+    """Counts over the folder's records of the `wanted` task ids (all of them when None)."""
+    records = [r for r in load_records(config.out) if wanted is None or r["task_id"] in wanted]
     n_ok = sum(r["success"] for r in records)
     by_family: dict[str, list[int]] = {}
     for r in records:
@@ -362,13 +364,16 @@ def summarize(config: CollectConfig, instances: list[TaskInstance], new_records:
     summary = {
         "demonstrator": config.demonstrator,
         "split": config.split,
+        **({"shard": config.shard} if config.shard else {}),
         "tasks": len(records),
         "successes": n_ok,
         "failures": len(records) - n_ok,
         "success_rate": round(n_ok / len(records), 4) if records else 0.0,
         "env_errors": sum(r["outcome"] == "env_error" for r in records),
-        "samples": sum(1 for _ in open(config.out / "samples.jsonl")) if (config.out / "samples.jsonl").exists() else 0,
+        "samples": sum(1 for _ in open(config.out / SAMPLES)) if (config.out / SAMPLES).exists() else 0,
         "this_run": {"tasks": len(new_records), "wall_s": round(wall_s, 1), "workers": config.workers,
+                     "executor": (f"ray ({config.ray})" if config.ray
+                                  else "processes" if config.workers > 1 else "in-process"),
                      "tasks_per_hour": round(len(new_records) / wall_s * 3600, 1) if new_records and wall_s else 0.0,
                      "time_split_s": timing},
         "per_family": {f: {"success": s, "tasks": t} for f, (s, t) in sorted(by_family.items())},

@@ -69,15 +69,22 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
            category: Optional[list[str]] = typer.Option(
                None, help="Only test and unseen-phrasing tasks of these categories (repeatable), as a pipeline "
                           "preset with categories evaluates."),
+           ray: Optional[str] = typer.Option(
+               None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local "
+                                   "instance), local, or a cluster ADDRESS."),
            as_json: bool = typer.Option(False, "--json")):
     """Every agent runs every test task in the live app: TSR, time per task, steps and step latency."""
+    import contextlib
+
+    from lamforge.data.ray_rollouts import ray_session  # start-up time, as run_online
     from lamforge.eval.online import EVAL_SPLITS, run_online
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
-        summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
-                             progress=not as_json, categories=category or None)
-    except (ValueError, FileNotFoundError) as exc:
+        with ray_session(ray, workers) if ray else contextlib.nullcontext():  # one Ray connection for every agent
+            summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
+                                 progress=not as_json, categories=category or None, ray=ray)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)
     if as_json:
