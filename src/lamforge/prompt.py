@@ -173,7 +173,7 @@ def render_canvas(canvas: list[Paragraph]) -> list[str]:
             key = (table, row)
             if key not in rows:
                 rows[key] = []
-                lines.append(key)  # placeholder, filled below
+                lines.append(key)  # the row keeps its place; its cells are joined into the line below
             rows[key].append(_clip(p.text, MAX_CELL_CHARS))
             continue
         if shown < MAX_CANVAS_PARAGRAPHS:
