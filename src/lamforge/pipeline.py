@@ -76,6 +76,9 @@ class PipelinePreset:
 
 
 HELD_OUT_AGENTS = ["lam4", "reference", "retrieval"]
+# LAM3 is left out of the quick preset's online run to fit the 2-hour budget: in the run of 2026-11-30 it solved the
+# same 3 of 44 test tasks as LAM2 in ~8 minutes of the online stage; offline evaluation still compares every phase.
+QUICK_TEST_AGENTS = [a for a in ALL_AGENTS if a != "lam3"]
 PRESETS = {
     # Every stage runs; the numbers mean nothing. Sized for CI (a few minutes).
     "tiny": PipelinePreset("tiny", oracle_tasks=6, plan_tasks=3, test_tasks=2, explore_attempts=1,
@@ -89,7 +92,7 @@ PRESETS = {
     "quick": PipelinePreset("quick", oracle_tasks=608, plan_tasks=24, test_tasks=44, explore_attempts=2,
                             online_tasks={"test": 44, "unseen_phrasing": 12, "unseen_family": 5, "lo_templates": 34},
                             workers=2, max_steps=10, offline_limit=None, plan_limit=10, baseline_tasks=11,
-                            online_agents={"test": ALL_AGENTS, "unseen_phrasing": HELD_OUT_AGENTS,
+                            online_agents={"test": QUICK_TEST_AGENTS, "unseen_phrasing": HELD_OUT_AGENTS,
                                            "unseen_family": HELD_OUT_AGENTS, "lo_templates": HELD_OUT_AGENTS},
                             train_overrides={"max_length": 2560}),
     # A GPU machine and the paper's scale of data.
