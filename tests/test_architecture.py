@@ -120,22 +120,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# The one loop left, inside tasks: LibreOffice's templates are fitted to the task families (lo_fit imports the
-# families, which look templates up), and a template id from that split is looked up through tasks/templates.py and
-# tasks/template_files.py, which import lo_templates inside the function that needs it. These edges, and no others,
-# may close a loop; breaking it takes a registry of template sources (issue 17, left for later).
-KNOWN_LOOP_EDGES = {
-    ("lamforge.tasks.templates", "lamforge.tasks.lo_templates"),
-    ("lamforge.tasks.template_files", "lamforge.tasks.lo_templates"),
-}
-
-
 def test_no_module_imports_itself_around_a_loop():
-    graph = module_graph()
-    for source, target in KNOWN_LOOP_EDGES:
-        assert target in graph[source], f"{source} no longer imports {target}: drop it from KNOWN_LOOP_EDGES"
-        graph[source].discard(target)
-    assert cycles(graph) == [], "modules that import each other around a loop"
+    assert cycles(module_graph()) == [], "modules that import each other around a loop"
 
 
 def test_the_loop_finder_finds_loops():

@@ -144,6 +144,23 @@ def test_get_template():
     assert {s.split for s in list_templates("test")} == {"test"}
 
 
+def test_a_process_that_imported_only_the_registry_finds_libreoffices_source():
+    # A worker that only read task instances has imported nothing that registers the source; asking for one of its
+    # ids or its split must find it all the same. A fresh process, because this one may have imported it already.
+    script = (
+        "import sys\n"
+        "from lamforge.tasks.templates import template_source\n"
+        "assert 'lamforge.tasks.lo_templates' not in sys.modules\n"
+        "assert template_source('report_quarterly_sales') is None and template_source(split='test') is None\n"
+        "by_id, by_split = template_source('lo_officorr_x'), template_source(split='lo_templates')\n"
+        "from lamforge.tasks import lo_templates\n"
+        "assert by_id is by_split and by_id.get is lo_templates.get_lo_template\n"
+        "assert by_id.templates is lo_templates.list_lo_templates and by_id.path is lo_templates.lo_template_path\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 def test_templates_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LAMFORGE_CACHE", str(tmp_path))
     assert templates_dir() == tmp_path / "templates"

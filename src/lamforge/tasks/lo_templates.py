@@ -32,7 +32,8 @@ from lamforge.env.writer_env import WriterEnv
 from lamforge.tasks import lo_files
 from lamforge.tasks.lo_fit import why_unfit
 from lamforge.tasks.template_files import read_manifest, write_manifest
-from lamforge.tasks.templates import LO_SPLIT, ParagraphBlock, TableBlock, TemplateDoc, _count_overlapping, _WORD
+from lamforge.tasks.templates import (LO_PREFIX, LO_SPLIT, ParagraphBlock, TableBlock, TemplateDoc, TemplateSource,
+                                      _count_overlapping, _WORD, register_source)
 
 # Bump when the reader or the document copy changes, so that cached specs are read again.
 READER_VERSION = "3"
@@ -342,3 +343,4 @@ def lo_template_path(template_id: str) -> Path:
     return path
 
 
+register_source(TemplateSource(LO_PREFIX, LO_SPLIT, list_lo_templates, get_lo_template, lo_template_path))

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lamforge.cache import cache_dir
-from lamforge.tasks.templates import (HEADING_LEVELS, LO_PREFIX, ParagraphBlock, TableBlock, TemplateDoc,
-                                      get_template, list_templates)
+from lamforge.tasks.templates import (HEADING_LEVELS, ParagraphBlock, TableBlock, TemplateDoc, get_template,
+                                      list_templates, template_source)
 
 # ODF style names for the same styles: the internal name LibreOffice uses for its built-in styles where one exists,
 # so the .odt shows the same style names as the .docx.
@@ -87,13 +87,11 @@ def build_templates(out_dir: Path | None = None, ids: list[str] | None = None) -
 def template_path(template_id: str, out_dir: Path | None = None) -> Path:
     """The path of a built template, building it first if it is missing or stale.
 
-    For a LibreOffice template, the editable .odt copy of it (out_dir does not apply).
+    For a template from a source (LibreOffice's), the file that source gives (out_dir does not apply).
     """
-    if template_id.startswith(LO_PREFIX):
-        # lo_templates builds on this module, so it is imported when one of its documents is asked for.
-        from lamforge.tasks.lo_templates import lo_template_path
-
-        return lo_template_path(template_id)
+    source = template_source(template_id)
+    if source is not None:
+        return source.path(template_id)
     return build_templates(out_dir, ids=[template_id])[0].path
 
 

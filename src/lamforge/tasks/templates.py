@@ -25,10 +25,12 @@ direct formatting: every paragraph is plain text in its style, so "bold X" tasks
 from __future__ import annotations
 
 import hashlib
+import importlib
 import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -520,34 +522,78 @@ def spec_from_draft(entry: TemplateEntry, draft: content.Draft) -> TemplateDoc:
 def _all_specs() -> tuple[TemplateDoc, ...]:
     specs = tuple(spec_from_draft(e, e.build(random.Random(e.seed))) for e in REGISTRY)
     ids = [s.id for s in specs]
-    if len(set(ids)) != len(ids) or any(i.startswith(LO_PREFIX) for i in ids):
-        raise RuntimeError(f"duplicate template ids, or one starting {LO_PREFIX!r}, in the registry: {ids}")
+    prefixes = tuple(prefix for prefix, _ in SOURCE_MODULES) + tuple(_SOURCES)
+    if len(set(ids)) != len(ids) or any(i.startswith(prefixes) for i in ids):
+        raise RuntimeError(f"duplicate template ids, or one with a source's prefix {prefixes}, in the registry: {ids}")
     return specs
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Template sources: documents lamforge did not generate, each source with its own id prefix and split.
 
 # Ids of LibreOffice's own templates (lo_templates.py) start with this; no generated template's id does.
 LO_PREFIX = "lo_"
 LO_SPLIT = "lo_templates"
 
 
+@dataclass(frozen=True)
+class TemplateSource:
+    """Templates from elsewhere: their ids start with `prefix`, and together they are the split `split`."""
+
+    prefix: str
+    split: str
+    templates: Callable[[], list[TemplateDoc]]
+    get: Callable[[str], TemplateDoc]
+    path: Callable[[str], Path]  # the file a task opens
+
+
+# (prefix, split) -> the module that registers that source when it is imported. It is imported by name the first
+# time one of its ids or its split is asked for, so any process finds the source (a worker or a Ray actor that only
+# read task instances has imported nothing else). Why by name rather than by an import statement: a source builds on
+# this module (LibreOffice's is fitted to the task families, which look templates up here), so this module cannot
+# import it.
+SOURCE_MODULES: dict[tuple[str, str], str] = {(LO_PREFIX, LO_SPLIT): "lamforge.tasks.lo_templates"}
+_SOURCES: dict[str, TemplateSource] = {}
+
+
+def register_source(source: TemplateSource) -> None:
+    _SOURCES[source.prefix] = source
+
+
+def template_source(template_id: str | None = None, split: str | None = None) -> TemplateSource | None:
+    """The source that holds `template_id`, or that is the split `split`; None for lamforge's generated templates."""
+
+    def matches(prefix: str, name: str) -> bool:
+        return (template_id is not None and template_id.startswith(prefix)) or (split is not None and split == name)
+
+    for source in _SOURCES.values():
+        if matches(source.prefix, source.split):
+            return source
+    for (prefix, name), module in SOURCE_MODULES.items():
+        if matches(prefix, name):
+            importlib.import_module(module)
+            if prefix not in _SOURCES:
+                raise RuntimeError(f"{module} did not register its template source {prefix!r}")
+            return _SOURCES[prefix]
+    return None
+
+
 def list_templates(split: str | None = None) -> list[TemplateDoc]:
     """Every generated template spec (or those of one split), in registry order. Building them takes milliseconds.
 
-    split="lo_templates" lists LibreOffice's own templates instead (read through the office on first use).
+    A source's split lists that source's templates instead: split="lo_templates" LibreOffice's own templates (read
+    through the office on first use).
     """
-    if split == LO_SPLIT:
-        # lo_templates builds on this module, so it is imported when its split is asked for, not at import time.
-        from lamforge.tasks.lo_templates import list_lo_templates
-
-        return list_lo_templates()
+    source = template_source(split=split) if split is not None else None
+    if source is not None:
+        return source.templates()
     return [s for s in _all_specs() if split in (None, s.split)]
 
 
 def get_template(template_id: str) -> TemplateDoc:
-    if template_id.startswith(LO_PREFIX):
-        from lamforge.tasks.lo_templates import get_lo_template  # imported here: see list_templates
-
-        return get_lo_template(template_id)
+    source = template_source(template_id)
+    if source is not None:
+        return source.get(template_id)
     for spec in _all_specs():
         if spec.id == template_id:
             return spec
