@@ -1,7 +1,9 @@
-"""Checkers and samplers of the insert, editing and file task families, on synthetic DocStates (no office needed).
+"""Checkers and samplers of the insert, editing and file task families.
 
-Each checker must accept the edited document the reference produces and reject the untouched document and the
-family's wrong edit; the live runs of reference and wrong edit are `lamforge tasks verify`.
+Each checker must accept the document the reference produces and reject the untouched document and the family's
+wrong edit. The documents are the templates' real files, opened and edited in LibreOffice, and the states are
+what it reports for them (office_documents.py); the live runs of reference and wrong edit through the GUI are
+`lamforge tasks verify`. Samplers and phrasings need no office.
 """
 
 from __future__ import annotations
@@ -9,44 +11,23 @@ from __future__ import annotations
 import random
 
 import pytest
+from office_documents import Documents
 
 import lamforge.tasks.families  # noqa: F401  (registers the families)
-from lamforge.env.docstate import Bookmark, Comment, DocState, Footnote, Hyperlink, PageState, ParagraphState, Run, TableState
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.families import files
-from lamforge.tasks.template_files import write_template
 from lamforge.tasks.templates import get_template, list_templates
 
 MINE = ["insert_table", "comment", "footnote", "hyperlink", "bookmark", "special_character", "find_replace",
         "insert_text", "delete_text", "delete_paragraph", "sort_lines", "text_to_table", "table_add_row",
         "table_delete_column", "export_pdf", "save_docx"]
 
+office = pytest.mark.office
 
-def state_of(template_id: str, texts: list[str] | None = None, tables: list[list[list[str]]] | None = None,
-             styles: list[str] | None = None, runs: dict[int, list[Run]] | None = None, **extra) -> DocState:
-    """A DocState as the office would report it for the template, with the given texts and tables swapped in."""
-    template = get_template(template_id)
-    texts = template.paragraph_texts() if texts is None else texts
-    if styles is None:
-        original = [template.lo_style(i) for i in range(len(template.paragraphs))]
-        styles = original if len(texts) == len(original) else ["Standard"] * len(texts)
-    runs = runs or {}
-    paragraphs = [
-        ParagraphState(index=i, text=t, style=s, align="left", line_spacing_mode=0, line_spacing=100, left_margin=0,
-                       right_margin=0, first_line_indent=0, top_margin=0, bottom_margin=0,
-                       runs=runs.get(i, [Run(text=t, start=0)]))
-        for i, (t, s) in enumerate(zip(texts, styles))
-    ]
-    if tables is None:
-        tables = [t.rows for t in template.tables()]
-        afters = [template.table_after_paragraph(k) for k in range(len(tables))]
-    else:
-        afters = extra.pop("afters") if "afters" in extra else [template.table_after_paragraph(k) for k in range(len(tables))]
-    page = PageState(style="Standard", landscape=False, width=21000, height=29700, left_margin=2500,
-                     right_margin=2500, top_margin=2500, bottom_margin=2500, header_on=False, header_text="",
-                     footer_on=False, footer_text="")
-    table_states = [TableState(name=f"Table{k + 1}", rows=rows, after_paragraph=a) for k, (rows, a) in enumerate(zip(tables, afters))]
-    return DocState(paragraphs=paragraphs, tables=table_states, page=page, **extra)
+
+@pytest.fixture(scope="module")
+def docs(writer_env, tmp_path_factory):
+    return Documents(writer_env, tmp_path_factory.mktemp("documents"))
 
 
 def first_params(family_id: str, split: str | None = None) -> tuple[dict, str]:
@@ -109,190 +90,246 @@ def test_delete_text_phrases_end_at_a_word_boundary():
 # Insert checkers
 
 
-def test_comment_checker():
+@office
+def test_insert_table_checker(docs):
+    family = REGISTRY["insert_table"]
+    params, tid = first_params("insert_table")
+    rows, columns = params["rows"], params["columns"]
+
+    def table_after(index, rows, columns):
+        def edit(d):
+            # As the reference: {End} of the paragraph, {Enter}, Table > Insert Table.
+            d.caret_at(d.paragraph(index).getEnd())
+            d.command(".uno:InsertPara")
+            table = d.doc.createInstance("com.sun.star.text.TextTable")
+            table.initialize(rows, columns)
+            d.doc.Text.insertTextContent(d.doc.getCurrentController().getViewCursor(), table, False)
+        return edit
+
+    good = docs.state(tid, table_after(params["index"], rows, columns))
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.state(tid, table_after(params["index"], rows + 1, columns)))
+    assert not family.check(params, docs.state(tid, table_after(params["decoy"], rows, columns)))
+    assert not family.check(params, docs.untouched(tid))
+
+
+def comment_on(text, content):
+    return lambda d: d.insert_content("com.sun.star.text.TextField.Annotation", d.find(text), Author="A",
+                                      Content=content)
+
+
+@office
+def test_comment_checker(docs):
     family = REGISTRY["comment"]
     params, tid = first_params("comment")
-    good = state_of(tid, comments=[Comment(author="A", content=params["comment"], anchor=params["phrase"])])
-    assert family.check(params, good)
-    assert not family.check(params, state_of(tid))
-    assert not family.check(params, state_of(tid, comments=[Comment(content=params["comment"], anchor=params["decoy"])]))
-    assert not family.check(params, state_of(tid, comments=[Comment(content="", anchor=params["phrase"])]))
+    assert family.check(params, docs.state(tid, comment_on(params["phrase"], params["comment"])))
+    assert not family.check(params, docs.untouched(tid))
+    assert not family.check(params, docs.state(tid, comment_on(params["decoy"], params["comment"])))
+    assert not family.check(params, docs.state(tid, comment_on(params["phrase"], "")))
 
 
-def test_footnote_checker():
+def footnote_at_end(index, note):
+    def edit(d):
+        footnote = d.insert_content("com.sun.star.text.Footnote", d.paragraph(index).getEnd(), absorb=False)
+        footnote.setString(note)
+    return edit
+
+
+@office
+def test_footnote_checker(docs):
     family = REGISTRY["footnote"]
     params, tid = first_params("footnote")
-    texts = get_template(tid).paragraph_texts()
-
-    def with_note(index):
-        edited = list(texts)
-        edited[index] += "1"
-        runs = {index: [Run(text=texts[index], start=0), Run(text="1", start=len(texts[index]), kind="Footnote")]}
-        return state_of(tid, edited, runs=runs, footnotes=[Footnote(text=params["note"], label="1")])
-
-    assert family.check(params, with_note(params["index"]))
-    assert not family.check(params, with_note(params["decoy"]))
-    assert not family.check(params, state_of(tid))
+    good = docs.state(tid, footnote_at_end(params["index"], params["note"]))
+    assert good.footnotes[0].label and good.paragraphs[params["index"]].text.endswith(good.footnotes[0].label)
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.state(tid, footnote_at_end(params["decoy"], params["note"])))
+    assert not family.check(params, docs.untouched(tid))
 
 
-def test_hyperlink_and_bookmark_checkers():
-    link = REGISTRY["hyperlink"]
+def link(text, url):
+    def edit(d):
+        d.find(text).HyperLinkURL = url
+    return edit
+
+
+def bookmark(text, name):
+    return lambda d: d.insert_content("com.sun.star.text.Bookmark", d.find(text), Name=name)
+
+
+@office
+def test_hyperlink_and_bookmark_checkers(docs):
+    family = REGISTRY["hyperlink"]
     params, tid = first_params("hyperlink")
-    assert link.check(params, state_of(tid, hyperlinks=[Hyperlink(text=params["phrase"], url=params["url"])]))
-    assert not link.check(params, state_of(tid, hyperlinks=[Hyperlink(text=params["decoy"], url=params["url"])]))
-    assert not link.check(params, state_of(tid, hyperlinks=[Hyperlink(text=params["phrase"], url="https://x.example")]))
-    assert not link.check(params, state_of(tid))
+    assert family.check(params, docs.state(tid, link(params["phrase"], params["url"])))
+    assert not family.check(params, docs.state(tid, link(params["decoy"], params["url"])))
+    assert not family.check(params, docs.state(tid, link(params["phrase"], "https://x.example")))
+    assert not family.check(params, docs.untouched(tid))
 
-    mark = REGISTRY["bookmark"]
+    family = REGISTRY["bookmark"]
     params, tid = first_params("bookmark")
-    assert mark.check(params, state_of(tid, bookmarks=[Bookmark(name=params["name"], text=params["phrase"])]))
-    assert not mark.check(params, state_of(tid, bookmarks=[Bookmark(name=params["name"], text=params["decoy"])]))
-    assert not mark.check(params, state_of(tid, bookmarks=[Bookmark(name="Bookmark 1", text=params["phrase"])]))
-    assert not mark.check(params, state_of(tid))
+    assert family.check(params, docs.state(tid, bookmark(params["phrase"], params["name"])))
+    assert not family.check(params, docs.state(tid, bookmark(params["decoy"], params["name"])))
+    assert not family.check(params, docs.state(tid, bookmark(params["phrase"], "Bookmark 1")))
+    assert not family.check(params, docs.untouched(tid))
 
 
-def test_special_character_checker():
+@office
+def test_special_character_checker(docs):
     family = REGISTRY["special_character"]
     params, tid = first_params("special_character")
-    texts = get_template(tid).paragraph_texts()
-
-    def appended(index, symbol):
-        edited = list(texts)
-        edited[index] += symbol
-        return state_of(tid, edited)
-
-    assert family.check(params, appended(params["index"], params["symbol"]))
-    assert not family.check(params, appended(params["decoy"], params["symbol"]))
-    assert not family.check(params, appended(params["index"], params["symbol"] * 2))
-    assert not family.check(params, state_of(tid))
+    symbol = params["symbol"]
+    assert family.check(params, docs.state(tid, lambda d: d.append(params["index"], symbol)))
+    assert not family.check(params, docs.state(tid, lambda d: d.append(params["decoy"], symbol)))
+    assert not family.check(params, docs.state(tid, lambda d: d.append(params["index"], symbol * 2)))
+    assert not family.check(params, docs.untouched(tid))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Editing checkers
 
 
-def test_find_replace_checker_needs_every_occurrence_and_nothing_else():
+@office
+def test_find_replace_checker_needs_every_occurrence_and_nothing_else(docs):
     family = REGISTRY["find_replace"]
     params, tid = first_params("find_replace")
-    template = get_template(tid)
     word, new = params["word"], params["replacement"]
-    replaced = [t.replace(word, new) for t in template.paragraph_texts()]
-    tables = [[[c.replace(word, new) for c in row] for row in t.rows] for t in template.tables()]
-    assert family.check(params, state_of(tid, replaced, tables))
-    assert not family.check(params, state_of(tid))
-    first_only = [t.replace(word, new, 1) for t in template.paragraph_texts()]
-    hit = next(i for i, t in enumerate(template.paragraph_texts()) if word in t)
-    first_only = [t if i == hit else orig for i, (t, orig) in enumerate(zip(first_only, template.paragraph_texts()))]
-    assert not family.check(params, state_of(tid, first_only, tables))
-    too_much = [t.replace(word.lower(), new).replace(word.capitalize(), new) for t in replaced]
-    if too_much != replaced:
-        assert not family.check(params, state_of(tid, too_much, tables))
+
+    def replace_all(*words):
+        def edit(d):
+            for old in words:
+                replace = d.doc.createReplaceDescriptor()
+                replace.SearchString, replace.ReplaceString, replace.SearchCaseSensitive = old, new, True
+                d.doc.replaceAll(replace)
+        return edit
+
+    good = docs.state(tid, replace_all(word))
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.untouched(tid))
+    assert not family.check(params, docs.state(tid, lambda d: d.find(word).setString(new)))  # the first one only
+    others = [w for w in (word.lower(), word.capitalize()) if w != word and get_template(tid).count(w)]
+    if others:  # a replacement that ignores case replaces too much
+        assert not family.check(params, docs.state(tid, replace_all(word, *others)))
 
 
-def test_insert_and_delete_text_checkers():
-    insert = REGISTRY["insert_text"]
+@office
+def test_insert_and_delete_text_checkers(docs):
+    family = REGISTRY["insert_text"]
     params, tid = first_params("insert_text")
-    texts = get_template(tid).paragraph_texts()
-    for index, ok in ((params["index"], True), (params["decoy"], False)):
-        edited = list(texts)
-        edited[index] += " " + params["sentence"]
-        assert bool(insert.check(params, state_of(tid, edited))) is ok
-    assert not insert.check(params, state_of(tid))
+    sentence = " " + params["sentence"]
+    assert family.check(params, docs.state(tid, lambda d: d.append(params["index"], sentence)))
+    assert not family.check(params, docs.state(tid, lambda d: d.append(params["decoy"], sentence)))
+    assert not family.check(params, docs.untouched(tid))
 
-    delete = REGISTRY["delete_text"]
+    family = REGISTRY["delete_text"]
     params, tid = first_params("delete_text")
-    texts = get_template(tid).paragraph_texts()
-    index, phrase = params["index"], params["phrase"]
+    phrase = params["phrase"]
     for removed in (" " + phrase, phrase):  # with or without the space before it
-        edited = list(texts)
-        edited[index] = edited[index].replace(removed, "", 1)
-        assert delete.check(params, state_of(tid, edited)), removed
-    edited = list(texts)
-    decoy_at = next(i for i, t in enumerate(texts) if params["decoy"] in t)
-    edited[decoy_at] = edited[decoy_at].replace(params["decoy"], "", 1)
-    assert not delete.check(params, state_of(tid, edited))
-    edited = list(texts)
-    edited[index] = edited[index].replace(phrase, "", 1)[:-5]  # the paragraph lost more than the phrase
-    assert not delete.check(params, state_of(tid, edited))
-    assert not delete.check(params, state_of(tid))
+        state = docs.state(tid, lambda d: d.delete(d.find(removed)))
+        assert family.check(params, state), (removed, family.check(params, state).reason)
+    assert not family.check(params, docs.state(tid, lambda d: d.delete(d.find(params["decoy"]))))
+
+    def and_more(d):  # the paragraph lost more than the phrase
+        d.delete(d.find(phrase))
+        end = d.doc.Text.createTextCursorByRange(d.paragraph(params["index"]).getEnd())
+        end.goLeft(5, True)
+        d.delete(end)
+
+    assert not family.check(params, docs.state(tid, and_more))
+    assert not family.check(params, docs.untouched(tid))
 
 
-def test_delete_paragraph_checker_keeps_neighbours_styles():
+def delete_paragraph(index):
+    def edit(d):
+        # As the reference: select the paragraph, Delete empties it, Delete again removes it.
+        d.select(d.span(index))
+        d.command(".uno:Delete")
+        d.command(".uno:Delete")
+    return edit
+
+
+@office
+def test_delete_paragraph_checker_keeps_neighbours_styles(docs):
     family = REGISTRY["delete_paragraph"]
     params, tid = first_params("delete_paragraph")
-    template = get_template(tid)
     index = params["index"]
+    good = docs.state(tid, delete_paragraph(index))
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.state(tid, delete_paragraph(params["decoy"])))
+    following = get_template(tid).lo_style(index + 1)
+    other = "Heading 1" if following == "Standard" else "Standard"
 
-    def without(i, restyle=None):
-        texts = template.paragraph_texts()
-        styles = [template.lo_style(k) for k in range(len(texts))]
-        del texts[i], styles[i]
-        if restyle is not None:
-            styles[restyle] = "Standard" if styles[restyle] != "Standard" else "Heading 1"
-        afters = [a - 1 if a >= i else a for a in (template.table_after_paragraph(k) for k in range(len(template.tables())))]
-        return state_of(tid, texts, [t.rows for t in template.tables()], styles, afters=afters)
+    def restyle_next(d):
+        d.paragraph(index + 1).ParaStyleName = other
 
-    assert family.check(params, without(index))
-    assert not family.check(params, without(params["decoy"]))
-    assert not family.check(params, without(index, restyle=index))
-    assert not family.check(params, state_of(tid))
+    assert not family.check(params, docs.state(tid, restyle_next, delete_paragraph(index)))
+    assert not family.check(params, docs.untouched(tid))
 
 
-def test_sort_and_text_to_table_checkers():
-    sort = REGISTRY["sort_lines"]
+def sort(start, end, ascending):
+    def edit(d):
+        # Tools > Sort on the selected lines, with the dialog's defaults (one key: the whole line, alphanumeric, not
+        # case-sensitive) but for the order.
+        cursor = d.span(start, end)
+        descriptor = cursor.createSortDescriptor()
+        for prop in descriptor:
+            if prop.Name == "SortFields":
+                keys = prop.Value
+                for key in keys:
+                    key.IsAscending = ascending
+                # Typed: an untyped tuple reaches the office as a sequence of any, which it refuses.
+                prop.Value = d.uno.Any("[]com.sun.star.table.TableSortField", keys)
+        cursor.sort(descriptor)
+    return edit
+
+
+def text_to_table(start, end, delimiter):
+    def edit(d):
+        d.select(d.span(start, end))
+        d.command(".uno:ConvertTextToTable", Delimiter=delimiter)
+    return edit
+
+
+@office
+def test_sort_and_text_to_table_checkers(docs):
+    family = REGISTRY["sort_lines"]
     params, tid = first_params("sort_lines")
-    texts = get_template(tid).paragraph_texts()
     start, end = params["start"], params["end"]
-    lines = texts[start : end + 1]
-    for ordered, ok in ((sorted(lines, key=str.casefold), True), (sorted(lines, key=str.casefold, reverse=True), False)):
-        assert bool(sort.check(params, state_of(tid, texts[:start] + ordered + texts[end + 1 :]))) is ok
-    assert not sort.check(params, state_of(tid))
+    good = docs.state(tid, sort(start, end, True))
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.state(tid, sort(start, end, False)))
+    assert not family.check(params, docs.untouched(tid))
 
-    convert = REGISTRY["text_to_table"]
+    family = REGISTRY["text_to_table"]
     params, tid = first_params("text_to_table")
-    template = get_template(tid)
-    texts = template.paragraph_texts()
     start, end, delimiter = params["start"], params["end"], params["delimiter"]
-    remaining = texts[:start] + texts[end + 1 :]
-    old = [t.rows for t in template.tables()]
-    old_afters = [template.table_after_paragraph(k) for k in range(len(old))]
-    n = end - start + 1
-
-    def converted(rows):
-        afters = [a if a < start else a - n for a in old_afters] + [start - 1]
-        return state_of(tid, remaining, old + [rows], afters=afters)
-
-    assert convert.check(params, converted([line.split(delimiter) for line in texts[start : end + 1]]))
-    assert not convert.check(params, converted([[line] for line in texts[start : end + 1]]))
-    assert not convert.check(params, state_of(tid))
+    good = docs.state(tid, text_to_table(start, end, delimiter))
+    assert family.check(params, good), family.check(params, good).reason
+    assert not family.check(params, docs.state(tid, text_to_table(start, end, "|")))  # one cell per line
+    assert not family.check(params, docs.untouched(tid))
 
 
-def test_table_row_and_column_checkers():
-    add = REGISTRY["table_add_row"]
+@office
+def test_table_row_and_column_checkers(docs):
+    family = REGISTRY["table_add_row"]
     params, tid = first_params("table_add_row")
-    tables = [t.rows for t in get_template(tid).tables()]
-    rows, r = tables[params["table"]], params["row"]
-    blank = [""] * len(rows[0])
-    below = [list(t) for t in tables]
-    below[params["table"]] = rows[: r + 1] + [blank] + rows[r + 1 :]
-    above = [list(t) for t in tables]
-    above[params["table"]] = rows[:r] + [blank] + rows[r:]
-    assert add.check(params, state_of(tid, tables=below))
-    assert not add.check(params, state_of(tid, tables=above))
-    assert not add.check(params, state_of(tid))
 
-    delete = REGISTRY["table_delete_column"]
+    def add_row(at):
+        return lambda d: d.table(params["table"]).getRows().insertByIndex(at, 1)
+
+    assert family.check(params, docs.state(tid, add_row(params["row"] + 1)))
+    assert not family.check(params, docs.state(tid, add_row(params["row"])))
+    assert not family.check(params, docs.untouched(tid))
+
+    family = REGISTRY["table_delete_column"]
     params, tid = first_params("table_delete_column")
-    tables = [t.rows for t in get_template(tid).tables()]
-    c = params["col"]
-    without = [list(t) for t in tables]
-    without[params["table"]] = [row[:c] + row[c + 1 :] for row in tables[params["table"]]]
-    other = (c + 1) % len(tables[params["table"]][0])
-    wrong = [list(t) for t in tables]
-    wrong[params["table"]] = [row[:other] + row[other + 1 :] for row in tables[params["table"]]]
-    assert delete.check(params, state_of(tid, tables=without))
-    assert not delete.check(params, state_of(tid, tables=wrong))
-    assert not delete.check(params, state_of(tid))
+    other = (params["col"] + 1) % get_template(tid).table(params["table"]).n_cols
+
+    def delete_column(col):
+        return lambda d: d.table(params["table"]).getColumns().removeByIndex(col, 1)
+
+    assert family.check(params, docs.state(tid, delete_column(params["col"])))
+    assert not family.check(params, docs.state(tid, delete_column(other)))
+    assert not family.check(params, docs.untouched(tid))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,34 +345,43 @@ def test_pdf_strings_reads_hex_and_literal_titles():
     assert files.pdf_strings(data) == ["Caf\u00e9 Report", "Plain (one)"]
 
 
-def test_export_pdf_checker(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "pdf_text", lambda path: None)  # the same verdict with or without poppler
+@office
+def test_export_pdf_checker(docs, tmp_path, monkeypatch):
     family = REGISTRY["export_pdf"]
     params, tid = first_params("export_pdf")
-    state = state_of(tid)
-    assert not family.check(params, state, tmp_path)  # nothing saved
-    body = b"%PDF-1.6\n1 0 obj <</Type /Page /Parent 2 0 R>> endobj\n"
-    (tmp_path / params["file"]).write_bytes(body + b"<</Title" + _utf16_hex(params["title"]) + b">>\n%%EOF\n")
-    assert family.check(params, state, tmp_path)
-    (tmp_path / params["file"]).write_bytes(body + b"<</Title" + _utf16_hex("Another document") + b">>\n%%EOF\n")
-    assert not family.check(params, state, tmp_path)
-    (tmp_path / params["file"]).write_bytes(b"PK\x03\x04 not a pdf")
-    assert not family.check(params, state, tmp_path)
+    other = next(t.id for t in list_templates() if t.title != params["title"])
+    out = tmp_path / "out"
+    out.mkdir()
+    state = docs.untouched(tid)
+    assert not family.check(params, state, out)  # nothing saved
+    docs.save(tid, out / params["file"])
+    # The same verdict from the PDF's page text (poppler) and from its titles alone.
+    verdicts = [family.check(params, state, out)]
+    monkeypatch.setattr(files, "pdf_text", lambda path: None)
+    verdicts.append(family.check(params, state, out))
+    assert all(verdicts), verdicts
+    docs.save(other, out / params["file"])  # another document under the name
+    assert not family.check(params, state, out)
+    docs.save(tid, out / (params["stem"] + ".odt"))  # the wrong format under the name
+    (out / (params["stem"] + ".odt")).replace(out / params["file"])
+    assert not family.check(params, state, out)
 
 
-def test_save_docx_checker(tmp_path):
+@office
+def test_save_docx_checker(docs, tmp_path):
     family = REGISTRY["save_docx"]
     template = next(t for t in list_templates() if t.format == "docx" and t.tables())
     params = family.sample(template, random.Random(1))
-    state = state_of(template.id)
+    state = docs.untouched(template.id)
     assert not family.check(params, state, tmp_path)
-    write_template(template, tmp_path / (params["stem"] + ".odt"))  # the wrong name: a .docx written as .odt
+    docs.save(template.id, tmp_path / (params["stem"] + ".odt"))  # the wrong format
+    (tmp_path / (params["stem"] + ".odt")).replace(tmp_path / params["file"])
     assert not family.check(params, state, tmp_path)
-    write_template(template, tmp_path / params["file"])
-    assert family.check(params, state, tmp_path)
-    edited = template.paragraph_texts()
-    edited[-1] += " (edited after saving)"
-    assert not family.check(params, state_of(template.id, edited), tmp_path)
+    saved = docs.save(template.id, tmp_path / params["file"])
+    assert family.check(params, saved, tmp_path), family.check(params, saved, tmp_path).reason
+    last = len(template.paragraphs) - 1
+    edited = docs.state(template.id, lambda d: d.append(last, " (edited after saving)"))
+    assert not family.check(params, edited, tmp_path)
 
 
 def test_typed_texts_have_no_doubled_letters():
