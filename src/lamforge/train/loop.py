@@ -31,6 +31,7 @@ import torch
 from lamforge.train import distributed, runtime
 from lamforge.models.loading import load_model
 from lamforge.train.config import CommonConfig
+from lamforge.train.data import prefix_group
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted
 
 PROGRESS_FILE = "custom_checkpoint_0.pkl"  # accelerate's file for the first object registered for checkpointing
@@ -157,6 +158,18 @@ class TrainLoop(LocalSteps):
         if config.gradient_checkpointing:
             distributed.recompute_activations(model)
         return model
+
+    def start_supervised(self, model, records: list) -> int:
+        """The optimizer, the batch order over `records` (batches filled per shared prompt prefix when the config
+        shares prefixes), the warm-up + cosine schedule, and `prepare`: what SFT and the reward model start alike.
+        PPO has its own order (rollout batches) and no scheduler, so it calls `prepare` itself."""
+        config = self.config
+        optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
+        groups = [prefix_group(r) for r in records] if config.share_prefix else None
+        schedule = runtime.batch_schedule(len(records), config.batch_size, config.epochs, config.seed,
+                                          config.max_steps, groups=groups)
+        scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
+        return self.prepare(model, optimizer, scheduler, schedule)
 
     def prepare(self, model, optimizer, scheduler, schedule: list[list[int]]) -> int:
         """Wrap the model for the run (DDP, FSDP or DeepSpeed through accelerate) and load the resume state if

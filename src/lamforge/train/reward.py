@@ -25,7 +25,7 @@ from lamforge.train import runtime
 from lamforge.train.batching import autocast, last_token_hidden, make_micro_batch, unwrap
 from lamforge.train.model_card import write_card
 from lamforge.train.config import RewardConfig
-from lamforge.train.data import data_summary, encode_records, prefix_group, split_records
+from lamforge.train.data import data_summary, encode_records, split_records
 from lamforge.train.distributed import call
 from lamforge.train.loop import TrainLoop
 
@@ -148,11 +148,8 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
 
     model = build()
     model.train()
-    optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
-    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
-                                      groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
-    scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
-    start = loop.prepare(model, optimizer, scheduler, schedule)
+    start = loop.start_supervised(model, [e.record for e in train.examples])
+    schedule = loop.schedule
 
     def train_step(step: int) -> tuple[dict, int]:
         indices = sorted(schedule[step], key=lambda i: train.examples[i].encoded.input_ids)

@@ -18,11 +18,10 @@ from lamforge.jsonl import read_jsonl
 from lamforge.models.checkpoints import is_finished
 from lamforge.models.loading import load_tokenizer
 from lamforge.records import PlanPair, StepSample
-from lamforge.train import runtime
 from lamforge.train.batching import autocast, make_micro_batch, micro_batches, target_loss_sum
 from lamforge.train.model_card import write_card
 from lamforge.train.config import SFTConfig
-from lamforge.train.data import EncodedSet, data_summary, encode_records, prefix_group, split_records
+from lamforge.train.data import EncodedSet, data_summary, encode_records, split_records
 from lamforge.train.distributed import call
 from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
 from lamforge.train.loop import TrainLoop
@@ -79,11 +78,8 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
 
     model = loop.load_model(config.init_from)
     model.train()
-    optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
-    schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps,
-                                      groups=[prefix_group(e.record) for e in train.examples] if config.share_prefix else None)
-    scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
-    start = loop.prepare(model, optimizer, scheduler, schedule)
+    start = loop.start_supervised(model, [e.record for e in train.examples])
+    schedule = loop.schedule
     pad = tokenizer.pad_token_id
 
     def train_step(step: int) -> tuple[dict, int]:
