@@ -22,7 +22,6 @@ import lamforge.tasks.families  # noqa: F401  (registers the task families, also
 from lamforge.agent.factory import make_backend
 from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.loop import Agent, AgentConfig
-from lamforge.data.instantiate import instantiate
 from lamforge.data.judge import judge
 from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
 from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover: the run folder's, re-exported)
@@ -40,6 +39,7 @@ from lamforge.progress import Progress
 from lamforge.records import StepSample
 from lamforge.schema import Observation
 from lamforge.tasks.base import REGISTRY, TaskInstance
+from lamforge.tasks.splits import sample_instances
 from lamforge.tasks.template_files import template_path
 
 
@@ -301,8 +301,8 @@ def select_shard(instances: list[TaskInstance], spec: str) -> list[TaskInstance]
 
 def plan_tasks(config: CollectConfig) -> list[TaskInstance]:
     """The run's instances: the deterministic sample, or this shard's share of it."""
-    instances = instantiate(config.split, config.n, seed=config.seed, families=config.families,
-                            task_ids=config.task_ids)
+    instances = sample_instances(config.split, config.n, seed=config.seed, families=config.families,
+                                 task_ids=config.task_ids)
     return select_shard(instances, config.shard) if config.shard else instances
 
 

@@ -64,7 +64,7 @@ def list_(as_json: bool = typer.Option(False, "--json"),
 
 def _split_summary(split: str, covered: list[str]) -> dict | None:
     """For lo_templates: its documents, those left out and why, and how many documents each family fits."""
-    from lamforge.tasks.splits import families_for, templates_for
+    from lamforge.tasks.splits import LO_PATIENCE, families_for, templates_for
     from lamforge.tasks.templates import LO_SPLIT
 
     if split != LO_SPLIT:
@@ -73,7 +73,8 @@ def _split_summary(split: str, covered: list[str]) -> dict | None:
 
     registry = _registry()
     documents = templates_for(split)
-    fits = {f: sum(any(registry[f].instantiate(d, s, split) for s in range(8)) for d in documents) for f in covered}
+    fits = {f: sum(any(registry[f].instantiate(d, s, split) for s in range(LO_PATIENCE)) for d in documents)
+            for f in covered}
     seen = families_for("test")
     return {"documents": [d.id for d in documents], "documents_excluded": catalogue().excluded,
             "families_absent": [f for f in seen if f not in covered], "documents_per_family": fits}
