@@ -147,7 +147,7 @@ def test_the_split_is_deterministic_test_only_and_covers_what_fits(subset):
 
 
 def test_a_reference_passes_and_its_negative_controls_fail_live(subset, writer_env):
-    from lamforge.tasks.verify import summarize, verify
+    from lamforge.agent.verify import summarize, verify
 
     summary = summarize(verify(["bold"], n=1, env=writer_env, progress=False, split=LO_SPLIT))
     failures = [f for r in summary["per_family"] for f in r["failures"]]
