@@ -101,12 +101,12 @@ def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
-    from lamforge.data.instantiate import instantiate
+    from lamforge.tasks.splits import sample_instances
 
-    sampled = instantiate("train", 6, seed=1, families=["italic", "bold", "underline"])
+    sampled = sample_instances("train", 6, seed=1, families=["italic", "bold", "underline"])
     wanted = [i.task_id for i in sampled[3:]]
-    again = instantiate("train", len(wanted), seed=1, families=["italic", "bold", "underline"], task_ids=wanted)
+    again = sample_instances("train", len(wanted), seed=1, families=["italic", "bold", "underline"], task_ids=wanted)
     assert [i.task_id for i in again] == wanted
     # Other families shift the shared random stream: a clear error, not an endless search.
     with pytest.raises(ValueError, match="not among the train instances"):
-        instantiate("train", len(wanted), seed=1, families=["italic", "bold", "align"], task_ids=wanted)
+        sample_instances("train", len(wanted), seed=1, families=["italic", "bold", "align"], task_ids=wanted)

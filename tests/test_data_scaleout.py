@@ -16,7 +16,7 @@ from lamforge.cli import app
 from lamforge.data.collect import CollectConfig, collect
 from lamforge.data.ray_rollouts import gpu_share_per_actor
 from lamforge.data.shards import MergeRefused, merge_runs, parse_shard
-from lamforge.data.instantiate import instantiate
+from lamforge.tasks.splits import sample_instances
 
 pytestmark = pytest.mark.office
 FAMILIES = ["bold", "align", "line_spacing"]
@@ -94,7 +94,7 @@ def test_ray_actors_collect_and_a_killed_actor_loses_and_duplicates_nothing(tmp_
     # Ray restarted the actor and retried its task: the run still ends whole.
     assert json.loads(stdout)["tasks"] == 6
     ids = _assert_whole(out, 6)
-    assert set(ids) == {i.task_id for i in instantiate("train", 6, families=FAMILIES)}
+    assert set(ids) == {i.task_id for i in sample_instances("train", 6, families=FAMILIES)}
     assert not any(_alive(pid) for pid in [victim, *offices])  # the killed actor took its office with it
     assert not (out / "files").exists()  # actors save task files in their own scratch folders, not the run folder
     # A rerun finds everything there and writes nothing twice.
@@ -114,7 +114,7 @@ def test_shards_collect_disjoint_shares_and_merge_once(tmp_path):
         assert summary["shard"] == f"{i}/2"
     share = [{r["task_id"] for r in _lines(f / "trajectories.jsonl")} for f in shards]
     assert len(share[0]) == 2 and len(share[1]) == 1 and not share[0] & share[1]
-    assert share[0] | share[1] == {i.task_id for i in instantiate("train", 3, families=FAMILIES)}
+    assert share[0] | share[1] == {i.task_id for i in sample_instances("train", 3, families=FAMILIES)}
 
     merged = tmp_path / "merged"
     summary = merge_runs(shards, merged)

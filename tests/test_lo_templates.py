@@ -127,7 +127,6 @@ def test_lo_specs_keep_libreoffice_facts_and_generated_specs_keep_their_rules(su
 
 
 def test_the_split_is_deterministic_test_only_and_covers_what_fits(subset):
-    from lamforge.data.instantiate import instantiate
     from lamforge.tasks.base import REGISTRY
     from lamforge.tasks.splits import UNSEEN_FAMILIES, families_for, sample_instances
 
@@ -142,13 +141,13 @@ def test_the_split_is_deterministic_test_only_and_covers_what_fits(subset):
     # Training never sees these documents: not among the train (or test) templates, nor in train instances.
     assert not lo_ids & {t.id for t in list_templates()}
     assert not lo_ids & {i.template_id for i in sample_instances("train", 60)}
-    drawn = instantiate(LO_SPLIT, 8, families=covered[:8])
-    assert [i.task_id for i in drawn] == [i.task_id for i in instantiate(LO_SPLIT, 8, families=covered[:8])]
+    drawn = sample_instances(LO_SPLIT, 8, families=covered[:8])
+    assert [i.task_id for i in drawn] == [i.task_id for i in sample_instances(LO_SPLIT, 8, families=covered[:8])]
     assert {i.template_id for i in drawn} <= lo_ids
 
 
 def test_a_reference_passes_and_its_negative_controls_fail_live(subset, writer_env):
-    from lamforge.tasks.verify import summarize, verify
+    from lamforge.agent.verify import summarize, verify
 
     summary = summarize(verify(["bold"], n=1, env=writer_env, progress=False, split=LO_SPLIT))
     failures = [f for r in summary["per_family"] for f in r["failures"]]

@@ -6,7 +6,7 @@ import pytest
 import lamforge.tasks.families  # noqa: F401  (registers every family, so the live test can be parametrised over them)
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import UNSEEN_FAMILIES, families_for, sample_instances
-from lamforge.tasks.verify import summarize, verify
+from lamforge.agent.verify import summarize, verify
 
 pytestmark = pytest.mark.office
 
@@ -61,7 +61,7 @@ def test_reference_passes_and_negative_controls_fail(family, writer_env):
 
 def test_summary_adds_the_family_reports_up():
     # The --json summary is what the README quotes: a family with a failed reference or an accepted wrong edit shows.
-    from lamforge.tasks.verify import FamilyReport
+    from lamforge.agent.verify import FamilyReport
 
     good = FamilyReport(family="bold", category="character", instances=2, reference_passed=2, untouched_rejected=2,
                         wrong_rejected=2)

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from lamforge.agent.cli import app as agent_app, run, serve
+from lamforge.agent.cli import app as agent_app, run, serve, verify_tasks
 from lamforge.data.cli import app as data_app
 from lamforge.env.cli import app as env_app
 from lamforge.eval.cli import app as eval_app, report
@@ -29,6 +29,9 @@ for name, stage_app in (("env", env_app), ("tasks", tasks_app), ("data", data_ap
 app.command("run")(run)
 app.command("serve")(serve)
 app.command("report")(report)
+# `tasks verify` runs each solution through the agent's episode runner, and tasks may not import agent: the command
+# is the agent stage's, listed with the task suite's.
+tasks_app.command("verify")(verify_tasks)
 
 
 @app.command("pipeline")

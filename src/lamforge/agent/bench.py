@@ -16,16 +16,18 @@ asked through the endpoint backend with the guided-decoding form `guided`.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 from lamforge.agent.action_schema import valid_action
 from lamforge.agent.backends import Backend, BackendReply, OpenAIBackend, OracleBackend
+from lamforge.agent.episode import run_episode
 from lamforge.agent.hf_backend import HFBackend, HFBackendConfig
 from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.env.writer_env import WriterEnv
 from lamforge.schema import ActionParseError, Observation, parse_action
 from lamforge.tasks.splits import sample_instances
-from lamforge.tasks.template_files import template_path
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -48,6 +50,9 @@ class TeacherForced:
     def reset(self) -> None:
         self.model.reset()
         self.reference.reset()
+
+    def start(self, instance) -> None:
+        self.reference.start(instance)
 
     def decide(self, messages, obs, task, history) -> BackendReply:
         mine = self.model.decide(messages, obs, task, history)
@@ -74,22 +79,20 @@ def run_agent_bench(model: str = "default", tasks: int = 4, max_steps: int = 4, 
         policy: Backend = OpenAIBackend(url=endpoint, model=model, guided=guided)
     else:
         policy = HFBackend(HFBackendConfig(model=model, dtype=dtype))
-    oracle = OracleBackend()
-    backend = TeacherForced(policy, oracle) if teacher_forced else policy
+    backend = TeacherForced(policy, OracleBackend()) if teacher_forced else policy
     env = WriterEnv(max_steps=max_steps + 5)
     agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps, max_controls=max_controls))
     steps, warmup_steps = [], 0
     started = time.perf_counter()
     try:
         instances = sample_instances("test", tasks + 1)
-        for i, instance in enumerate(instances):
-            oracle.start(instance)
-            obs, _ = env.reset(options={"doc": str(template_path(instance.template_id))})
-            result = agent.run(instance.instruction, obs=Observation.model_validate(obs))
-            if i > 0:
-                steps += result.steps
-            else:
-                warmup_steps = len(result.steps)
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, instance in enumerate(instances):
+                episode = run_episode(env, instance, agent, Path(tmp) / instance.task_id)
+                if i > 0:
+                    steps += episode.steps
+                else:
+                    warmup_steps = len(episode.steps)
     finally:
         env.close()
     phases = {name: [getattr(s.timings, f"{name}_s") for s in steps] for name in ("observe", "model", "act")}

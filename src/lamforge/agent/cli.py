@@ -1,4 +1,5 @@
-"""Commands of the agent stage. `lamforge serve` and `lamforge run` are mounted at the top level (lamforge/cli.py)."""
+"""Commands of the agent stage. `lamforge serve` and `lamforge run` are mounted at the top level, and `lamforge tasks
+verify` under tasks (lamforge/cli.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from rich.console import Console
 
 from lamforge.agent.run_command import run
 
-# serve and bench import the backends (the openai SDK, transformers) and the server (FastAPI, uvicorn) inside
-# themselves: start-up time, since every `lamforge` invocation imports this module.
+# serve, bench and verify_tasks import the backends (the openai SDK, transformers), the server (FastAPI, uvicorn) and
+# the task suite inside themselves: start-up time, since every `lamforge` invocation imports this module.
 
 app = typer.Typer(help="Run the LAM as an agent in Writer, or serve it to other agent frameworks.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -105,3 +106,46 @@ def bench(model: str = typer.Option(None, help="Model folder, or 'default' (Smol
     else:
         console.print(result)
 
+
+def verify_tasks(family: list[str] = typer.Option(None, help="Families to verify (repeatable); all by default."),
+                 n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json"),
+                 split: str = typer.Option(None, help="Draw every instance from this split (lo_templates, say); by "
+                                                      "default half from train and half from test documents.")):
+    """Run reference solutions and negative controls in the live app."""
+    import json
+
+    from rich.table import Table
+
+    import lamforge.tasks.families  # noqa: F401  (registers the families)
+    from lamforge.agent.verify import summarize, verify
+    from lamforge.tasks.base import REGISTRY
+    from lamforge.tasks.splits import SPLITS, families_for
+
+    out = Console()  # the table is the command's output, as with the other tasks commands: stdout
+    if split is not None and split not in SPLITS:
+        out.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
+        raise typer.Exit(1)
+    families = family or (families_for(split) if split else list(REGISTRY))
+    unknown = [f for f in families if f not in REGISTRY]
+    if unknown:
+        out.print(f"[red]unknown families: {unknown}[/red]")
+        raise typer.Exit(1)
+    summary = summarize(verify(families, n, progress=not as_json, split=split))
+    if as_json:
+        print(json.dumps(summary, indent=1))
+    else:
+        table = Table(title=f"reference pass rate {summary['reference_pass_rate']:.1%} over {summary['instances']} "
+                            f"instances; negative controls rejected {summary['negatives_rejected']}/"
+                            f"{summary['negatives']}")
+        for column in ("family", "category", "pass", "untouched rejected", "wrong rejected", "mean steps"):
+            table.add_column(column)
+        for r in summary["per_family"]:
+            table.add_row(r["family"], r["category"], f"{r['reference_passed']}/{r['instances']}",
+                          f"{r['untouched_rejected']}/{r['instances']}", f"{r['wrong_rejected']}/{r['instances']}",
+                          str(r["mean_steps"]))
+        out.print(table)
+        for r in summary["per_family"]:
+            for failure in r["failures"]:
+                out.print(f"[yellow]{failure}[/yellow]")
+    ok = summary["reference_pass_rate"] >= 0.98 and summary["negatives_all_rejected"]
+    raise typer.Exit(0 if ok else 1)

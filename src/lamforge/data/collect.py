@@ -1,8 +1,9 @@
 """The dataflow: instantiate -> execute -> evaluate -> post-process, resumable and parallel.
 
-Tasks run in this process, in local worker processes, or in Ray actors (ray_rollouts.py), one office each; only this
-process writes the run folder (run_folder.py says what is in it and how a killed run resumes). `--shard i/n` runs
-one share of the tasks, for batch schedulers without Ray; shards.py merges the shard folders.
+Tasks are drawn by the one sampler (tasks/splits.py) and run by the one episode runner (agent/episode.py), in this
+process, in local worker processes, or in Ray actors (ray_rollouts.py), one office each; only this process writes
+the run folder (run_folder.py says what is in it and how a killed run resumes). `--shard i/n` runs one share of the
+tasks, for batch schedulers without Ray; shards.py merges the shard folders.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Callable
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 import lamforge.tasks.families  # noqa: F401  (registers the task families, also in spawned workers)
+from lamforge.agent.episode import run_episode
 from lamforge.agent.factory import make_backend
-from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.loop import Agent, AgentConfig
-from lamforge.data.instantiate import instantiate
 from lamforge.data.judge import judge
 from lamforge.data.paraphrase import ParaphraseReport, paraphrase_with_endpoint
 from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover: the run folder's, re-exported)
@@ -34,13 +34,11 @@ from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover:
     write_identity,
 )
 from lamforge.data.runlock import exclusive_run_folder
-from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv
 from lamforge.progress import Progress
 from lamforge.records import StepSample
-from lamforge.schema import Observation
-from lamforge.tasks.base import REGISTRY, TaskInstance
-from lamforge.tasks.template_files import template_path
+from lamforge.tasks.base import TaskInstance
+from lamforge.tasks.splits import sample_instances
 
 
 @dataclass
@@ -128,7 +126,7 @@ def worker_device(setting: str, index: int) -> str:
 
 
 class TaskRunner:
-    """Owns one WriterEnv and one demonstrator; runs task instances end to end."""
+    """Owns one WriterEnv and one demonstrator; runs task instances end to end with the one episode runner."""
 
     def __init__(self, config: CollectConfig, worker_index: int = 0):
         self.config = config
@@ -144,64 +142,18 @@ class TaskRunner:
         self.env.close()
 
     def run(self, instance: TaskInstance) -> dict:
-        record = None
+        """The task's record: a trajectories.jsonl line, decision states still in its steps."""
+        episode = None
         for attempt in range(1, self.config.attempts + 1):
-            record = self._attempt(instance, attempt)
-            if record["outcome"] == "env_error":
-                record = self._attempt(instance, attempt)  # an office crash fails only this try; retried once
-            if record["success"]:
+            out_dir = Path(self.config.out) / "files" / f"{instance.task_id}-a{attempt}"
+            for _ in range(2):  # an office crash fails only this try: it is retried once
+                episode = run_episode(self.env, instance, self.agent, out_dir, demonstrator=self.config.demonstrator,
+                                      attempt=attempt, judge=judge if self.config.judge else None)
+                if episode.outcome != "env_error":
+                    break
+            if episode.success:
                 break
-        return record
-
-    def _attempt(self, instance: TaskInstance, attempt: int) -> dict:
-        family = REGISTRY[instance.family]
-        t0 = time.perf_counter()
-        out_dir = Path(self.config.out) / "files" / f"{instance.task_id}-a{attempt}"
-        base = {"task_id": instance.task_id, "trajectory_id": f"{instance.task_id}-{self.config.demonstrator}-a{attempt}",
-                "family": instance.family, "category": instance.category, "instruction": instance.instruction,
-                "template_id": instance.template_id, "params": instance.params, "split": instance.split,
-                "demonstrator": self.config.demonstrator, "attempt": attempt, "steps": [], "judge": None}
-        timing = {"instantiate_s": 0.0, "execute_s": 0.0, "evaluate_s": 0.0}
-        try:
-            obs, _ = self.env.reset(options={"doc": str(template_path(instance.template_id)), "out_dir": str(out_dir)})
-            for prep in family.setup(instance.params):
-                obs, _, _, _, info = self.env.step(prep)
-                if info["error"]:
-                    raise RuntimeError(f"task setup failed: {info['error']}")
-            self.env.reset_step_count()
-            before = self.env.doc_state() if self.config.judge else None
-            if hasattr(self.backend, "start"):
-                self.backend.start(instance)
-            self.agent.policy = GuardPolicy(output_dir=out_dir)  # file tasks may write here and nowhere else
-            t1 = time.perf_counter()
-            timing["instantiate_s"] = t1 - t0
-            result = self.agent.run(instance.instruction, obs=Observation.model_validate(obs))
-            t2 = time.perf_counter()
-            timing["execute_s"] = t2 - t1
-            steps = [s.model_dump(mode="json") for s in result.steps]
-            if result.outcome == "env_error":
-                return dict(base, steps=steps, success=False, outcome="env_error", reason=result.reason,
-                            timing=dict(timing, total_s=time.perf_counter() - t0))
-            state = self.env.doc_state()
-            verdict = family.check(instance.params, state, out_dir)
-            judge = self._judge(instance, result, before, state) if self.config.judge else None
-            timing["evaluate_s"] = time.perf_counter() - t2
-            reason = verdict.reason if verdict.success or result.outcome == "finish" else f"{result.outcome}: {result.reason}; {verdict.reason}"
-            return dict(base, steps=steps, success=verdict.success, outcome="success" if verdict.success else "failure",
-                        reason=reason, agent_outcome=result.outcome, judge=judge, plan=self._plan(),
-                        timing=dict(timing, total_s=time.perf_counter() - t0))
-        except Exception as exc:  # one broken task must not stop the run; it is recorded with its reason
-            outcome = "env_error" if isinstance(exc, OfficeError) else "failure"
-            return dict(base, success=False, outcome=outcome, reason=f"{type(exc).__name__}: {exc}",
-                        timing=dict(timing, total_s=time.perf_counter() - t0))
-
-    def _plan(self) -> list[str] | None:
-        """The mined plan the plan demonstrator followed (UFO's original_steps)."""
-        plan = getattr(self.backend, "plan", None)
-        return list(plan.plan) if plan is not None and hasattr(plan, "plan") else None
-
-    def _judge(self, instance, result, before, after) -> dict | None:
-        return judge(instance.instruction, result, before, after)
+        return episode.model_dump(mode="json")
 
 
 def scratch_runner(config_dict: dict, scratch: str) -> TaskRunner:
@@ -301,8 +253,8 @@ def select_shard(instances: list[TaskInstance], spec: str) -> list[TaskInstance]
 
 def plan_tasks(config: CollectConfig) -> list[TaskInstance]:
     """The run's instances: the deterministic sample, or this shard's share of it."""
-    instances = instantiate(config.split, config.n, seed=config.seed, families=config.families,
-                            task_ids=config.task_ids)
+    instances = sample_instances(config.split, config.n, seed=config.seed, families=config.families,
+                                 task_ids=config.task_ids)
     return select_shard(instances, config.shard) if config.shard else instances
 
 

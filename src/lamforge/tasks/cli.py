@@ -1,4 +1,5 @@
-"""`lamforge tasks ...`: browse, sample and verify the task suite."""
+"""`lamforge tasks ...`: browse and sample the task suite. `tasks verify` runs its solutions through the agent, so it
+is the agent stage's command (agent/cli.py), mounted here by lamforge/cli.py."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def list_(as_json: bool = typer.Option(False, "--json"),
 
 def _split_summary(split: str, covered: list[str]) -> dict | None:
     """For lo_templates: its documents, those left out and why, and how many documents each family fits."""
-    from lamforge.tasks.splits import families_for, templates_for
+    from lamforge.tasks.splits import LO_PATIENCE, families_for, templates_for
     from lamforge.tasks.templates import LO_SPLIT
 
     if split != LO_SPLIT:
@@ -73,7 +74,8 @@ def _split_summary(split: str, covered: list[str]) -> dict | None:
 
     registry = _registry()
     documents = templates_for(split)
-    fits = {f: sum(any(registry[f].instantiate(d, s, split) for s in range(8)) for d in documents) for f in covered}
+    fits = {f: sum(any(registry[f].instantiate(d, s, split) for s in range(LO_PATIENCE)) for d in documents)
+            for f in covered}
     seen = families_for("test")
     return {"documents": [d.id for d in documents], "documents_excluded": catalogue().excluded,
             "families_absent": [f for f in seen if f not in covered], "documents_per_family": fits}
@@ -145,45 +147,6 @@ def variety(split: str = typer.Option("train", help="train | test | unseen_phras
         values = ", ".join(f"{k} {v}" for k, v in m["argument_values"].items())
         table.add_row(family, str(m["instances"]), str(m["instructions"]), str(m["wordings"]), values)
     console.print(table)
-
-
-@app.command()
-def verify(family: list[str] = typer.Option(None, help="Families to verify (repeatable); all by default."),
-           n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json"),
-           split: str = typer.Option(None, help="Draw every instance from this split (lo_templates, say); by "
-                                                "default half from train and half from test documents.")):
-    """Run reference solutions and negative controls in the live app."""
-    from lamforge.tasks.splits import SPLITS, families_for
-    from lamforge.tasks.verify import summarize, verify as run
-
-    registry = _registry()
-    if split is not None and split not in SPLITS:
-        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
-        raise typer.Exit(1)
-    families = family or (families_for(split) if split else list(registry))
-    unknown = [f for f in families if f not in registry]
-    if unknown:
-        console.print(f"[red]unknown families: {unknown}[/red]")
-        raise typer.Exit(1)
-    summary = summarize(run(families, n, progress=not as_json, split=split))
-    if as_json:
-        print(json.dumps(summary, indent=1))
-    else:
-        table = Table(title=f"reference pass rate {summary['reference_pass_rate']:.1%} over {summary['instances']} "
-                            f"instances; negative controls rejected {summary['negatives_rejected']}/"
-                            f"{summary['negatives']}")
-        for column in ("family", "category", "pass", "untouched rejected", "wrong rejected", "mean steps"):
-            table.add_column(column)
-        for r in summary["per_family"]:
-            table.add_row(r["family"], r["category"], f"{r['reference_passed']}/{r['instances']}",
-                          f"{r['untouched_rejected']}/{r['instances']}", f"{r['wrong_rejected']}/{r['instances']}",
-                          str(r["mean_steps"]))
-        console.print(table)
-        for r in summary["per_family"]:
-            for failure in r["failures"]:
-                console.print(f"[yellow]{failure}[/yellow]")
-    ok = summary["reference_pass_rate"] >= 0.98 and summary["negatives_all_rejected"]
-    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("build-templates")

@@ -1,4 +1,4 @@
-"""Deterministic task splits.
+"""Deterministic task splits, and the one sampler every command draws its task instances from.
 
 - train and test use different template documents (a template's `split` field), so test documents and their
   parameters are never seen in training.
@@ -6,21 +6,30 @@
 - unseen_family: whole families that no training touches, on test documents.
 - lo_templates: the seen families on LibreOffice's own templates (lo_templates.py), documents lamforge did not
   generate; evaluation only. A family that fits none of them is absent from it.
+
+Collection, online evaluation, `tasks verify`, `agent bench` and `tasks sample` all call sample_instances, so a
+(split, n, seed) names the same instances wherever it is used, and what the disjointness tests check is what runs.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+import random
 from functools import lru_cache
 
 import lamforge.tasks.families  # noqa: F401  (registers every family)
+from lamforge.models.embeddings import load_minilm
 from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, list_templates
 
 SPLITS = ("train", "test", "unseen_phrasing", "unseen_family", LO_SPLIT)
-# A LibreOffice template rejects more parameter draws (lo_fit), so a family is exhausted on the lo_templates split only
-# after this many seeds in a row gave no instance on any document; generated templates keep the old rule (one).
+# A family belongs to the lo_templates split when one of its first LO_PATIENCE seeds gives an instance on one of
+# LibreOffice's templates: they reject more parameter draws than generated ones (lo_fit).
 LO_PATIENCE = 8
+# Template choice weighs each document by exp((similarity - best) / TEMPERATURE): the best matches dominate.
+TEMPERATURE = 0.05
+# Draws in a row that may give nothing (the document drawn does not fit the family) before the family is exhausted.
+DRAWS_PER_FAMILY = 40
 # One family per category, chosen to have a seen sibling that uses the same kind of route.
 UNSEEN_FAMILIES = ("strikethrough", "spacing_below", "footer_text", "bookmark", "delete_paragraph")
 
@@ -48,44 +57,88 @@ def lo_families() -> tuple[str, ...]:
     """The seen families that give at least one task on LibreOffice's templates."""
     held_out = set(UNSEEN_FAMILIES)
     templates = templates_for(LO_SPLIT)
-    return tuple(f for f in REGISTRY if f not in held_out and next(_stream(f, templates, LO_SPLIT, 0), None))
+    return tuple(f for f in REGISTRY if f not in held_out
+                 and any(REGISTRY[f].instantiate(t, s, LO_SPLIT) for s in range(LO_PATIENCE) for t in templates))
 
 
-def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | None = None) -> list[TaskInstance]:
-    """n instances, round-robin over families so every family is represented; deterministic for (split, n, seed)."""
+def family_query(family_id: str) -> str:
+    family = REGISTRY[family_id]
+    return family.description or family.phrasings[1].replace("{", "").replace("}", "")
+
+
+@lru_cache(maxsize=8)
+def _embed(texts: tuple[str, ...]):
+    # Cached: verify samples each family on its own, and every call would otherwise re-encode all documents.
+    return load_minilm().encode(list(texts), normalize_embeddings=True)
+
+
+def template_scores(family_ids: list[str], templates: list[TemplateDoc]) -> dict[str, list[float]]:
+    """Cosine similarity of each family's request to each template's one-line description."""
+    sims = _embed(tuple(family_query(f) for f in family_ids)) @ _embed(tuple(t.description for t in templates)).T
+    return {f: [float(x) for x in sims[i]] for i, f in enumerate(family_ids)}
+
+
+def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | None = None,
+                     task_ids: list[str] | None = None) -> list[TaskInstance]:
+    """n instances, round-robin over families so every family is represented; deterministic for (split, n, seed,
+    families), and the first n of a larger draw are the n of a smaller one. With `task_ids`, exactly those
+    instances come back, in draw order.
+
+    As in UFO's dataflow, each draw picks the template document by matching the family's request against the
+    templates' one-line descriptions with all-MiniLM-L6-v2, sampled with probability rising steeply with similarity:
+    the best matches dominate, and every document the family fits still appears.
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    wanted = families or families_for(split)
+    family_ids = families or families_for(split)
+    unknown = [f for f in family_ids if f not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown task families {unknown}; see `lamforge tasks list`")
     templates = templates_for(split)
-    streams = {f: _stream(f, templates, split, seed) for f in wanted}
+    if not family_ids or not templates:
+        return []  # e.g. lo_templates on a machine without LibreOffice's templates
+    scores = template_scores(family_ids, templates)
+    rng = random.Random(f"instantiate|{split}|{seed}")
     out: list[TaskInstance] = []
     seen: set[str] = set()
-    while len(out) < n and streams:
-        for family in list(streams):
-            instance = next(streams[family], None)
-            if instance is None:
-                del streams[family]
+    wanted = set(task_ids or [])
+    budget = len(wanted) if wanted else n
+    counters = {f: 0 for f in family_ids}
+    exhausted: set[str] = set()
+    draws = 0
+    while len(out) < budget and len(exhausted) < len(family_ids):
+        for family_id in family_ids:
+            if family_id in exhausted:
                 continue
-            if instance.task_id not in seen:
-                seen.add(instance.task_id)
+            draws += 1
+            if wanted and draws > 20 * len(wanted) + 1000:
+                # The draws share one random stream, so ids come back only with the families, split and seed they
+                # were sampled with; anything else would draw forever.
+                missing = sorted(wanted - {i.task_id for i in out})
+                raise ValueError(f"{len(missing)} task ids (e.g. {missing[0]}) are not among the {split} instances of "
+                                 f"seed {seed} over these families; sample them with the families, split and seed "
+                                 f"they were collected with")
+            instance = _draw(family_id, templates, scores[family_id], counters, rng, split, seed)
+            if instance is None:
+                exhausted.add(family_id)
+                continue
+            if instance.task_id in seen:
+                continue
+            seen.add(instance.task_id)
+            if not wanted or instance.task_id in wanted:
                 out.append(instance)
-            if len(out) == n:
-                break
+            if len(out) >= budget:
+                return out
     return out
 
 
-def _stream(family_id: str, templates, split: str, seed: int):
+def _draw(family_id, templates, sims, counters, rng, split, seed) -> TaskInstance | None:
     family = REGISTRY[family_id]
-    patience = LO_PATIENCE if split == LO_SPLIT else 1
-    misses = 0
-    # Templates first, then seeds: consecutive instances of a family land on different documents.
-    for s in itertools.count(seed * 1000):
-        produced = False
-        for template in templates:
-            instance = family.instantiate(template, s, split)
-            if instance is not None:
-                produced = True
-                yield instance
-        misses = 0 if produced else misses + 1
-        if misses >= patience or s > seed * 1000 + 200:
-            return
+    weights = [math.exp((s - max(sims)) / TEMPERATURE) for s in sims]
+    for _ in range(DRAWS_PER_FAMILY):
+        template = rng.choices(templates, weights=weights)[0]
+        counters[family_id] += 1
+        instance = family.instantiate(template, seed * 100_000 + counters[family_id], split)
+        if instance is not None:
+            return instance
+    return None

@@ -255,18 +255,20 @@ class DeleteParagraph(TaskFamily):
             return failed("a table moved")
         return passed(f"paragraph {index} was removed and its neighbours are intact")
 
-    def _route(self, index, obs):
+    def _route(self, template_id, index, obs):
         obs = yield select_paragraphs(index)
         # The first Delete empties the paragraph, the second removes the empty paragraph (the next paragraph
-        # keeps its own style, and a neighbouring table is left alone).
+        # keeps its own style, and a neighbouring table is left alone). The last paragraph has no next one for
+        # Delete to pull up: Backspace removes it into the one before.
         obs = yield from press(obs, "{Delete}")
-        yield finish(keys("{Delete}"))
+        last = index == len(get_template(template_id).paragraphs) - 1
+        yield finish(keys("{BackSpace}" if last else "{Delete}"))
 
     def solve(self, params, obs):
-        yield from self._route(params["index"], obs)
+        yield from self._route(params["template"], params["index"], obs)
 
     def wrong(self, params, obs):
-        yield from self._route(params["decoy"], obs)
+        yield from self._route(params["template"], params["decoy"], obs)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""`lamforge tasks verify`: reference solutions must pass; untouched documents and wrong edits must fail."""
+"""`lamforge tasks verify`: reference solutions must pass; untouched documents and wrong edits must fail.
+
+Each solution acts as an agent (the reference backend) through the one episode runner, agent/episode.py, so the check
+is made on the path collection and evaluation take: the agent loop, its guard, the same setup and checker. That is
+why it lives in the agent stage, above the task suite it verifies.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from lamforge.agent.backends import ReferenceBackend, reference_callable
+from lamforge.agent.episode import Episode, run_episode
+from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.env.writer_env import WriterEnv
 from lamforge.progress import Progress
-from lamforge.tasks.base import REGISTRY
-from lamforge.tasks.runner import run_program, run_reference, untouched_check
+from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.splits import sample_instances
+
+# A solution still going after this many steps is stuck: the bound keeps it from stalling the whole run.
+MAX_STEPS = 25
 
 
 class FamilyReport(BaseModel):
@@ -54,26 +64,27 @@ def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: 
                 steps, seconds = [], []
                 for instance in instances:
                     out = Path(tmp) / instance.task_id
-                    episode = run_reference(env, instance, out / "ref")
+                    episode = _run_solution(env, instance, family.solve, out / "ref")
                     steps.append(len(episode.steps))
-                    seconds.append(episode.seconds)
-                    if episode.success:
+                    seconds.append(episode.timing.total_s)
+                    # A reference passes only as it ran: every step without an error, then FINISH and the check.
+                    if episode.success and episode.ran_clean:
                         report.reference_passed += 1
                     else:
-                        report.failures.append(f"{instance.task_id} reference: {episode.reason}")
-                    if not untouched_check(env, instance, out / "untouched").success:
+                        report.failures.append(f"{instance.task_id} reference: {_why(episode)}")
+                    if not run_episode(env, instance, None, out / "untouched").success:
                         report.untouched_rejected += 1
                     else:
                         report.failures.append(f"{instance.task_id}: the untouched document passed the check")
-                    wrong = run_program(env, instance, family.wrong, out / "wrong")
+                    wrong = _run_solution(env, instance, family.wrong, out / "wrong", name="wrong-edit")
                     # Only a wrong edit that ran to the end and was then rejected counts: one that could not run
                     # proves nothing about the checker.
-                    if wrong.outcome == "failure":
+                    if wrong.ran_clean and wrong.outcome == "failure":
                         report.wrong_rejected += 1
                     elif wrong.success:
                         report.failures.append(f"{instance.task_id}: the wrong edit passed the check")
                     else:
-                        report.failures.append(f"{instance.task_id}: the wrong edit did not run: {wrong.reason}")
+                        report.failures.append(f"{instance.task_id}: the wrong edit did not run: {_why(wrong)}")
                     bar.advance(task)
                 report.mean_steps = round(statistics.mean(steps), 2) if steps else 0.0
                 report.mean_seconds = round(statistics.mean(seconds), 2) if seconds else 0.0
@@ -82,6 +93,18 @@ def verify(families: list[str], n: int, env: WriterEnv | None = None, progress: 
         if own_env:
             env.close()
     return reports
+
+
+def _run_solution(env: WriterEnv, instance: TaskInstance, program, out_dir: Path, name: str = "reference") -> Episode:
+    agent = Agent(backend=ReferenceBackend(reference_callable(instance, program)), env=env,
+                  config=AgentConfig(max_steps=MAX_STEPS))
+    return run_episode(env, instance, agent, out_dir, demonstrator=name)
+
+
+def _why(episode: Episode) -> str:
+    """The episode's reason, with the first step that failed (a solution that broke says where)."""
+    failed = next((s for s in episode.steps if s.error), None)
+    return episode.reason + (f" (step {failed.step}: {failed.error})" if failed else "")
 
 
 def summarize(reports: list[FamilyReport]) -> dict:
