@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.run_command import run
+from lamforge.tasks.cli import known_split
 
 # serve, bench and verify_tasks import the backends (the openai SDK, transformers), the server (FastAPI, uvicorn) and
 # the task suite inside themselves: start-up time, since every `lamforge` invocation imports this module.
@@ -109,7 +110,7 @@ def bench(model: str = typer.Option(None, help="Model folder, or 'default' (Smol
 
 def verify_tasks(family: list[str] = typer.Option(None, help="Families to verify (repeatable); all by default."),
                  n: int = typer.Option(5, help="Instances per family."), as_json: bool = typer.Option(False, "--json"),
-                 split: str = typer.Option(None, help="Draw every instance from this split (lo_templates, say); by "
+                 split: str = typer.Option(None, callback=known_split, help="Draw every instance from this split (lo_templates, say); by "
                                                       "default half from train and half from test documents.")):
     """Run reference solutions and negative controls in the live app."""
     import json
@@ -119,12 +120,9 @@ def verify_tasks(family: list[str] = typer.Option(None, help="Families to verify
     import lamforge.tasks.families  # noqa: F401  (registers the families)
     from lamforge.agent.verify import summarize, verify
     from lamforge.tasks.base import REGISTRY
-    from lamforge.tasks.splits import SPLITS, families_for
+    from lamforge.tasks.splits import families_for
 
     out = Console()  # the table is the command's output, as with the other tasks commands: stdout
-    if split is not None and split not in SPLITS:
-        out.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
-        raise typer.Exit(1)
     families = family or (families_for(split) if split else list(REGISTRY))
     unknown = [f for f in families if f not in REGISTRY]
     if unknown:

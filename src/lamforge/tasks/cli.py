@@ -23,17 +23,23 @@ def _registry():
     return REGISTRY
 
 
+def known_split(split: str | None) -> str | None:
+    """Typer callback of every --split option: an unknown split is refused before the command runs, by name."""
+    from lamforge.tasks.splits import SPLITS
+
+    if split is not None and split not in SPLITS:
+        raise typer.BadParameter(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json"),
-          split: str = typer.Option(None, help="Only the families this split covers (lo_templates, say), with the "
+          split: str = typer.Option(None, callback=known_split, help="Only the families this split covers (lo_templates, say), with the "
                                                "documents they fit and what is left out.")):
     """List task families."""
-    from lamforge.tasks.splits import SPLITS, UNSEEN_FAMILIES, families_for
+    from lamforge.tasks.splits import UNSEEN_FAMILIES, families_for
 
     registry = _registry()
-    if split is not None and split not in SPLITS:
-        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
-        raise typer.Exit(1)
     covered = families_for(split) if split else list(registry)
     rows = [{"id": f.id, "category": f.category, "phrasings": len(f.phrasings), "held_out": f.id in UNSEEN_FAMILIES,
              "example": f.phrasings[0]} for f in registry.values() if f.id in covered]
@@ -82,9 +88,9 @@ def _split_summary(split: str, covered: list[str]) -> dict | None:
 
 
 @app.command()
-def show(family: str, split: str = typer.Option("train", help="The split the example instances come from.")):
+def show(family: str, split: str = typer.Option("train", callback=known_split, help="The split the example instances come from.")):
     """Show one family: its phrasings and an example instance."""
-    from lamforge.tasks.splits import SPLITS, sample_instances
+    from lamforge.tasks.splits import sample_instances
 
     registry = _registry()
     if family not in registry:
@@ -94,9 +100,6 @@ def show(family: str, split: str = typer.Option("train", help="The split the exa
     console.print(f"[bold]{f.id}[/bold] ({f.category})")
     for i, p in enumerate(f.phrasings):
         console.print(f"  {i}{' (held out)' if i == len(f.phrasings) - 1 else ''}: {p}")
-    if split not in SPLITS:
-        console.print(f"[red]unknown split {split!r}[/red]; expected one of {', '.join(SPLITS)}")
-        raise typer.Exit(1)
     instances = sample_instances(split, 2, families=[family])
     if not instances:
         console.print(f"{family} has no instances in the {split} split (it fits none of its documents)")
@@ -106,7 +109,7 @@ def show(family: str, split: str = typer.Option("train", help="The split the exa
 
 @app.command()
 def sample(family: str = typer.Option(None, help="Only this family."), n: int = 5, seed: int = 0,
-           split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family | lo_templates")):
+           split: str = typer.Option("train", callback=known_split, help="train | test | unseen_phrasing | unseen_family | lo_templates")):
     """Print N task instances as JSON lines."""
     from lamforge.tasks.splits import sample_instances
 
@@ -121,7 +124,7 @@ def sample(family: str = typer.Option(None, help="Only this family."), n: int = 
 
 
 @app.command()
-def variety(split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family"),
+def variety(split: str = typer.Option("train", callback=known_split, help="train | test | unseen_phrasing | unseen_family"),
             n: int = typer.Option(1000, help="Instances to sample."), seed: int = 0,
             as_json: bool = typer.Option(False, "--json")):
     """How varied the requests are: distinct instructions, wordings (values masked) and argument values per family."""
