@@ -24,6 +24,10 @@ SYSTEM_PROMPT = (
     + "\n".join(f"- {spec.signature()}: {spec.doc}" for spec in FUNCTIONS.values())
 )
 
+# What a trained model's card records (train/model_card.py), so that a model trained on other prompts says so when
+# it is loaded (agent/hf_backend.py). 1: until 2026-11-30; 2: the paragraphs the task names, above the task line.
+PROMPT_VERSION = 2
+
 # Prompt budget: the canvas tells the model what is where, not every word (targets are named in the task), and
 # prompt tokens are most of the cost of training and of each step on a CPU.
 MAX_CANVAS_PARAGRAPHS = 30
