@@ -303,3 +303,20 @@ def test_temperature_sampling_varies_and_greedy_does_not():
     backend._rng = None
     assert len({backend._pick_token(logits) for _ in range(50)}) > 1
     assert len({backend._pick_branch([0, 1, 2], logits) for _ in range(50)}) > 1
+
+
+def test_a_model_trained_on_another_prompt_version_says_so(tmp_path):
+    import json
+
+    from lamforge.agent.hf_backend import prompt_mismatch
+    from lamforge.prompt import PROMPT_VERSION
+    from lamforge.train.model_card import write_card
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "metrics.json").write_text(json.dumps({"phase": "2", "finished": True}))  # written before the record
+    assert f"trained on prompt version 1, and this lamforge renders version {PROMPT_VERSION}" in prompt_mismatch(old)
+    new.mkdir()
+    write_card(new, "2", {"format": "merged"})  # what training writes now
+    assert prompt_mismatch(new) is None
+    assert prompt_mismatch("default") is None and prompt_mismatch(tmp_path / "missing") is None

@@ -29,6 +29,15 @@ def test_aggregate_tsr_needs_every_step():
     assert m["ssr"] == 75.0 and m["tsr"] == 50.0 and m["tasks"] == 2 and m["steps"] == 4
 
 
+def test_exact_step_success_also_needs_the_arguments():
+    wrong_text = _select("somewhere else")
+    rows = [dict(trajectory_id="a", **score_step(wrong_text, SELECT)), dict(trajectory_id="a", **score_step(BOLD, BOLD)),
+            dict(trajectory_id="b", **score_step(SELECT, SELECT)), dict(trajectory_id="b", **score_step(BOLD, BOLD))]
+    m = aggregate(rows)
+    assert m["ssr"] == 100.0 and m["tsr"] == 100.0  # the paper's metrics do not look at the arguments
+    assert m["ssr_exact"] == 75.0 and m["tsr_exact"] == 50.0
+
+
 def test_plan_matching_is_one_to_one():
     ref = ["Choose Format > Paragraph", "Click OK"]
     m = plan_match(["Choose Format > Paragraph", "Choose Format > Paragraph", "Press OK"], ref)

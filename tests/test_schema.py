@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lamforge.prompt import parse_controls, parse_plan, render_plan_target, render_prompt
+from lamforge.prompt import mentioned_paragraphs, parse_controls, parse_plan, render_plan_target, render_prompt
 from lamforge.schema import (
     FUNCTIONS,
     Action,
@@ -77,6 +77,42 @@ def test_render_prompt_contains_state_history_and_plan():
         assert expected in user
     for name in FUNCTIONS:
         assert name in messages[0]["content"]
+
+
+LONG = ("Many place names still remember the ford or bridge that first let travellers cross, and the markets that "
+        "grew beside it kept the name long after the crossing itself had been replaced in stone.")
+
+
+def _essay() -> list[Paragraph]:
+    return [Paragraph(index=0, text="Rivers and Cities", style="Title"),
+            Paragraph(index=1, text="Don't miss the crossings: they made the towns."),
+            Paragraph(index=2, text=LONG),
+            Paragraph(index=3, text="Cell text", table="T1 r1c1"),
+            Paragraph(index=4, text="The earliest farming villages grew up along the great rivers.")]
+
+
+@pytest.mark.parametrize("task, named", [
+    ("give the paragraph \"Many place names still…\" center alignment", [2]),  # ellipsis cut, quote found inside
+    ("Add a table after the paragraph that begins 'many place names'.", [2]),  # case does not matter
+    ("Bold “farming villages” and then ‘Rivers and’", [4, 0]),  # curly quotes, in the task's order
+    ("Make paragraph 4 italic", [4]),
+    ("Turn paragraphs 1 to 2 into a list", [1]),  # a range names its first paragraph
+    ("Don't touch 'Cell text' or 'nowhere at all'", []),  # an apostrophe opens no quote; table cells are not named
+    ("Bold 'a', 'b', 'c' in paragraph 0, 1, 2", [0]),  # quotes under 3 characters name nothing
+])
+def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
+    assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
+
+
+def test_a_named_paragraph_is_shown_with_its_end_just_above_the_task():
+    obs = Observation(title="t", canvas=_essay())
+    user = render_prompt("Insert a table after the paragraph starting 'Many place names'", 1, obs)[1]["content"]
+    lines = user.splitlines()
+    named = lines[-3]
+    assert named.startswith("Named ¶2: Many place names still") and named.endswith("had been replaced in stone.")
+    assert " … " in named and len(named) < len(LONG)  # the middle of a long paragraph is cut, its end kept
+    assert lines[-2].startswith("Task: ")
+    assert "Named" not in render_prompt("Bold the title", 1, obs)[1]["content"]  # nothing named, no line
 
 
 def _main_window(bold_checked: bool, paste_enabled: bool, style: str) -> Observation:

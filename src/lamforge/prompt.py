@@ -24,12 +24,18 @@ SYSTEM_PROMPT = (
     + "\n".join(f"- {spec.signature()}: {spec.doc}" for spec in FUNCTIONS.values())
 )
 
+# What a trained model's card records (train/model_card.py), so that a model trained on other prompts says so when
+# it is loaded (agent/hf_backend.py). 1: until 2026-11-30; 2: the paragraphs the task names, above the task line.
+PROMPT_VERSION = 2
+
 # Prompt budget: the canvas tells the model what is where, not every word (targets are named in the task), and
 # prompt tokens are most of the cost of training and of each step on a CPU.
 MAX_CANVAS_PARAGRAPHS = 30
 MAX_PARAGRAPH_CHARS = 60
 MAX_CELL_CHARS = 16
 MAX_HISTORY = 8
+MAX_MENTIONED = 2
+MENTION_HEAD_CHARS, MENTION_TAIL_CHARS = 60, 90
 
 
 def _clip(text: str, limit: int) -> str:
@@ -206,6 +212,47 @@ def render_observation(obs: Observation) -> str:
     return "\n".join([render_controls(obs), render_document(obs), render_volatile(obs)])
 
 
+# A quoted span: an opening quote at the start or after a space or bracket, a closing one before the end, a space or
+# punctuation, so that the apostrophe in "don't" opens nothing.
+_QUOTED = re.compile(r"""(?:^|(?<=[\s(\[]))(?:'([^']+?)'|"([^"]+?)"|“([^”]+?)”|‘([^’]+?)’)(?=$|[\s.,;:!?)\]…])""")
+_NUMBERED = re.compile(r"\bparagraphs?\s+(?:number\s+|no\.\s*|#)?(\d+)", re.IGNORECASE)
+
+
+def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
+    """The body paragraphs the task names: by a quoted span of their text ("the paragraph starting 'Many place
+    names…'", "bold 'which I have'") or by number ("paragraph 4"), in the order the task names them.
+
+    Why: the canvas clips every paragraph to its first 60 characters, so a task about "the paragraph that begins X"
+    made a 135M model look the index up among 30 lines (it copied familiar numbers instead), and a task that acts
+    at a paragraph's end asked for text the prompt did not show at all."""
+    body = [p for p in canvas if not p.table]
+    picked: list[Paragraph] = []
+    for m in sorted([*_QUOTED.finditer(task), *_NUMBERED.finditer(task)], key=lambda m: m.start()):
+        if m.re is _NUMBERED:
+            index = int(m.group(1))
+            hits = [p for p in body if p.index == index]
+        else:
+            quote = next(g for g in m.groups() if g is not None).strip().rstrip("…").removesuffix("...").strip()
+            key = quote.casefold()
+            hits = [p for p in body if key and key in p.text.casefold()][:1] if len(key) >= 3 else []
+        for p in hits:
+            if p not in picked:
+                picked.append(p)
+    return picked[:MAX_MENTIONED]
+
+
+def render_mentioned(task: str, obs: Observation) -> str:
+    """The named paragraphs nearly whole (head and tail of a long one), just above the task line, where the
+    model reads."""
+    lines = []
+    for p in mentioned_paragraphs(task, obs.canvas):
+        text = p.text.replace("\n", " ")
+        if len(text) > MENTION_HEAD_CHARS + MENTION_TAIL_CHARS + 3:
+            text = f"{text[:MENTION_HEAD_CHARS].rstrip()} … {text[-MENTION_TAIL_CHARS:].lstrip()}"
+        lines.append(f"Named ¶{p.index}: {text}")
+    return "\n".join(lines)
+
+
 def render_history(history: list[HistoryItem]) -> str:
     if not history:
         return "Previous actions: none"
@@ -233,12 +280,17 @@ def render_prompt(
     main window's is the same in every task), the document (the same for the steps of a task until an edit lands),
     the history, the step number, the controls' states and the selection. The task comes last although it does
     not change within an episode: a 135M model trained for minutes followed what was near the answer (it copied
-    the selection) and not the task a thousand tokens up; re-reading ~20 task tokens per step costs little.
+    the selection) and not the task a thousand tokens up; re-reading ~20 task tokens per step costs little. For
+    the same reason the paragraphs the task names are repeated, nearly whole, just above it (render_mentioned).
     """
     parts = [render_controls(obs), render_document(obs), render_history(history or [])]
     if plan:
         parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
-    parts += [f"Step: {step}", render_volatile(obs), f"Task: {task}", "Next action JSON:"]
+    parts += [f"Step: {step}", render_volatile(obs)]
+    mentioned = render_mentioned(task, obs)
+    if mentioned:
+        parts.append(mentioned)
+    parts += [f"Task: {task}", "Next action JSON:"]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -21,10 +22,25 @@ from lamforge.agent.action_schema import controls_by_name
 from lamforge.agent.backends import BackendError, BackendReply
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
+from lamforge.models.checkpoints import read_metrics
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
+from lamforge.prompt import PROMPT_VERSION
 from lamforge.schema import FUNCTIONS, Observation, Status, json_value_end
+
+
+def prompt_mismatch(model: str | Path) -> str | None:
+    """Why a trained model folder may do worse than its card says: it learned on another version of the prompt
+    (a folder without the record predates PROMPT_VERSION 2). None for base models and matching folders."""
+    if not (Path(str(model)) / "metrics.json").exists():
+        return None
+    trained_on = read_metrics(model).get("prompt_version", 1)
+    if trained_on == PROMPT_VERSION:
+        return None
+    return (f"{model} was trained on prompt version {trained_on}, and this lamforge renders version "
+            f"{PROMPT_VERSION} (lamforge/prompt.py says what changed): its accuracy may be lower than measured; "
+            "retrain it (lamforge pipeline) to match")
 
 
 @dataclass
@@ -116,6 +132,9 @@ class HFBackend:
             raise BackendError(str(exc)) from exc
         if tokenizer is None:
             raise BackendError("pass the tokenizer together with the model")
+        mismatch = prompt_mismatch(self.config.model)
+        if mismatch:
+            warnings.warn(mismatch, stacklevel=2)
         self.model, self.tokenizer = model, tokenizer
         self.dtype = "int8" if self.config.dtype == "int8" else str(getattr(model, "dtype", self.dtype))
         self.dtype = self.dtype.removeprefix("torch.")

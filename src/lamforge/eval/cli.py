@@ -48,7 +48,8 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
         print(json.dumps({"model": model, "steps": steps, "plans": result.get("plans")}, indent=1))
         return
     table = Table(title=f"offline: {model}")
-    keys = ["object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "steps", "tasks"]
+    keys = ["object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "ssr_exact", "tsr_exact", "steps",
+            "tasks"]
     keys += [k for k in ("args_acc_unseen_values", "steps_unseen_values", "args_acc_seen_values", "steps_seen_values")
              if k in steps]
     for key in keys:

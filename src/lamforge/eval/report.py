@@ -20,7 +20,7 @@ PAPER_ONLINE = {  # agent: (TSR %, s/task, steps, s/step)
     "LAM": (71.0, 30.42, 5.62, 5.41), "GPT-4o text": (63.0, 86.42, 6.73, 12.84),
     "GPT-4o mini text": (57.8, 35.24, 5.99, 5.88), "GPT-4o text+vision": (75.5, 96.48, 4.98, 19.36),
 }
-OFFLINE_KEYS = ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr")
+OFFLINE_KEYS = ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "ssr_exact", "tsr_exact")
 SPLIT_TITLES = {"test": "test", "unseen_phrasing": "unseen phrasings", "unseen_family": "unseen families",
                 "lo_templates": "LibreOffice's templates"}
 
@@ -154,8 +154,9 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
 
     rows = [[name.upper(), *[r["steps"].get(k, "") for k in OFFLINE_KEYS], r["steps"].get("steps", "")]
             for name, r in offline.items()]
-    rows += [[f"paper {k}", o, op, "", st, ssr, tsr, 435] for k, (o, op, st, ssr, tsr) in PAPER_OFFLINE.items()]
-    h, md = _table(["model", "Object", "Operation", "Args", "Status", "SSR", "TSR", "steps"], rows)
+    rows += [[f"paper {k}", o, op, "", st, ssr, tsr, "", "", 435] for k, (o, op, st, ssr, tsr) in PAPER_OFFLINE.items()]
+    h, md = _table(["model", "Object", "Operation", "Args", "Status", "SSR", "TSR", "SSR with args", "TSR with args",
+                    "steps"], rows)
     sections_html.append(f"<h2>Offline (held-out steps)</h2>{h}")
     sections_md.append(f"## Offline (held-out steps)\n\n{md}")
     categories = sorted({c for r in offline.values() for c in r["steps"].get("per_category", {})})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamforge.models.checkpoints import METRICS_FILE
+from lamforge.prompt import PROMPT_VERSION
 
 CARD_FILE = "README.md"
 
@@ -33,7 +34,8 @@ def _table(rows: dict[str, Any]) -> str:
 
 def write_card(output_dir: Path, phase: str, info: dict[str, Any]) -> None:
     """README.md (a Hugging Face model card) and metrics.json: what data, which settings, what came out."""
-    info = {"phase": phase, "finished": True, "written": time.strftime("%Y-%m-%d %H:%M:%S"), **info}
+    info = {"phase": phase, "finished": True, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "prompt_version": PROMPT_VERSION, **info}
     (output_dir / METRICS_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
     config = info.get("config", {})
     front = [
