@@ -73,6 +73,9 @@ class PipelinePreset:
     train_overrides: dict = field(default_factory=dict)
     categories: list[str] | None = None
     """Collect, train and test on these task categories only (None: all); the unseen families stay whole."""
+    online_workers: int | None = None
+    """Workers of online evaluation (None: `workers`). A model agent's step is CPU-bound: on 2 cores two workers
+    share them with two offices, and each task waits for the other's."""
 
 
 HELD_OUT_AGENTS = ["lam4", "reference", "retrieval"]
@@ -94,7 +97,11 @@ PRESETS = {
                             workers=2, max_steps=10, offline_limit=None, plan_limit=10, baseline_tasks=11,
                             online_agents={"test": QUICK_TEST_AGENTS, "unseen_phrasing": HELD_OUT_AGENTS,
                                            "unseen_family": HELD_OUT_AGENTS, "lo_templates": HELD_OUT_AGENTS},
-                            train_overrides={"max_length": 2560}),
+                            train_overrides={"max_length": 2560},
+                            # One online worker: the named-paragraph LAM2 on the 44 test tasks (2026-11-30, quiet)
+                            # took a median 5.8 s per task and 303 s in all with one worker, 36.6 s and 875 s with
+                            # two (the same 20 successes).
+                            online_workers=1),
     # A GPU machine and the paper's scale of data.
     "full": PipelinePreset("full", oracle_tasks=3000, plan_tasks=2000, test_tasks=435, explore_attempts=3,
                            online_tasks={"test": 435, "unseen_phrasing": 100, "unseen_family": 100, "lo_templates": 100},
@@ -207,9 +214,10 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
         if _stage("12. online eval", (online / "online.json").exists()):
             from lamforge.data.ray_rollouts import ray_session  # Ray loads only for --ray runs
 
-            with ray_session(ray, p.workers) if ray else contextlib.nullcontext():  # one Ray for every agent
+            online_workers = p.online_workers or p.workers
+            with ray_session(ray, online_workers) if ray else contextlib.nullcontext():  # one Ray for every agent
                 timed("online", lambda: run_online(p.agents, online, p.online_tasks, checkpoints=models,
-                                                   workers=p.workers, max_steps=p.max_steps, categories=p.categories,
+                                                   workers=online_workers, max_steps=p.max_steps, categories=p.categories,
                                                    split_agents=p.online_agents,
                                                    agent_limits=dict.fromkeys(BASELINES, p.baseline_tasks)
                                                    if p.baseline_tasks else None, ray=ray))
