@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from pathlib import Path
 
 from lamforge.records import StepSample
 import lamforge.tasks.families  # noqa: F401  (registers the families)
+from lamforge.data.run_folder import load_records, load_samples
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.phrasing import phrasing_key, vary
 
@@ -70,3 +72,12 @@ def rephrase_samples(samples: Iterable[StepSample], trajectories: Iterable[dict]
             out.append(sample.model_copy(update={"sample_id": f"{sample.sample_id}{MARK}{k}", "state": state,
                                                  "source": f"{sample.source}+reworded"}))
     return out
+
+
+def reworded_run_folders(folders: Iterable[Path], copies: int, seed: int = 0) -> list[StepSample]:
+    """The step samples of collection run folders, in order, with `copies` reworded copies of each successful one
+    (the folders' trajectories give each task's family and parameters)."""
+    folders = [Path(f) for f in folders]
+    samples = [StepSample.model_validate(s) for f in folders if f.exists() for s in load_samples(f)]
+    trajectories = [t for f in folders if f.exists() for t in load_records(f)]
+    return rephrase_samples(samples, trajectories, copies, seed)
