@@ -14,6 +14,7 @@ from lamforge.data.evolve import EvolveReport, client_chat
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
 from lamforge.env.office import OfficeNotInstalled
+from lamforge.jsonl import write_jsonl
 
 # `collect` imports the dataflow inside itself and `plans` the LLM client: start-up time (the agent's backends, the
 # models and the openai SDK are seconds that every `lamforge` invocation would pay, since it imports this module).
@@ -182,6 +183,34 @@ def merge_cmd(
     console.print(f"{summary['tasks']} tasks in {out} ({merged['new_tasks']} new, {merged['already_there']} already "
                   f"there; {summary['missing_tasks']} of {summary['expected_tasks']} not collected yet), "
                   f"{summary['samples']} samples")
+
+
+@app.command("reword")
+def reword_cmd(
+    folders: list[Path] = typer.Argument(..., help="Run folders of `lamforge data collect` (their samples.jsonl and "
+                                                   "trajectories.jsonl)."),
+    out: Path = typer.Option(..., help="The training file to write: the folders' samples with the copies."),
+    copies: int = typer.Option(1, min=0, help="Reworded copies of each successful step."),
+    seed: int = typer.Option(0, help="Seed of the rewordings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+):
+    """Training data with each successful step also asked other ways: copies whose request is reworded by the
+    family's training phrasings (values verbatim, never the held-out phrasing). Train phase 2 or 3 on --out."""
+    from lamforge.data.reworded import MARK, reworded_run_folders
+
+    console = Console(stderr=as_json)
+    missing = [str(f) for f in folders if not (f / "samples.jsonl").exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no samples.jsonl in {', '.join(missing)} (not a `data collect` run folder)")
+        raise typer.Exit(1)
+    samples = reworded_run_folders(folders, copies, seed)
+    write_jsonl(out, samples)
+    added = sum(MARK in s.sample_id for s in samples)
+    counts = {"out": str(out), "samples": len(samples), "recorded": len(samples) - added, "reworded_copies": added}
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+        return
+    console.print(f"{counts['recorded']} recorded samples + {added} reworded copies -> {out}")
 
 
 @app.command("bench")

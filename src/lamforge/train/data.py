@@ -68,11 +68,14 @@ def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
 
 def prefix_group(record: BaseModel) -> tuple[str, ...]:
     """What a record's prompt may share with others beyond the system prompt, coarse to fine: a step's control list
-    (the main window's is the same in every task), then the document, which render first. Steps on the same
-    template in the same window share both until an edit lands (most of a step prompt). Plan pairs share nothing."""
+    (the main window's is the same in every task), then the document, which render first, then the step itself
+    (its reworded copies, data.reworded, differ only in the task line, which renders last). Steps on the same
+    template in the same window share the first two until an edit lands (most of a step prompt). Plan pairs share
+    nothing."""
     if isinstance(record, StepSample):
         obs = record.state.observation
-        return "\n".join(render_control_groups(obs.controls)), render_document(obs)
+        step = f"{record.trajectory_id}|{record.step}"
+        return "\n".join(render_control_groups(obs.controls)), render_document(obs), step
     return ("",)
 
 
