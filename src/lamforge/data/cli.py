@@ -197,9 +197,10 @@ def reword_cmd(
     """Training data with each successful step also asked other ways: copies whose request is reworded by the
     family's training phrasings (values verbatim, never the held-out phrasing). Train phase 2 or 3 on --out."""
     from lamforge.data.reworded import MARK, reworded_run_folders
+    from lamforge.data.run_folder import SAMPLES
 
     console = Console(stderr=as_json)
-    missing = [str(f) for f in folders if not (f / "samples.jsonl").exists()]
+    missing = [str(f) for f in folders if not (f / SAMPLES).exists()]
     if missing:
         console.print(f"[red]error:[/red] no samples.jsonl in {', '.join(missing)} (not a `data collect` run folder)")
         raise typer.Exit(1)

@@ -3,8 +3,9 @@
 A LAM that saw each demonstration asked one way learns to replay routes rather than read the request (issue 15:
 on held-out tasks it aligned a paragraph through the Character dialog). A reworded copy keeps the step's state and
 action and changes only the task line, which the prompt renders last; training batches keep a step and its copies
-together (`train.data.prefix_group`), so a copy shares the forward pass of everything above that line and costs a
-fraction of a sample.
+together (`train.data.prefix_group`), so a copy shares the forward pass of everything above that line. Measured
+(README, "reworded copies instead of a second epoch"): a copy still costs about what a sample does, and one epoch
+with copies trained a worse LAM than two epochs without; the quick preset does not use them.
 
 Rewordings come from the family's training phrasings through `tasks.phrasing.vary`, the rules the task sampler
 uses: argument values stay verbatim and the held-out phrasing (the unseen-phrasing split) is never produced.
@@ -18,9 +19,9 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from lamforge.records import StepSample
 import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.data.run_folder import load_records, load_samples
+from lamforge.records import StepSample
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.phrasing import phrasing_key, vary
 
