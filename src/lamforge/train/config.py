@@ -101,7 +101,7 @@ class CommonConfig:
     prompt_tail: int = 0
     """With prompt_gradients false, the last this many prompt tokens still run with gradients, so LoRA learns how
     to represent them for the action: a step prompt ends with the task line (median 31 tokens, p95 42, with the
-    chat template's closing tokens). 0: only the last prompt token."""
+    chat template's closing tokens). 0: only the last prompt token. Used by the supervised phases (1-3)."""
     save_every: int = 20
     """Save the resume state every this many optimizer steps (and on Ctrl-C)."""
     max_steps: int = 0
