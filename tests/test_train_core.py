@@ -136,6 +136,35 @@ def test_frozen_prompt_keeps_the_loss_and_trains_only_through_the_action(tokeniz
     assert not torch.allclose(grad_frozen, grad_exact)
 
 
+def test_prompt_tail_trains_the_last_prompt_tokens_and_keeps_the_loss(tokenizer, tiny_model):
+    samples = synthetic_step_samples(3, seed=9, min_controls=3, max_controls=9)
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
+
+    def k_grad(batch):
+        tiny_model.zero_grad()
+        loss, _ = target_loss_sum(tiny_model, batch)
+        loss.backward()
+        grad = tiny_model.model.layers[0].self_attn.k_proj.weight.grad.clone()
+        tiny_model.zero_grad()
+        return float(loss.detach()), grad
+
+    tail = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False, prompt_gradients=False,
+                            prompt_tail=20)
+    assert tail.lengths == [len(e) - e.prompt_length + 21 for e in encoded]
+    loss_tail, grad_tail = k_grad(tail)
+    assert loss_tail == pytest.approx(_hf_target_loss(tiny_model, encoded), rel=1e-4)
+    # A tail as long as the whole prompt trains every token: the exact gradient. A short one lies between the
+    # frozen prompt's gradient and the exact one.
+    whole = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False, prompt_gradients=False,
+                             prompt_tail=max(e.prompt_length for e in encoded))
+    _, grad_whole = k_grad(whole)
+    _, grad_exact = k_grad(make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False))
+    _, grad_frozen = k_grad(make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False,
+                                             prompt_gradients=False))
+    assert torch.allclose(grad_whole, grad_exact, atol=1e-5)
+    assert not torch.allclose(grad_tail, grad_frozen) and not torch.allclose(grad_tail, grad_exact)
+
+
 def test_target_logits_are_only_at_target_positions(tokenizer, tiny_model):
     samples = synthetic_step_samples(2, seed=2, min_controls=3, max_controls=5)
     encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]

@@ -161,9 +161,9 @@ def _branch_rows(examples: list[Encoded], start: int, cuts: list[int]) -> list[l
 
 
 def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = True,
-                     prompt_gradients: bool = True) -> MicroBatch:
+                     prompt_gradients: bool = True, prompt_tail: int = 0) -> MicroBatch:
     """One micro-batch; every output that is per example (lengths, target rows, last-token states) keeps the order
-    of `examples`."""
+    of `examples`. Without prompt gradients, the last `prompt_tail` prompt tokens of each row train with them."""
     prefix = 0
     if share_prefix and len(examples) > 1:
         # Stop one token before the first target token: the last prefix position predicts the first suffix token,
@@ -175,22 +175,22 @@ def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = 
     if prompt_gradients:
         rows = list(range(len(examples)))
         return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, [prefix] * len(examples), pad_id)])
-    # Without prompt gradients, each row's prompt up to its last token is frozen; the last prompt token stays in
-    # the trained part, because its hidden state predicts the first action token.
-    cuts = [max(prefix, e.prompt_length - 1) for e in examples]
+    # Without prompt gradients, each row's prompt up to its last token (or its last prompt_tail tokens) is frozen;
+    # the last prompt token stays in the trained part, because its hidden state predicts the first action token.
+    cuts = [max(prefix, e.prompt_length - 1 - prompt_tail) for e in examples]
     groups = _branch_rows(examples, prefix, cuts) if share_prefix else [list(range(len(examples)))]
     return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, cuts, pad_id, share_prefix) for rows in groups],
                       freeze_prompt=True)
 
 
 def micro_batches(examples: list[Encoded], size: int, pad_id: int, share_prefix: bool = True,
-                  prompt_gradients: bool = True) -> list[MicroBatch]:
+                  prompt_gradients: bool = True, prompt_tail: int = 0) -> list[MicroBatch]:
     """Split an optimizer batch into micro-batches of consecutive examples in token order, so that examples whose
     prompts share a prefix (the same window and document) land in the same micro-batch and share its pass. The
     examples of a micro-batch are in that order, not the order given: callers that need per-example outputs in
     their own order build one micro-batch with make_micro_batch."""
     ordered = sorted(examples, key=lambda e: e.input_ids)
-    return [make_micro_batch(ordered[i : i + size], pad_id, share_prefix, prompt_gradients)
+    return [make_micro_batch(ordered[i : i + size], pad_id, share_prefix, prompt_gradients, prompt_tail)
             for i in range(0, len(ordered), size)]
 
 

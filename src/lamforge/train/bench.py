@@ -49,6 +49,7 @@ class BenchConfig:
     micro_batch_size: int
     grouping: str  # none | window | window+document
     lora_layers: int = 0  # LoRA on the top N decoder layers; 0: all
+    prompt_tail: int = 0  # with a frozen prompt, its last N tokens still train (SFTConfig.prompt_tail)
 
 
 def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConfig:
@@ -62,7 +63,7 @@ def bench_config(name: str, batch_size: int, micro_batch_size: int) -> BenchConf
     if name == "quick":
         quick = build_config("2", preset="quick")
         return BenchConfig(quick.use_lora, quick.prompt_gradients, quick.batch_size, quick.micro_batch_size,
-                           "window+document" if quick.share_prefix else "none", quick.lora_layers)
+                           "window+document" if quick.share_prefix else "none", quick.lora_layers, quick.prompt_tail)
     raise ValueError(f"unknown bench configuration {name!r}; choose from {', '.join(CONFIGS)}")
 
 
@@ -151,7 +152,7 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
         model, optimizer = models[config.lora_layers], optimizers[config.lora_layers]
         if config.lora:
             parts = micro_batches(batch, config.micro_batch_size, pad, share_prefix=config.grouping != "none",
-                                  prompt_gradients=config.prompt_gradients)
+                                  prompt_gradients=config.prompt_gradients, prompt_tail=config.prompt_tail)
             n_targets = sum(p.target_tokens for p in parts)
             total = 0.0
             for part in parts:

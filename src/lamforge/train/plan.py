@@ -208,7 +208,7 @@ def phase_plan(config: CommonConfig, phase: str, shape: ModelShape, gpus: int) -
         min(config.micro_batch_size, math.ceil(config.batch_size / gpus))
     length = config.max_length
     target = min(ASSUMPTIONS["target_tokens_per_example"], length)
-    grad_tokens = rows * (length if config.prompt_gradients else target + 1)
+    grad_tokens = rows * (length if config.prompt_gradients else min(length, target + 1 + config.prompt_tail))
     final_norm = 4 * shape.hidden + 4  # every token's final RMSNorm keeps an fp32 copy of its input
 
     def activations(recompute: bool) -> float:
@@ -221,7 +221,7 @@ def phase_plan(config: CommonConfig, phase: str, shape: ModelShape, gpus: int) -
     cache = shape.layers * 2 * shape.kv_dim * act  # K and V of every layer per token
     if not config.prompt_gradients:
         # The prompt runs without gradients: its KV cache in every layer, and one layer's passing tensors.
-        kept += rows * (length - target) * (cache + passing)
+        kept += rows * max(0, length - target - config.prompt_tail) * (cache + passing)
     # Logits only at target positions, fp32: the logits, the log-softmax kept for the loss, their gradient.
     parts = {"weights": weight_bytes + gathered, "trainable_state": state_bytes, "activations": kept,
              "backward_working_set": working, "logits": rows * target * shape.vocab * 12}

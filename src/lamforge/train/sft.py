@@ -87,9 +87,10 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
         rows = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)  # the order micro_batches uses
         mine, padding = loop.my_rows(rows, config.micro_batch_size)
         parts = micro_batches([encoded[i] for i in mine], config.micro_batch_size, pad, loop.share_prefix,
-                              config.prompt_gradients) if mine else []
+                              config.prompt_gradients, config.prompt_tail) if mine else []
         # Padding micro-batches only keep the processes in step; their loss counts zero.
-        dummy = [make_micro_batch([encoded[rows[0]]], pad, loop.share_prefix, config.prompt_gradients)] * padding
+        dummy = [make_micro_batch([encoded[rows[0]]], pad, loop.share_prefix, config.prompt_gradients,
+                                  config.prompt_tail)] * padding
         (n_targets,) = loop.reduce_sum(sum(p.target_tokens for p in parts))
         total = 0.0
         for k, part in enumerate(parts + dummy):
