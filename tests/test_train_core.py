@@ -153,8 +153,8 @@ def test_prompt_tail_trains_the_last_prompt_tokens_and_keeps_the_loss(tokenizer,
     assert tail.lengths == [len(e) - e.prompt_length + 21 for e in encoded]
     loss_tail, grad_tail = k_grad(tail)
     assert loss_tail == pytest.approx(_hf_target_loss(tiny_model, encoded), rel=1e-4)
-    # A tail as long as the whole prompt trains every token: the exact gradient. A short one lies between the
-    # frozen prompt's gradient and the exact one.
+    # A tail as long as the whole prompt trains every token: the exact gradient. A short one gives a gradient of
+    # its own, neither the frozen prompt's nor the exact one.
     whole = make_micro_batch(encoded, tokenizer.pad_token_id, share_prefix=False, prompt_gradients=False,
                              prompt_tail=max(e.prompt_length for e in encoded))
     _, grad_whole = k_grad(whole)

@@ -15,6 +15,8 @@ One option is not exact: `prompt_gradients=False` runs each prompt (all but its 
 only the last prompt token and the action with them. The loss is the same; the gradient leaves out how LoRA changes
 the prompt's keys and values. A step sample is ~97% prompt, and a forward without autograd costs about a third of
 forward + backward, so on CPU this is ~2.5x faster per sample and holds no activations for the prompt.
+`prompt_tail=N` keeps the last N prompt tokens (the task line) in the trained part, so that gradient covers how
+LoRA represents the request; the loss is still the same.
 
 A frozen prompt also lets rows share more than the common prefix: rows of a micro-batch whose prompts go on alike
 (the same document after the same window's controls, ~350 tokens) form a branch that runs that segment once, on a
