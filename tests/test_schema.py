@@ -115,6 +115,16 @@ def test_a_named_paragraph_is_shown_with_its_end_just_above_the_task():
     assert "Named" not in render_prompt("Bold the title", 1, obs)[1]["content"]  # nothing named, no line
 
 
+@pytest.mark.parametrize("window", ["menu", "dialog"])
+def test_a_menu_or_dialog_hides_the_document_but_not_the_named_paragraphs(window):
+    task = "Indent the paragraph starting 'Many place names' by 2 cm"
+    shown = render_prompt(task, 1, Observation(title="t", canvas=_essay()))[1]["content"]
+    hidden = render_prompt(task, 3, Observation(title="t", window=window, canvas=_essay(), selection=LONG))[1]["content"]
+    assert "¶0 <Title> Rivers and Cities" in shown and "Rivers and Cities" not in hidden
+    assert f"Document: 4 paragraphs, behind the {window}\n" in hidden  # the table cell is not a body paragraph
+    assert "Named ¶2: Many place names still" in hidden and "Selection: 'Many place names" in hidden
+
+
 def _main_window(bold_checked: bool, paste_enabled: bool, style: str) -> Observation:
     controls = [Control(label="1", name="Bold", type="toggle button", states=["enabled"] + (["checked"] if bold_checked else [])),
                 Control(label="2", name="Paste", type="push button", states=["enabled"] if paste_enabled else []),

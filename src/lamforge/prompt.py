@@ -25,8 +25,9 @@ SYSTEM_PROMPT = (
 )
 
 # What a trained model's card records (train/model_card.py), so that a model trained on other prompts says so when
-# it is loaded (agent/hf_backend.py). 1: until 2026-11-30; 2: the paragraphs the task names, above the task line.
-PROMPT_VERSION = 2
+# it is loaded (agent/hf_backend.py). 1: until 2026-11-30; 2: the paragraphs the task names, above the task line;
+# 3: the document collapsed to one line while a menu or dialog is open.
+PROMPT_VERSION = 3
 
 # Prompt budget: the canvas tells the model what is where, not every word (targets are named in the task), and
 # prompt tokens are most of the cost of training and of each step on a CPU.
@@ -200,6 +201,15 @@ def render_controls(obs: Observation) -> str:
 
 
 def render_document(obs: Observation) -> str:
+    """The canvas in the main window; one line while a menu or a dialog is open.
+
+    Why: a menu or dialog step is decided by the task, the window's controls and the history, not by the text
+    behind it (the selection and the paragraphs the task names still render, below), and the canvas was ~360 of
+    the ~1,000-1,260 tokens of such a prompt: half of all step samples are in a menu or dialog.
+    """
+    if obs.window != "main":
+        body = sum(1 for p in obs.canvas if not p.table)
+        return f"Document: {body} paragraphs, behind the {obs.window}"
     return "\n".join(["Document:", *render_canvas(obs.canvas)])
 
 
