@@ -104,13 +104,17 @@ def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
     assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
 
 
-def test_a_named_paragraph_is_shown_with_its_end_just_above_the_task():
+def test_a_named_paragraph_is_shown_with_its_end_and_the_history_just_above_the_task():
     obs = Observation(title="t", canvas=_essay())
-    user = render_prompt("Insert a table after the paragraph starting 'Many place names'", 1, obs)[1]["content"]
+    history = [HistoryItem(action=Action(function="select_paragraph", args={"start_index": 2, "end_index": 2}),
+                           result="selected ¶2")]
+    user = render_prompt("Insert a table after the paragraph starting 'Many place names'", 2, obs, history)[1]["content"]
     lines = user.splitlines()
-    named = lines[-3]
+    named = lines[-5]
     assert named.startswith("Named ¶2: Many place names still") and named.endswith("had been replaced in stone.")
     assert " … " in named and len(named) < len(LONG)  # the middle of a long paragraph is cut, its end kept
+    # The history sits between them: within the last prompt_tail tokens, which train with gradients.
+    assert lines[-4:-2] == ["Previous actions:", '1. select_paragraph({"start_index": 2, "end_index": 2}) -> selected ¶2']
     assert lines[-2].startswith("Task: ")
     assert "Named" not in render_prompt("Bold the title", 1, obs)[1]["content"]  # nothing named, no line
 
@@ -137,8 +141,8 @@ def test_control_states_follow_the_stable_list_so_consecutive_prompts_share_it()
     before = render_prompt("t", 1, _main_window(False, False, "Default"))[1]["content"]
     after = render_prompt("t", 2, _main_window(True, True, "Heading 1"))[1]["content"]
     shared = len(os.path.commonprefix([before, after]))
-    # Everything up to the step number is shared: the controls, the window, the document, the task, the history.
-    assert before[:shared].rstrip().endswith("Previous actions: none\nStep:")
+    # Everything up to the step number is shared: the controls, the window, the document.
+    assert before[:shared].rstrip().endswith("\nStep:") and "Previous actions" not in before[:shared]
     assert 'toggle button: Italic\nWindow: main "doc.odt - LibreOffice Writer"\nDocument:' in before[:shared]
     assert "Values:\nParagraph Style = 'Heading 1'" in after and "Focused: Paragraph Style" in after
 

@@ -26,8 +26,8 @@ SYSTEM_PROMPT = (
 
 # What a trained model's card records (train/model_card.py), so that a model trained on other prompts says so when
 # it is loaded (agent/hf_backend.py). 1: until 2026-11-30; 2: the paragraphs the task names, above the task line;
-# 3: the document collapsed to one line while a menu or dialog is open.
-PROMPT_VERSION = 3
+# 3: the document collapsed to one line while a menu or dialog is open; 4: the history just above the task line.
+PROMPT_VERSION = 4
 
 # Prompt budget: the canvas tells the model what is where, not every word (targets are named in the task), and
 # prompt tokens are most of the cost of training and of each step on a CPU.
@@ -288,18 +288,20 @@ def render_prompt(
     Ordered from what changes least to what changes most, because consecutive prompts that share a token prefix
     share its computation (training's shared-prefix pass, the runtime's KV cache): the window's control list (the
     main window's is the same in every task), the document (the same for the steps of a task until an edit lands),
-    the history, the step number, the controls' states and the selection. The task comes last although it does
-    not change within an episode: a 135M model trained for minutes followed what was near the answer (it copied
-    the selection) and not the task a thousand tokens up; re-reading ~20 task tokens per step costs little. For
-    the same reason the paragraphs the task names are repeated, nearly whole, just above it (render_mentioned).
+    the step number, the controls' states and the selection. The task comes last although it does not change
+    within an episode: a 135M model trained for minutes followed what was near the answer (it copied the
+    selection) and not the task a thousand tokens up; re-reading ~20 task tokens per step costs little. For the
+    same reason the paragraphs the task names are repeated, nearly whole, below the selection
+    (render_mentioned), and the history comes just above the task: the last `prompt_tail` prompt tokens train
+    with gradients, and a dialog step is decided by what was done already (OK comes after the value is set).
     """
-    parts = [render_controls(obs), render_document(obs), render_history(history or [])]
-    if plan:
-        parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
-    parts += [f"Step: {step}", render_volatile(obs)]
+    parts = [render_controls(obs), render_document(obs), f"Step: {step}", render_volatile(obs)]
     mentioned = render_mentioned(task, obs)
     if mentioned:
         parts.append(mentioned)
+    parts.append(render_history(history or []))
+    if plan:
+        parts.append("Previous plan:\n" + "\n".join(f"- {s}" for s in plan))
     parts += [f"Task: {task}", "Next action JSON:"]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(parts)}]
 
