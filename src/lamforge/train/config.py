@@ -189,7 +189,7 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         "*": {"batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 4, "save_every": 2,
               "eval_generate": 2, "max_new_tokens": 24, "learning_rate": 1e-3, "lora_r": 4, "lora_alpha": 8,
               "max_length": 1536, "prompt_gradients": False},  # as quick, so CI runs every phase that way
-        "2": {"prompt_tail": 64},  # as quick
+        "2": {"prompt_tail": 64},  # a trained tail as in quick (128 there; 64 keeps the tiny runs short)
         "rm": {"lora_r": 4, "lora_alpha": 16, "max_steps": 6},
         "4": {"batch_size": 2, "mini_batch_size": 1, "ppo_epochs": 2, "learning_rate": 1e-3, "micro_batch_size": 1},
     },
@@ -206,7 +206,7 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # epoch (16 updates of 8) left the LAM repeating select_text at step 2: SSR 39-50% with LoRA at 3e-3, full
         # fine-tuning at 2e-4, or prompt gradients at 5e-4. 2.4 epochs at 5e-4 gave 50%; 96 updates of 4 at 2e-3
         # (2.9 epochs) gave 88.9%.
-        # All 38 trained families (~2,200 step samples) get two epochs. One epoch (138 updates of 16) left the LAM
+        # All 38 trained families (~2,200 step samples) got two epochs until arm F (below). One epoch (138 updates of 16) left the LAM
         # replaying the Character-dialog route (offline SSR 36.9% on the 44 test tasks, run of 2026-11-30): the
         # character-only A/B found the same after one epoch and needed ~3 (run F in the README). Two epochs are
         # what fits beside the other stages (~0.6 s per sample on the idle 2-core machine); the README has the A/B.
