@@ -206,10 +206,10 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # epoch (16 updates of 8) left the LAM repeating select_text at step 2: SSR 39-50% with LoRA at 3e-3, full
         # fine-tuning at 2e-4, or prompt gradients at 5e-4. 2.4 epochs at 5e-4 gave 50%; 96 updates of 4 at 2e-3
         # (2.9 epochs) gave 88.9%.
-        # All 38 trained families (~2,200 step samples) got two epochs until arm F (below). One epoch (138 updates of 16) left the LAM
-        # replaying the Character-dialog route (offline SSR 36.9% on the 44 test tasks, run of 2026-11-30): the
-        # character-only A/B found the same after one epoch and needed ~3 (run F in the README). Two epochs are
-        # what fits beside the other stages (~0.6 s per sample on the idle 2-core machine); the README has the A/B.
+        # All 38 trained families (~2,200 step samples): one epoch (138 updates of 16) left the LAM replaying the
+        # Character-dialog route (offline SSR 36.9% on the 44 test tasks, run of 2026-11-30): the character-only
+        # A/B found the same after one epoch and needed ~3 (run F in the README). Two epochs fitted beside the
+        # other stages; three (below, arm F) are over the 2-hour budget and chosen for quality.
         # Batches of 16 share their (controls, document) prefixes, and LoRA on the top 15 layers halves the cost
         # of the trained part (see `lamforge train bench`).
         # The task line trains with gradients (prompt_tail 64 covers it whole): on the same data, offline Args
