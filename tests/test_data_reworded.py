@@ -93,4 +93,5 @@ def test_data_reword_writes_the_training_file_from_run_folders(recorded, tmp_pat
     written = read_jsonl(out, StepSample)
     assert len(written) == 20 and [s.sample_id for s in written[::2]] == [s.sample_id for s in samples[:10]]
     result = CliRunner().invoke(app, ["data", "reword", str(tmp_path / "nothing"), "--out", str(out)])
-    assert result.exit_code == 1 and "not a `data collect` run folder" in " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert f"error: no samples.jsonl in {tmp_path / 'nothing'} (not a `data collect` run folder)\n" in result.output

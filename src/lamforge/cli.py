@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from lamforge.agent.cli import app as agent_app, run, serve, verify_tasks
+from lamforge.console import print_error
 from lamforge.data.cli import app as data_app
 from lamforge.env.cli import app as env_app
 from lamforge.eval.cli import app as eval_app, report
@@ -20,7 +20,6 @@ from lamforge.tasks.cli import app as tasks_app
 from lamforge.train.cli import app as train_app
 
 app = typer.Typer(help="Build, run and evaluate a Large Action Model on LibreOffice Writer.", no_args_is_help=True)
-console = Console()
 
 for name, stage_app in (("env", env_app), ("tasks", tasks_app), ("data", data_app), ("train", train_app),
                         ("agent", agent_app), ("eval", eval_app)):
@@ -47,7 +46,7 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
     try:
         run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1)
 
 

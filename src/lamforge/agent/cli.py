@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.run_command import run
+from lamforge.console import print_error
 from lamforge.tasks.cli import known_split
 
 # serve, bench and verify_tasks import the backends (the openai SDK, transformers), the server (FastAPI, uvicorn) and
@@ -47,7 +48,7 @@ def serve(
     from lamforge.agent.server import LAMServer, ServeConfig
 
     if decoding not in ("auto", "free"):
-        console.print(f"[red]error:[/] --decoding must be auto or free, not {decoding!r}")
+        print_error(f"--decoding must be auto or free, not {decoding!r}")
         raise typer.Exit(2)
     if not _is_loopback(host) and not api_key:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach this port can "
@@ -57,14 +58,14 @@ def serve(
             backend = make_backend("model", model=model, dtype=dtype, device=device, threads=threads,
                                    max_new_tokens=max_tokens)
         except BackendError as exc:
-            console.print(f"[red]error:[/] {exc}")
+            print_error(str(exc))
             raise typer.Exit(1) from None
     config = ServeConfig(host=host, port=port, api_key=api_key, model_name=model_name, max_tokens_limit=max_tokens,
                          max_body_bytes=max_body_kb * 1024, decoding=decoding)
     try:
         server = LAMServer(backend, config)
     except OSError as exc:
-        console.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        print_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
     console.print(f"serving {model} ({backend.dtype}, {backend.model.device}) as [bold]{model_name}[/] at "
                   f"[bold]{server.url}/chat/completions[/]{' (API key required)' if api_key else ''}; Ctrl+C stops")
@@ -100,7 +101,7 @@ def bench(model: str = typer.Option(None, help="Model folder, or 'default' (Smol
         result = run_agent_bench(model if model or endpoint else "default", tasks, max_steps, dtype, max_controls,
                                  teacher_forced, endpoint=endpoint, guided=guided)
     except (BackendError, LLMError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(result, indent=1))

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.guard import GuardPolicy
+from lamforge.console import print_error
 from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
@@ -121,9 +122,9 @@ def choose_model(model: str | None, endpoint: str | None) -> str | None:
         return model
     found = newest_trained_lam()
     if found is None:
-        console.print(f"[red]error:[/] no trained model: no finished {PIPELINE_OUT}/*/models/lam4 under "
-                      f"{Path.cwd()}. Run `make demo` (or `lamforge pipeline --preset quick`) to train one, or pass "
-                      f"--model DIR or --endpoint URL.")
+        print_error(f"no trained model: no finished {PIPELINE_OUT}/*/models/lam4 under "
+                    f"{Path.cwd()}. Run `make demo` (or `lamforge pipeline --preset quick`) to train one, or pass "
+                    f"--model DIR or --endpoint URL.")
         raise typer.Exit(2)
     console.print(f"using the newest trained LAM: {found} (pass --model to choose another)")
     return str(found)
@@ -182,7 +183,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         backend = (make_backend("llm", model=endpoint_model, url=endpoint) if endpoint
                    else make_backend("model", model=model_name))
     except (BackendError, LLMError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1) from None
     env = WriterEnv(max_steps=max_steps + 5)
 
@@ -209,7 +210,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         elif result.outcome != "env_error":
             console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
     except (FileNotFoundError, ValueError, OfficeError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1) from None
     finally:
         env.close()

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.console import print_error
 from lamforge.data.evolve import EvolveReport, client_chat
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
@@ -92,10 +93,10 @@ def plans(
         chat = client_chat(LLMClient(url=llm_url, model=llm_model)) if llm_url and evolve_n else None
         made = make_plan_files(out, help_dir, evolve_n, test_fraction, seed, chat=chat, console=err)
     except HelpNotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1) from None
     except LLMError as exc:
-        err.print(f"[red]error:[/red] {exc} (pairs made so far are in {out}; rerun to resume)")
+        print_error(f"{exc} (pairs made so far are in {out}; rerun to resume)")
         raise typer.Exit(1) from None
     if json_output:
         summary = {
@@ -148,7 +149,7 @@ def collect_cmd(
     try:
         summary = collect(config, show_progress=not as_json)
     except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -174,7 +175,7 @@ def merge_cmd(
     try:
         summary = merge_runs(shards, out)
     except (MergeRefused, RunFolderBusy) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -202,7 +203,7 @@ def reword_cmd(
     console = Console(stderr=as_json)
     missing = [str(f) for f in folders if not (f / SAMPLES).exists()]
     if missing:
-        console.print(f"[red]error:[/red] no samples.jsonl in {', '.join(missing)} (not a `data collect` run folder)")
+        print_error(f"no samples.jsonl in {', '.join(missing)} (not a `data collect` run folder)")
         raise typer.Exit(1)
     samples = reworded_run_folders(folders, copies, seed)
     write_jsonl(out, samples)
@@ -243,7 +244,7 @@ def bench_cmd(
                 try:
                     summary = collect(config, show_progress=False)
                 except (OfficeNotInstalled, ValueError, RuntimeError) as exc:
-                    console.print(f"[red]error:[/red] {name}: {exc}")
+                    print_error(f"{name}: {exc}")
                     raise typer.Exit(1)
                 runs[name].append({"tasks": summary["this_run"]["tasks"], "successes": summary["successes"],
                                    "wall_s": summary["this_run"]["wall_s"]})

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.console import print_error
 from lamforge.env.bench import run_bench
 from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv
@@ -19,7 +20,7 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    print_error(f"{message}")
     raise typer.Exit(1)
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.console import print_error
 from lamforge.jsonl import DataError
 
 # Each command imports its implementation inside itself: start-up time (every `lamforge` invocation imports this
@@ -35,13 +36,13 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
 
     for path in (data, train_data):
         if path is not None and not path.exists():
-            console.print(f"[red]error:[/red] {path} not found")
+            print_error(f"{path} not found")
             raise typer.Exit(1)
     try:
         result = run_offline(model, data, plans, limit, out, progress=not as_json, plan_limit=plan_limit,
                              train_data=train_data)
     except DataError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1)
     steps = {k: v for k, v in result["steps"].items() if k not in ("rows", "per_family")}
     if as_json:
@@ -86,7 +87,7 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
             summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
                                  progress=not as_json, categories=category or None, ray=ray)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(1)
     if as_json:
         print(json.dumps(summary, indent=1))

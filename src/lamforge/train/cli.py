@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lamforge.console import print_error
 from lamforge.jsonl import DataError
 from lamforge.models.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
 from lamforge.models.checkpoints import read_metrics
@@ -43,7 +44,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _fail(message: str, code: int = 1):
-    console.print(f"[red]error:[/red] {message}")
+    print_error(f"{message}")
     raise typer.Exit(code)
 
 
