@@ -203,6 +203,43 @@ def test_grouped_batch_schedule_fills_batches_from_one_group_and_keeps_every_exa
         assert sum(len({groups[i] for i in batch}) == 1 for batch in epoch) == 3  # 2 of "main", 1 of "dialog"
 
 
+def test_weighted_schedule_draws_failing_families_more_and_keeps_the_epoch_length():
+    # 100 examples of a family the model gets right (weight 0.1) and 100 it fails (weight 0.9).
+    weights = [0.1] * 100 + [0.9] * 100
+    steps = batch_schedule(200, 10, 3, seed=0, weights=weights)
+    assert steps == batch_schedule(200, 10, 3, seed=0, weights=weights)
+    drawn = sum(steps, [])
+    assert abs(len(drawn) - 600) <= 30  # three epochs of about 200 draws
+    hard = sum(i >= 100 for i in drawn)
+    assert 0.85 <= hard / len(drawn) <= 0.95  # the failing family's share of the draws is its share of the weight
+    assert len({i for i in drawn if i < 100}) > 30  # the easy family is not dropped, only seen less (0.2 draws per epoch each)
+    # Without weights the schedule is the one it always was: weights change nothing else.
+    assert batch_schedule(20, 4, 2, seed=1) == batch_schedule(20, 4, 2, seed=1, weights=None)
+
+
+def test_family_weights_come_from_a_mapping_or_an_offline_report(tmp_path):
+    from lamforge.records import StepSample
+    from lamforge.train.data import FamilyWeightsError, example_weights, load_family_weights
+
+    report = tmp_path / "offline.json"
+    per_family = {"bold": {"ssr": 100.0, "steps": 18}, "align": {"ssr": 25.0, "steps": 8}, "italic": {"ssr": 100.0, "steps": 2}}
+    report.write_text(json.dumps({"steps": {"ssr": 60.0, "per_family": per_family}}))
+    weights = load_family_weights(report)
+    # The share of failed steps, smoothed (2 of 2 right is weak evidence), and a solved family keeps a tenth.
+    assert weights == {"bold": 0.1, "align": pytest.approx(0.7), "italic": 0.25}
+    samples = synthetic_step_samples(3)
+    for sample, family in zip(samples, ["align", "bold", "page_break"]):
+        sample.family = family
+    assert isinstance(samples[0], StepSample)
+    assert example_weights(samples, weights) == pytest.approx([0.7, 0.1, 0.35])  # unnamed family: the mean
+    bad = tmp_path / "bad.json"
+    for text, says in (("{not json", "cannot read it as JSON"), ('{"bold": -1}', "weight >= 0"),
+                       ('{"bold": 0}', "every weight is zero")):
+        bad.write_text(text)
+        with pytest.raises(FamilyWeightsError, match=says):
+            load_family_weights(bad)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # configs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, TypeVar
@@ -77,6 +78,43 @@ def prefix_group(record: BaseModel) -> tuple[str, ...]:
         step = f"{record.trajectory_id}|{record.step}"
         return "\n".join(render_control_groups(obs.controls)), render_document(obs), step
     return ("",)
+
+
+MIN_FAMILY_WEIGHT = 0.1  # a family the model already gets right keeps a tenth of its draws, so it is not forgotten
+
+
+class FamilyWeightsError(ValueError):
+    """A family_weights file that cannot be used; the message says why."""
+
+
+def failure_weight(ssr: float, steps: int) -> float:
+    """A family's share of failed held-out steps, with add-one smoothing (Laplace): a validation split has 2-20 steps
+    per family, and 2 of 2 right is weak evidence that a family needs no more training."""
+    return max(MIN_FAMILY_WEIGHT, (steps * (1 - ssr / 100) + 1) / (steps + 2))
+
+
+def load_family_weights(path: str | Path) -> dict[str, float]:
+    """{family: weight} from a JSON mapping, or from a `lamforge eval offline` report of held-out steps (the
+    smoothed share of failed steps, failure_weight): train where an earlier model failed."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FamilyWeightsError(f"family_weights {path}: cannot read it as JSON ({exc})") from exc
+    if isinstance(data, dict) and isinstance(data.get("steps"), dict) and "per_family" in data["steps"]:
+        data = {family: failure_weight(m["ssr"], m["steps"]) for family, m in data["steps"]["per_family"].items()}
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in data.values()):
+        raise FamilyWeightsError(f"family_weights {path}: expected {{family: weight >= 0}} or an offline report's "
+                                 "per-family results")
+    if not any(data.values()):
+        raise FamilyWeightsError(f"family_weights {path}: every weight is zero")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def example_weights(records: list[BaseModel], weights: dict[str, float]) -> list[float]:
+    """Each record's family weight; a family the weights do not name gets their mean (no evidence either way)."""
+    mean = sum(weights.values()) / len(weights)
+    return [weights.get(getattr(r, "family", ""), mean) for r in records]
 
 
 def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int) -> EncodedSet:

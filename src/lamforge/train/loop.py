@@ -31,7 +31,7 @@ import torch
 from lamforge.train import distributed, runtime
 from lamforge.models.loading import load_model
 from lamforge.train.config import CommonConfig
-from lamforge.train.data import prefix_group
+from lamforge.train.data import example_weights, load_family_weights, prefix_group
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted
 
 PROGRESS_FILE = "custom_checkpoint_0.pkl"  # accelerate's file for the first object registered for checkpointing
@@ -166,8 +166,9 @@ class TrainLoop(LocalSteps):
         config = self.config
         optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
         groups = [prefix_group(r) for r in records] if config.share_prefix else None
+        weights = example_weights(records, load_family_weights(config.family_weights)) if config.family_weights else None
         schedule = runtime.batch_schedule(len(records), config.batch_size, config.epochs, config.seed,
-                                          config.max_steps, groups=groups)
+                                          config.max_steps, groups=groups, weights=weights)
         scheduler = runtime.make_scheduler(optimizer, config.warmup_steps, len(schedule))
         return self.prepare(model, optimizer, scheduler, schedule)
 

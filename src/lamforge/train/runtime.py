@@ -24,7 +24,7 @@ TRAJECTORY_FIELDS = (
     "init_from", "train_file", "eval_file", "eval_fraction", "max_length", "seed", "use_lora", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "lora_layers", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
     "new_samples_file", "reward_model", "mini_batch_size", "ppo_epochs", "cliprange", "init_kl_coef", "target_kl",
-    "limit_train", "base_quantization", "sharding",
+    "limit_train", "base_quantization", "sharding", "family_weights",
 )
 
 
@@ -112,24 +112,41 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int):
     return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps, num_training_steps=max(1, total_steps))
 
 
+def epoch_draws(n_examples: int, rng: random.Random, weights: list[float] | None = None) -> list[int]:
+    """One epoch's examples in random order: each once, or with `weights` (one per example) each drawn about
+    weight-proportionally often, n_examples draws in expectation. Stochastic rounding of the expected counts rather
+    than independent draws, so that an example of weight 1 is seen about once per epoch, not Poisson(1) times."""
+    if weights is None:
+        order = list(range(n_examples))
+    else:
+        scale = n_examples / sum(weights)
+        order = []
+        for i, weight in enumerate(weights):
+            expected = weight * scale
+            order += [i] * (int(expected) + (rng.random() < expected - int(expected)))
+    rng.shuffle(order)
+    return order
+
+
 def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0,
-                   groups: list[str | tuple[str, ...]] | None = None) -> list[list[int]]:
+                   groups: list[str | tuple[str, ...]] | None = None,
+                   weights: list[float] | None = None) -> list[list[int]]:
     """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches.
 
     With `groups` (one key per example), each epoch fills batches from one group where it can: examples whose
     prompts share a long prefix then share its forward pass in a micro-batch (batching.make_micro_batch). A key
     may be a tuple of levels from coarse to fine, e.g. (the window's control list, the document): batches are
     filled from the finest level first, the leftovers of each fine group from their coarser group, and what is
-    left after the coarsest level fills mixed batches. Every example is still seen once per epoch, and batch
-    order is shuffled.
+    left after the coarsest level fills mixed batches. Every example is seen once per epoch (with `weights`,
+    about weight-proportionally often; see epoch_draws), and batch order is shuffled.
     """
     steps: list[list[int]] = []
     for epoch in range(epochs):
         rng = random.Random(f"{seed}:{epoch}")
-        order = list(range(n_examples))
-        rng.shuffle(order)
+        order = epoch_draws(n_examples, rng, weights)
+        n_drawn = len(order)
         if groups is None:
-            steps += [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+            steps += [order[i : i + batch_size] for i in range(0, n_drawn, batch_size)]
             continue
         keys = [g if isinstance(g, tuple) else (g,) for g in groups]
         batches, rest = [], order
@@ -147,7 +164,7 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max
         steps += batches
     if max_steps:
         while len(steps) < max_steps and n_examples:  # more steps than epochs give: keep cycling
-            steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps), groups=groups)
+            steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps), groups=groups, weights=weights)
         steps = steps[:max_steps]
     return steps
 
