@@ -203,6 +203,15 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_cli_reports_a_bad_family_weights_file_before_loading_a_model(tmp_path):
+    weights = tmp_path / "weights.json"
+    weights.write_text('{"bold": "high"}')
+    result = CliRunner().invoke(app, ["--phase", "2", "--preset", "tiny", "--set", f"family_weights={weights}",
+                                      "--set", f"train_file={tmp_path / 'none.jsonl'}", "--set", f"runs_dir={tmp_path}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"error: family_weights {weights}: expected {{family: weight >= 0}}" in result.output
+
+
 def test_show_config_prints_resolved_json():
     result = CliRunner().invoke(app, ["show-config", "--phase", "4", "--preset", "tiny"])
     assert result.exit_code == 0

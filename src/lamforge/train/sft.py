@@ -21,7 +21,7 @@ from lamforge.records import PlanPair, StepSample
 from lamforge.train.batching import autocast, make_micro_batch, micro_batches, target_loss_sum
 from lamforge.train.model_card import write_card
 from lamforge.train.config import SFTConfig
-from lamforge.train.data import EncodedSet, data_summary, encode_records, split_records
+from lamforge.train.data import EncodedSet, data_summary, encode_records, load_family_weights, split_records
 from lamforge.train.distributed import call
 from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
 from lamforge.train.loop import TrainLoop
@@ -32,6 +32,8 @@ def load_phase_records(config: SFTConfig, phase: str, new_samples: NewSamples = 
     """(train records, held-out records, data section of the model card, extra metrics) for an SFT phase."""
     if not config.train_file:
         raise ValueError(f"phase {phase} needs train_file (JSONL of {'PlanPair' if phase == '1' else 'StepSample'} records)")
+    if config.family_weights:
+        load_family_weights(config.family_weights)  # a bad weights file fails here, before minutes of model loading
     kind = PlanPair if phase == "1" else StepSample
     records = read_jsonl(config.train_file, kind)
     if config.limit_train:
