@@ -20,7 +20,7 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    print_error(f"{message}")
+    print_error(message)
     raise typer.Exit(1)
 
 

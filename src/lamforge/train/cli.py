@@ -44,7 +44,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _fail(message: str, code: int = 1):
-    print_error(f"{message}")
+    print_error(message)
     raise typer.Exit(code)
 
 

@@ -117,8 +117,8 @@ class CommonConfig:
     """Use only the first N training records (0: all); for quick trials."""
     family_weights: str = ""
     """Spend each epoch's samples where a model fails: a JSON file of {family: weight}, or a `lamforge eval offline`
-    report of an earlier model on held-out steps (its smoothed share of failed steps, at least 0.1). An epoch then draws each example
-    weight-proportionally often (as many draws as examples in all); empty: every example once per epoch."""
+    report of an earlier model on held-out steps (its smoothed share of failed steps, at least 0.1). An epoch then
+    draws each example weight-proportionally often (as many draws as examples in all); empty: each example once."""
 
 
 @dataclass
