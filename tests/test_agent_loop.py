@@ -13,7 +13,7 @@ from llm_server import llm_server  # noqa: F401  (fixture)
 
 from lamforge.agent.backends import BackendReply, OpenAIBackend, ReferenceBackend, RetrievalBackend
 from lamforge.agent.guard import GuardPolicy
-from lamforge.agent.loop import Agent, AgentConfig, AgentResult, filter_controls
+from lamforge.agent.loop import Agent, AgentConfig, AgentResult
 from lamforge.env.grounding import ground
 from lamforge.llm import LLMError
 from lamforge.prompt import parse_controls, render_prompt
@@ -273,20 +273,23 @@ def test_on_step_callback_sees_every_step():
     assert seen == result.steps
 
 
-def test_filter_controls_keeps_relevant_and_stateful_controls_with_their_labels():
-    obs = main_obs()
-    obs.controls[2].states.append("focused")
-    shown = filter_controls(obs, "make the title bold", keep=2)
-    assert [c.label for c in shown.controls] == ["1", "3"]  # Bold by name, Align Center by focus; order kept
-    dialog = obs.model_copy(update={"window": "dialog"})
-    assert filter_controls(dialog, "x", keep=2) is dialog
-
-
 def test_control_filter_is_applied_to_the_prompt():
     _, backend, _ = run([FINISH], config=AgentConfig(max_controls=2))
     prompt = backend.calls[0][1]["content"]
     names = [c.name for c in parse_controls(prompt)]
     assert "Bold" in names and "Font Size" not in names and len(names) == 2
+
+
+def test_control_filter_defaults_to_the_backends_and_zero_shows_all():
+    """A trained LAM's backend says how many controls it was trained on; the loop shows that many unless told."""
+    backend = ScriptedBackend([FINISH])
+    backend.max_controls = 2
+    Agent(backend=backend, env=FakeEnv()).run("Make the title bold")
+    assert len(parse_controls(backend.calls[0][1]["content"])) == 2
+    everything = ScriptedBackend([FINISH])
+    everything.max_controls = 2
+    Agent(backend=everything, env=FakeEnv(), config=AgentConfig(max_controls=0)).run("Make the title bold")
+    assert len(parse_controls(everything.calls[0][1]["content"])) == len(main_obs().controls)
 
 
 def test_http_backend_drives_the_loop(llm_server):

@@ -55,7 +55,7 @@ def pipeline(tmp_path_factory):
     config_file = root / "train.toml"
     config_file.write_text(
         f'preset = "tiny"\nruns_dir = "{root / "runs"}"\nmax_steps = 2\neval_generate = 1\nmax_new_tokens = 12\n'
-        f'eval_fraction = 0.3\n'
+        f'eval_fraction = 0.3\nmax_controls = 4\n'
         f'[phase1]\ntrain_file = "{root / "plans.jsonl"}"\n'
         f'[phase2]\ntrain_file = "{root / "steps.jsonl"}"\n'
         f'[phase3]\ntrain_file = "{root / "steps.jsonl"}"\nnew_samples_file = "{root / "explored.jsonl"}"\n'
@@ -91,6 +91,23 @@ def test_each_policy_is_a_loadable_documented_hf_model(pipeline, name, phase):
     assert reply == generate_reply(model, tokenizer, messages, max_new_tokens=4)
 
 
+def test_every_phase_trains_and_runs_on_the_same_control_filter(pipeline):
+    """max_controls, set once for the pipeline, is in every card; the backend and the reward scorer take it from
+    there, and training rendered the steps with it (fewer tokens where a step had more controls)."""
+    from lamforge.agent.hf_backend import HFBackend, HFBackendConfig
+    from lamforge.models.checkpoints import trained_max_controls
+
+    runs = pipeline["runs"]
+    assert [trained_max_controls(runs / n) for n in ("lam1", "lam2", "lam3", "rm", "lam4")] == [4] * 5
+    assert HFBackend(HFBackendConfig(model=str(runs / "lam2"), device="cpu")).max_controls == 4
+    model, tokenizer = load_policy(runs / "lam2")
+    steps = pipeline["steps"]
+    assert any(len(s.state.observation.controls) > 4 for s in steps)
+    shown, whole = encode_records(tokenizer, steps, 10**9, 4), encode_records(tokenizer, steps, 10**9)
+    assert shown.tokens < whole.tokens
+    assert max(len(r.record.state.shown(4).observation.controls) for r in shown.examples) == 4
+
+
 def test_phase_chain_starts_each_phase_from_the_previous(pipeline):
     runs = pipeline["runs"]
     assert read_metrics(runs / "lam1")["config"]["init_from"] == "tiny"
@@ -121,10 +138,11 @@ def test_reward_model_scores_are_probabilities(pipeline):
     assert metrics["held_out_positives"] + metrics["held_out_negatives"] == 3
     assert metrics["held_out_accuracy"] * 3 == pytest.approx(round(metrics["held_out_accuracy"] * 3))
     model, tokenizer = load_reward_model(folder)
-    scores = score_samples(model, pipeline["steps"][:5], tokenizer)
+    scores = score_samples(model, pipeline["steps"][:5], tokenizer, max_controls=4)  # as the card says
     assert len(scores) == 5 and all(0.0 < s < 1.0 for s in scores)
     assert len(set(round(s, 6) for s in scores)) > 1  # the head reads the input
-    # The same samples, so the same micro-batches: under bf16 autocast padding shifts scores by ~1e-4.
+    # The same samples, so the same micro-batches: under bf16 autocast padding shifts scores by ~1e-4. A folder is
+    # scored with the controls its card says it was trained on.
     assert score_samples(folder, pipeline["steps"][:5]) == pytest.approx(scores, abs=1e-5)
 
 

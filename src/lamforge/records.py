@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from lamforge.models.relevance import filter_controls
 from lamforge.prompt import render_prompt
 from lamforge.schema import HistoryItem, Observation
 
@@ -36,6 +37,13 @@ class StepState(BaseModel):
 
     def messages(self) -> list[dict[str, str]]:
         return render_prompt(self.task, self.step, self.observation, self.history, self.plan)
+
+    def shown(self, max_controls: int | None) -> "StepState":
+        """This state as a model trained with `max_controls` sees it: the controls most related to the task
+        (models/relevance.py); itself when max_controls is None or 0. Training, offline evaluation and the agent
+        loop all filter here, so a model runs on the filtering it learned on."""
+        shown = filter_controls(self.observation, self.task, max_controls, self.plan)
+        return self if shown is self.observation else self.model_copy(update={"observation": shown})
 
 
 LEGACY_SAMPLE = (

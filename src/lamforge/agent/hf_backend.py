@@ -22,7 +22,7 @@ from lamforge.agent.action_schema import controls_by_name
 from lamforge.agent.backends import BackendError, BackendReply
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
-from lamforge.models.checkpoints import METRICS_FILE, read_metrics
+from lamforge.models.checkpoints import METRICS_FILE, read_metrics, trained_max_controls
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
@@ -139,6 +139,8 @@ class HFBackend:
         self.dtype = "int8" if self.config.dtype == "int8" else str(getattr(model, "dtype", self.dtype))
         self.dtype = self.dtype.removeprefix("torch.")
         self.name = f"hf:{Path(str(self.config.model)).name}:{self.dtype}"
+        # The agent loop and offline evaluation show the model as many controls as it was trained with.
+        self.max_controls = trained_max_controls(self.config.model) if Path(str(self.config.model)).is_dir() else 0
         self.stop_ids = {i for i in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None))
                          if isinstance(i, int)}
         eos = getattr(model.generation_config, "eos_token_id", None)

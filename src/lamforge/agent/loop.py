@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
-from rapidfuzz import fuzz
 
 from lamforge.agent.backends import Backend, BackendReply
 from lamforge.agent.guard import GuardPolicy, GuardVerdict, check
@@ -43,8 +42,9 @@ class AgentConfig:
     it was, so a greedy model sees nearly the same prompt and repeats it: quick-run LAMs clicked a disabled control
     up to 9 times, to the step cap. 0 turns this off."""
     max_controls: int | None = None
-    """Show the model at most this many controls, the ones most related to the task (see filter_controls). Off by
-    default: a model should be trained on the same filtering it runs with."""
+    """Show the model at most this many controls, the ones most related to the task (models/relevance.py). None
+    takes the backend's (a trained LAM's card says how many it was trained with, `max_controls`); 0 shows all. A
+    model should run with the filtering it was trained on."""
     record_prompts: bool = False
     """Keep each step's decision state (task, observation shown, history, plan) in the result (large; for turning
     runs into training data)."""
@@ -87,24 +87,6 @@ class AgentResult(BaseModel):
 
     def step_latencies(self) -> list[float]:
         return [s.timings.observe_s + s.timings.model_s + s.timings.act_s for s in self.steps]
-
-
-def filter_controls(obs: Observation, task: str, keep: int, plan: list[str] | None = None) -> Observation:
-    """The `keep` controls whose names best match the task (and plan), in their original order and with their
-    original labels, so grounding is unaffected. Focused, checked or pressed controls always stay, and a dialog or
-    menu is shown whole (it is small, and every entry of it may be the answer)."""
-    if obs.window != "main" or len(obs.controls) <= keep:
-        return obs
-    query = " ".join([task, *(plan or [])]).lower()
-
-    def score(control) -> float:
-        if {"focused", "checked", "pressed"} & set(control.states):
-            return 1000.0
-        return fuzz.partial_ratio(control.name.lower(), query) if control.name else 0.0
-
-    ranked = sorted(range(len(obs.controls)), key=lambda i: -score(obs.controls[i]))
-    chosen = sorted(ranked[:keep])
-    return obs.model_copy(update={"controls": [obs.controls[i] for i in chosen]})
 
 
 def _repair_messages(messages: list[dict[str, str]], raw: str, error: str) -> list[dict[str, str]]:
@@ -170,14 +152,15 @@ class Agent:
                 result.total_s = time.perf_counter() - start
                 return result
         current = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+        keep = self.config.max_controls
+        if keep is None:
+            keep = getattr(self.backend, "max_controls", None)
 
         for step in range(1, self.config.max_steps + 1):
             record = StepRecord(step=step)
             t0 = time.perf_counter()
-            shown = current
-            if self.config.max_controls:
-                shown = filter_controls(current, task, self.config.max_controls, plan)
-            state = StepState(task=task, step=step, observation=shown, history=list(history), plan=plan)
+            state = StepState(task=task, step=step, observation=current, history=list(history), plan=plan).shown(keep)
+            shown = state.observation
             messages = state.messages()
             if self.config.record_prompts:
                 record.state = state

@@ -33,8 +33,9 @@ def evaluate_steps(backend, samples: list[StepSample], progress: bool = True,
     """Step metrics of held-out samples; with `train_values` (training_values of the training targets), also Args
     Acc split by whether the step's argument values occur in training."""
     rows = []
+    keep = getattr(backend, "max_controls", 0)  # a LAM is shown the controls it was trained with
     for sample in track(samples, description="offline eval", disable=not progress):
-        state = sample.state
+        state = sample.state.shown(keep)
         try:
             text = backend.decide(state.messages(), state.observation, state.task, state.history).text
         except Exception as exc:  # a failed decode is a wrong step, not a crashed evaluation

@@ -15,6 +15,12 @@ def read_metrics(output_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def trained_max_controls(output_dir: str | Path) -> int:
+    """How many controls a trained model was shown per step (its training config's max_controls; 0: all, and for
+    folders without a card), so that it is run with the filtering it learned on."""
+    return int(read_metrics(output_dir).get("config", {}).get("max_controls") or 0)
+
+
 def is_finished(output_dir: str | Path) -> bool:
     return bool(read_metrics(output_dir).get("finished", False))
 

@@ -119,6 +119,10 @@ class CommonConfig:
     """Spend each epoch's samples where a model fails: a JSON file of {family: weight}, or a `lamforge eval offline`
     report of an earlier model on held-out steps (its smoothed share of failed steps, at least 0.1). An epoch then
     draws each example weight-proportionally often (as many draws as examples in all); empty: each example once."""
+    max_controls: int = 0
+    """Show the model at most this many main-window controls per step, the menus and those most related to the task
+    (models/relevance.py); 0: all. The model card records it and the agent and offline evaluation run the model with
+    it; a pipeline's phases should all use the same value."""
 
 
 @dataclass

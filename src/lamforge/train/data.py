@@ -57,24 +57,25 @@ class EncodedSet:
         return sum(len(e.encoded) - e.encoded.prompt_length for e in self.examples)
 
 
-def record_messages(record: BaseModel) -> tuple[list[dict[str, str]], str]:
-    """The prompt messages and the target text of a record: the one mapping from data to model text."""
+def record_messages(record: BaseModel, max_controls: int = 0) -> tuple[list[dict[str, str]], str]:
+    """The prompt messages and the target text of a record: the one mapping from data to model text. A step is
+    shown with at most `max_controls` controls (0: all; StepState.shown), as the trained model will be run."""
     if isinstance(record, PlanPair):
         return render_plan_prompt(record.task), render_plan_target(record.plan)
     if isinstance(record, StepSample):
         # Both rendered now, so data recorded under an older prompt or field order trains on the current one.
-        return record.messages(), parse_action(record.target).to_json()
+        return record.state.shown(max_controls).messages(), parse_action(record.target).to_json()
     raise TypeError(f"cannot train on {type(record).__name__}")
 
 
-def prefix_group(record: BaseModel) -> tuple[str, ...]:
+def prefix_group(record: BaseModel, max_controls: int = 0) -> tuple[str, ...]:
     """What a record's prompt may share with others beyond the system prompt, coarse to fine: a step's control list
     (the main window's is the same in every task), then the document, which render first, then the step itself
     (its reworded copies, data.reworded, differ only in the task line, which renders last). Steps on the same
     template in the same window share the first two until an edit lands (most of a step prompt). Plan pairs share
-    nothing."""
+    nothing. With `max_controls`, the list is the one the record is rendered with (record_messages)."""
     if isinstance(record, StepSample):
-        obs = record.state.observation
+        obs = record.state.shown(max_controls).observation
         step = f"{record.trajectory_id}|{record.step}"
         return "\n".join(render_control_groups(obs.controls)), render_document(obs), step
     return ("",)
@@ -117,10 +118,10 @@ def example_weights(records: list[BaseModel], weights: dict[str, float]) -> list
     return [weights.get(getattr(r, "family", ""), mean) for r in records]
 
 
-def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int) -> EncodedSet:
+def encode_records(tokenizer, records: Iterable[BaseModel], max_length: int, max_controls: int = 0) -> EncodedSet:
     out = EncodedSet()
     for record in records:
-        messages, target = record_messages(record)
+        messages, target = record_messages(record, max_controls)
         encoded = encode_example(tokenizer, messages, target)
         if len(encoded) > max_length:
             out.dropped_too_long += 1

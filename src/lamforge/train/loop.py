@@ -165,7 +165,7 @@ class TrainLoop(LocalSteps):
         PPO has its own order (rollout batches) and no scheduler, so it calls `prepare` itself."""
         config = self.config
         optimizer = runtime.make_optimizer(model, config.learning_rate, config.weight_decay)
-        groups = [prefix_group(r) for r in records] if config.share_prefix else None
+        groups = [prefix_group(r, config.max_controls) for r in records] if config.share_prefix else None
         weights = example_weights(records, load_family_weights(config.family_weights)) if config.family_weights else None
         schedule = runtime.batch_schedule(len(records), config.batch_size, config.epochs, config.seed,
                                           config.max_steps, groups=groups, weights=weights)

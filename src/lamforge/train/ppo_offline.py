@@ -177,10 +177,10 @@ def train_ppo(config: PPOConfig, stop_after: int | None = None, overwrite: bool 
     tokenizer = load_tokenizer(config.init_from)
     train_records, held_records = split_records(records, eval_records, config.eval_fraction, config.seed)
     failed = [r for r in train_records if not r.success][: config.limit_train or None]
-    train = encode_records(tokenizer, failed, config.max_length)
+    train = encode_records(tokenizer, failed, config.max_length, config.max_controls)
     if not train.examples:
         raise ValueError("no steps of failed trajectories to train on")
-    held = encode_records(tokenizer, [r for r in held_records if r.success], config.max_length)
+    held = encode_records(tokenizer, [r for r in held_records if r.success], config.max_length, config.max_controls)
 
     schedule = runtime.batch_schedule(len(train.examples), config.batch_size, config.epochs, config.seed, config.max_steps)
     # Only the steps the schedule visits are scored: with max_steps on a CPU, a reward-model pass over every

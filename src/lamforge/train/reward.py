@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from lamforge.jsonl import read_jsonl
-from lamforge.models.checkpoints import is_finished
+from lamforge.models.checkpoints import is_finished, trained_max_controls
 from lamforge.models.loading import load_model, load_tokenizer
 from lamforge.records import StepSample
 from lamforge.train import runtime
@@ -103,13 +103,17 @@ def load_reward_model(path: str | Path, device: str | None = None):
 
 
 def score_samples(path_or_model, samples: list[StepSample], tokenizer=None, micro_batch_size: int = 4,
-                  device: str = "cpu") -> list[float]:
-    """Sigmoid scores of step samples (state + the action taken) from a reward model folder or a loaded model."""
+                  device: str = "cpu", max_controls: int | None = None) -> list[float]:
+    """Sigmoid scores of step samples (state + the action taken) from a reward model folder or a loaded model.
+    max_controls: the controls shown (StepState.shown); None takes a folder's card value (0 for a loaded model)."""
     if isinstance(path_or_model, (str, Path)):
         model, tokenizer = load_reward_model(path_or_model, device)
+        if max_controls is None:
+            max_controls = trained_max_controls(path_or_model)
     else:
         model = path_or_model
-    encoded = encode_records(tokenizer, samples, max_length=10**9)  # score every sample, however long
+    # Every sample is scored, however long.
+    encoded = encode_records(tokenizer, samples, max_length=10**9, max_controls=max_controls or 0)
     dev = torch.device(device)
     return score_encoded(model, [e.encoded for e in encoded.examples], tokenizer.pad_token_id, micro_batch_size, True,
                          dev, runtime.use_bf16("auto", dev))
@@ -128,8 +132,8 @@ def train_reward_model(config: RewardConfig, stop_after: int | None = None, over
     eval_records = read_jsonl(config.eval_file, StepSample) if config.eval_file else None
     tokenizer = load_tokenizer(config.init_from)
     train_records, held_records = split_records(records, eval_records, config.eval_fraction, config.seed)
-    train = encode_records(tokenizer, train_records, config.max_length)
-    held = encode_records(tokenizer, held_records, config.max_length)
+    train = encode_records(tokenizer, train_records, config.max_length, config.max_controls)
+    held = encode_records(tokenizer, held_records, config.max_length, config.max_controls)
     if not train.examples:
         raise ValueError("no reward-model training examples left after max_length filtering")
     labels = [1.0 if e.record.success else -1.0 for e in train.examples]

@@ -24,7 +24,7 @@ TRAJECTORY_FIELDS = (
     "init_from", "train_file", "eval_file", "eval_fraction", "max_length", "seed", "use_lora", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "lora_layers", "learning_rate", "warmup_steps", "batch_size", "epochs", "weight_decay",
     "new_samples_file", "reward_model", "mini_batch_size", "ppo_epochs", "cliprange", "init_kl_coef", "target_kl",
-    "limit_train", "base_quantization", "sharding", "family_weights",
+    "limit_train", "base_quantization", "sharding", "family_weights", "max_controls",
 )
 
 

@@ -72,8 +72,8 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
 
     train_records, held_records, data_info, extra = load_phase_records(config, phase, new_samples)
     tokenizer = load_tokenizer(config.init_from)
-    train = encode_records(tokenizer, train_records, config.max_length)
-    held = encode_records(tokenizer, held_records, config.max_length)
+    train = encode_records(tokenizer, train_records, config.max_length, config.max_controls)
+    held = encode_records(tokenizer, held_records, config.max_length, config.max_controls)
     if not train.examples:
         raise ValueError(f"no training examples left (of {len(train_records)} records, {train.dropped_too_long} longer than max_length)")
     data_info["encoded"] = _encoded_summary(train, held)
