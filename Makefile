@@ -28,9 +28,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Only the tests need the test extra: its llama-cpp-python[server] compiles llama.cpp (652 s on the 2-core
-# development machine), which `make demo` does not wait for.
+# development machine), which `make demo` does not wait for. It is built for AVX2, not for the build machine's CPU:
+# the native build (GGML_NATIVE) uses ggml's AMX kernels on CPUs that have them, and on this project's Xeon with AMX
+# they segfault on the first multi-token decode (llama-cpp-python 0.3.36; ggml-org/llama.cpp#20824).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q --no-cache-dir -e ".[test]"
 	touch $@
 
 test: system-deps $(VENV)/.installed-test
