@@ -1,8 +1,8 @@
 """Which controls of a window a model is shown: the ones most related to the task, as UFO filters them.
 
 A score per control mixes how much of its name occurs in the request (rapidfuzz's partial ratio: "Bold" in "make it
-bold") with how close the two are in meaning (all-MiniLM-L6-v2, the embedder the dataflow already uses: "Font Color"
-for "make it red"). Two kinds of controls are always shown:
+bold") with how close the two are in meaning (all-MiniLM-L6-v2, the embedder the dataflow already uses; it ranks
+"Font Color" first for "color the word red", though not for "make the word red"). Two kinds of controls are always shown:
 - the menus: the menu bar is the way to every dialog, and a request never names it ("set two columns" goes through
   Format). Scored by their names, menus were 60 of the 77 demonstration targets a 35-control filter dropped;
 - focused, checked or pressed controls: they say what state the document is in.
@@ -10,6 +10,8 @@ for "make it red"). Two kinds of controls are always shown:
 Measured on the quick pipeline's 560 oracle main-window steps with a control target (2026-12-01): keeping 35 of the
 76 main-window controls, names alone dropped the target in 13.8% of steps; menus kept, 3.4%; menus kept and half
 the score from meaning, 1.6% (mostly "Unordered List" for a bulleted list, which neither measure links).
+Trained with 35 controls, a one-epoch LAM was 1.26x slower per example (the cut lists no longer share a batch's
+prefix) and no better online than a seed replicate of the unfiltered one (README, A/B), so no preset uses it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from lamforge.schema import Control, Observation
 
 ALWAYS_SHOWN_TYPES = ("menu",)
 ALWAYS_SHOWN_STATES = frozenset({"focused", "checked", "pressed"})
-MEANING_WEIGHT = 0.5  # of the score; the rest is the name match. 0.3 dropped 2.3%, 1.0 1.4% (and "Right" for "right-align")
+# Share of the score from meaning, the rest from the name: 0.3 dropped 2.3% of the targets, 1.0 1.4% (but lost
+# "Right" for right-aligning), 0.5 1.6%.
+MEANING_WEIGHT = 0.5
 
 
 @lru_cache(maxsize=4096)
