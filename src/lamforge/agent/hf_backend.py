@@ -140,7 +140,7 @@ class HFBackend:
         self.dtype = self.dtype.removeprefix("torch.")
         self.name = f"hf:{Path(str(self.config.model)).name}:{self.dtype}"
         # The agent loop and offline evaluation show the model as many controls as it was trained with.
-        self.max_controls = trained_max_controls(self.config.model) if Path(str(self.config.model)).is_dir() else 0
+        self.max_controls = trained_max_controls(self.config.model)  # 0 for a hub id or a base model: no card
         self.stop_ids = {i for i in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None))
                          if isinstance(i, int)}
         eos = getattr(model.generation_config, "eos_token_id", None)

@@ -2,7 +2,8 @@
 
 A score per control mixes how much of its name occurs in the request (rapidfuzz's partial ratio: "Bold" in "make it
 bold") with how close the two are in meaning (all-MiniLM-L6-v2, the embedder the dataflow already uses; it ranks
-"Font Color" first for "color the word red", though not for "make the word red"). Two kinds of controls are always shown:
+"Font Color" first for "color the word red", though not for "make the word red"). Two kinds of controls are always
+shown:
 - the menus: the menu bar is the way to every dialog, and a request never names it ("set two columns" goes through
   Format). Scored by their names, menus were 60 of the 77 demonstration targets a 35-control filter dropped;
 - focused, checked or pressed controls: they say what state the document is in.
