@@ -230,8 +230,9 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # Batches of 8 (arm B8): updates, not passes, were what one epoch lacked. One epoch in batches of 8 (278
         # updates) costs what one in batches of 16 costs (0.77 against 0.75 s per example: a batch of 8 still shares
         # its window's prefix) and took offline exact TSR from 7-9 to 15 of 44, online test from 8-10 to 15 of 44,
-        # lo_templates from 4-7 to 14 of 34. Two epochs of 8 (556 updates) replace three of 16 (414 updates,
-        # ~108 minutes, over the 2-hour budget): ~57 minutes. The README has the A/B.
+        # lo_templates from 4-7 to 14 of 34. Two epochs of 8 (556 updates, 73 minutes) replace three of 16 (414
+        # updates, ~108 minutes estimated): online test 26 of 44 (three of 16: 28), lo_templates 17 of 34 (17),
+        # unseen phrasings 5 of 12 (9). The README has the A/B.
         "2": {"learning_rate": 2e-3, "epochs": 2, "max_steps": 0, "batch_size": 8, "micro_batch_size": 8,
               "prompt_tail": 128},
         "3": {"learning_rate": 2e-4, "epochs": 1, "max_steps": 6},
