@@ -41,6 +41,21 @@ def test_type_select_and_press_bold(writer_env):
     assert canvas[0].bold is None and canvas[1].bold is False  # mixed, then plain
 
 
+def test_select_text_ignores_case_only_for_the_one_loose_match(writer_env):
+    writer_env.reset()
+    writer_env.step({"function": "keyboard_input", "args": {"keys": "All lanterns glow{Enter}Parks and parks"}})
+    obs, _, _, _, info = writer_env.step({"function": "select_text", "args": {"text": "all lanterns"}})
+    assert info["error"] is None and "case ignored" in info["result"]
+    assert Observation.model_validate(obs).selection == "All lanterns"
+    obs, _, _, _, info = writer_env.step({"function": "select_text", "args": {"text": "parks"}})
+    assert info["error"] is None and Observation.model_validate(obs).selection == "parks"  # an exact match wins
+    for text in ("PARKS", "all lanterns glow now"):  # two loose matches, none at all: the model is told
+        _, _, _, _, info = writer_env.step({"function": "select_text", "args": {"text": text}})
+        assert info["error"] == f"{text!r} occurs 0 time(s) in the document"
+    _, _, _, _, info = writer_env.step({"function": "select_text", "args": {"text": "all lanterns", "occurrence": 2}})
+    assert info["error"] == "'all lanterns' occurs 0 time(s) in the document"
+
+
 def test_paragraph_dialog_sets_line_spacing(writer_env):
     obs, _ = writer_env.reset()
     writer_env.step({"function": "keyboard_input", "args": {"keys": "Spaced paragraph"}})

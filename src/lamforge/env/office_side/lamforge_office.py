@@ -599,15 +599,28 @@ def _body_paragraphs(doc):
     return out
 
 
-def _select_text(doc, text, occurrence):
+def _find_all(doc, text, case_sensitive):
     search = doc.createSearchDescriptor()
     search.SearchString = text
-    search.SearchCaseSensitive = True
-    found = doc.findAll(search)
-    if found.getCount() < occurrence:
-        return {"ok": False, "error": "%r occurs %d time(s) in the document" % (text, found.getCount())}
-    doc.getCurrentController().select(found.getByIndex(occurrence - 1))
-    return {"ok": True, "result": "selected %r" % text}
+    search.SearchCaseSensitive = case_sensitive
+    return doc.findAll(search)
+
+
+def _select_text(doc, text, occurrence):
+    found = _find_all(doc, text, True)
+    if found.getCount() >= occurrence:
+        doc.getCurrentController().select(found.getByIndex(occurrence - 1))
+        return {"ok": True, "result": "selected %r" % text}
+    # Grounding tolerance for the case of a span, as control names are matched loosely: trained LAMs copied a quoted
+    # span with its first letter lowered ('all lanterns are water' for 'All lanterns are water'), and the episode then
+    # failed on an empty selection. Only a span that has no exact match and exactly one match ignoring case is taken,
+    # so an ambiguous one stays an error the model sees.
+    loose = _find_all(doc, text, False) if found.getCount() == 0 and occurrence == 1 else None
+    if loose is not None and loose.getCount() == 1:
+        match = loose.getByIndex(0)
+        doc.getCurrentController().select(match)
+        return {"ok": True, "result": "selected %r (the only match of %r, case ignored)" % (match.getString(), text)}
+    return {"ok": False, "error": "%r occurs %d time(s) in the document" % (text, found.getCount())}
 
 
 def _select_paragraphs(doc, start, end):
