@@ -615,11 +615,12 @@ def _select_text(doc, text, occurrence):
     # span with its first letter lowered ('all lanterns are water' for 'All lanterns are water'), and the episode then
     # failed on an empty selection. Only a span that has no exact match and exactly one match ignoring case is taken,
     # so an ambiguous one stays an error the model sees.
-    loose = _find_all(doc, text, False) if found.getCount() == 0 and occurrence == 1 else None
-    if loose is not None and loose.getCount() == 1:
-        match = loose.getByIndex(0)
-        doc.getCurrentController().select(match)
-        return {"ok": True, "result": "selected %r (the only match of %r, case ignored)" % (match.getString(), text)}
+    if found.getCount() == 0 and occurrence == 1:
+        loose = _find_all(doc, text, False)
+        if loose.getCount() == 1:
+            match = loose.getByIndex(0)
+            doc.getCurrentController().select(match)
+            return {"ok": True, "result": "selected %r (the only match of %r, case ignored)" % (match.getString(), text)}
     return {"ok": False, "error": "%r occurs %d time(s) in the document" % (text, found.getCount())}
 
 
