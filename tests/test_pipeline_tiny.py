@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from lamforge.jsonl import read_jsonl
+
 pytestmark = pytest.mark.office
 
 
@@ -16,6 +18,10 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     env = dict(os.environ, DISPLAY="")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    extra = {r["task_id"] for r in read_jsonl(out / "data" / "oracle_extra" / "samples.jsonl")}
+    assert len(extra) == 2  # the preset's one more demonstration of each file family
+    trained = {r["task_id"] for r in read_jsonl(out / "data" / "demonstrations.jsonl")}
+    assert extra <= trained
     for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
         assert (out / "models" / name / "README.md").exists(), name
     for name in ("lam1", "lam2", "lam3", "lam4"):

@@ -47,8 +47,9 @@ def test_pipeline_presets_name_real_categories():
     from lamforge.pipeline import PRESETS
 
     for preset in PRESETS.values():
-        if preset.categories:
-            assert families_for("train", preset.categories)
+        for categories in (preset.categories, preset.extra_demo_categories):
+            if categories:
+                assert families_for("train", categories)
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))
