@@ -3,7 +3,7 @@
 Stages, in order; each is skipped when its output is already there and complete, so a rerun resumes:
  1. plans       mine task-plan pairs from LibreOffice's help                         data/plans.jsonl
  2. demos       the oracle demonstrates train tasks (set A)                          data/oracle
-    more demos  the oracle on more tasks of the categories that need them (preset)  data/oracle_extra
+2b. more demos  the oracle on more tasks of the categories that need them (preset)  data/oracle_extra
  3. attempts    the plan demonstrator tries other train tasks (set B)               data/plan
  4. test data   the oracle on test tasks, for offline evaluation                     data/test
  5. lam1        phase 1: SFT task -> plan                                            models/lam1
