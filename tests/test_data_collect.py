@@ -100,6 +100,17 @@ def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
     assert json.loads(done.stdout)["this_run"]["tasks"] == 8 - first
 
 
+def test_collection_without_an_office_stops_before_recording_anything(tmp_path):
+    # Without the check, each episode became an environment-error record, the run exited 0, and a rerun after
+    # installing LibreOffice skipped every task as done.
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lamforge.cli", "data", "collect", "--n", "4", "--workers", "2", "--out", str(out),
+           "--family", "bold"]
+    done = subprocess.run(cmd, env=dict(os.environ, PATH=str(tmp_path)), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "LibreOffice (soffice)" in done.stderr + done.stdout and "apt-get install" in done.stderr + done.stdout
+    assert not (out / "trajectories.jsonl").exists()
+
 def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
     from lamforge.tasks.splits import sample_instances
 

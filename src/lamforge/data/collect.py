@@ -34,6 +34,7 @@ from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover:
     write_identity,
 )
 from lamforge.data.runlock import exclusive_run_folder
+from lamforge.env.office import require_binaries
 from lamforge.env.writer_env import WriterEnv
 from lamforge.progress import Progress
 from lamforge.records import StepSample
@@ -261,6 +262,11 @@ def plan_tasks(config: CollectConfig) -> list[TaskInstance]:
 @exclusive_run_folder
 def collect(config: CollectConfig, show_progress: bool = True) -> dict:
     config.out = Path(config.out)
+    if not config.ray:
+        # Before any task runs: without an office every episode would be recorded as an environment error, and
+        # those records count as done, so a rerun after installing LibreOffice would collect nothing. (Ray's
+        # workers run on other machines, which check their own.)
+        require_binaries()
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     instances = plan_tasks(config)
