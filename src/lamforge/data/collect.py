@@ -226,6 +226,9 @@ def run_in_processes(config: CollectConfig, todo: list[TaskInstance], commit: Ca
             commit(record)
             pending -= 1
     finally:
+        # Tasks no worker took (the workers died, or a worker's error stopped the run) would otherwise keep this
+        # process from exiting: the queue's feeder thread waits to flush them into a pipe that nobody reads.
+        tasks.cancel_join_thread()
         for p in procs:
             p.join(timeout=30)
             if p.is_alive():
