@@ -111,6 +111,7 @@ def test_collection_without_an_office_stops_before_recording_anything(tmp_path):
     assert "LibreOffice (soffice)" in done.stderr + done.stdout and "apt-get install" in done.stderr + done.stdout
     assert not (out / "trajectories.jsonl").exists()
 
+
 def test_a_run_whose_workers_die_says_so_and_exits(tmp_path):
     # A script without a __main__ guard: each spawned worker re-runs it, finds the run folder locked and dies. The
     # run must end with the error, not hang at exit on the ~400 tasks (~110 kB, more than a pipe holds) left in the
@@ -121,6 +122,7 @@ def test_a_run_whose_workers_die_says_so_and_exits(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "all collection workers died" in done.stderr
+
 
 def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
     from lamforge.tasks.splits import sample_instances
