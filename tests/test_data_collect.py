@@ -113,12 +113,17 @@ def test_collection_without_an_office_stops_before_recording_anything(tmp_path):
 
 
 def test_a_run_whose_workers_die_says_so_and_exits(tmp_path):
-    # A script without a __main__ guard: each spawned worker re-runs it, finds the run folder locked and dies. The
-    # run must end with the error, not hang at exit on the ~400 tasks (~110 kB, more than a pipe holds) left in the
-    # workers' queue (it did, for > 30 min).
+    # A script without a __main__ guard: each spawned worker re-runs it and dies (a process started while the worker
+    # is still bootstrapping). The run must end with the error, not hang at exit on the ~400 tasks (~120 kB, more
+    # than a pipe holds) left in the workers' queue (it did, for > 30 min). Tasks built by hand: no sampler to load.
     script = tmp_path / "collect_script.py"
-    script.write_text("from lamforge.data.collect import CollectConfig, collect\n"
-                      f"collect(CollectConfig(out={str(tmp_path / 'run')!r}, n=400, workers=2, families=['bold']))\n")
+    script.write_text(
+        "from lamforge.data.collect import CollectConfig, run_in_processes\n"
+        "from lamforge.tasks.base import TaskInstance\n"
+        "todo = [TaskInstance(task_id=f'bold-{i}', family='bold', category='character', template_id='none',\n"
+        "                     instruction='Make it bold ' * 20, params={}, phrasing=0, split='train')\n"
+        "        for i in range(400)]\n"
+        f"run_in_processes(CollectConfig(out={str(tmp_path / 'run')!r}, n=400, workers=2), todo, lambda r: None, 2)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "all collection workers died" in done.stderr
