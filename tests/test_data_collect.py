@@ -103,10 +103,13 @@ def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
 def test_collection_without_an_office_stops_before_recording_anything(tmp_path):
     # Without the check, each episode became an environment-error record, the run exited 0, and a rerun after
     # installing LibreOffice skipped every task as done.
+    # No office on the caller's PATH nor on the office's own (OFFICE_PATH, where it is also looked for).
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lamforge.cli", "data", "collect", "--n", "4", "--workers", "2", "--out", str(out),
-           "--family", "bold"]
-    done = subprocess.run(cmd, env=dict(os.environ, PATH=str(tmp_path)), capture_output=True, text=True, timeout=120)
+    argv = ["lamforge", "data", "collect", "--n", "4", "--workers", "2", "--out", str(out), "--family", "bold"]
+    script = (f"import sys, lamforge.env.office as office; office.OFFICE_PATH = {str(tmp_path)!r}; sys.argv = {argv!r}\n"
+              "from lamforge.cli import app\napp()")
+    done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PATH=str(tmp_path)), capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 1, done.stdout[-2000:]
     assert "LibreOffice (soffice)" in done.stderr + done.stdout and "apt-get install" in done.stderr + done.stdout
     assert not (out / "trajectories.jsonl").exists()

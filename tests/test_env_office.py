@@ -1,12 +1,16 @@
 """Office's process handling, on a stand-in process instead of LibreOffice (the real office's hang and crash are in
-test_env_writer.py, under the office marker)."""
+test_env_writer.py, under the office marker), and how the office's binaries are found."""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
-from lamforge.env.office import Office
+import pytest
+
+import lamforge.env.office as office_module
+from lamforge.env.office import OFFICE_PATH, Office, OfficeNotInstalled, find_binary, require_binaries
 
 
 def test_close_swallows_what_terminate_raises_and_kills_the_process():
@@ -25,3 +29,19 @@ def test_close_swallows_what_terminate_raises_and_kills_the_process():
         if office.proc.poll() is None:
             office.proc.kill()
             office.proc.wait()
+
+
+def test_the_office_is_found_whatever_path_the_caller_has(monkeypatch, tmp_path):
+    # A service or a notebook kernel may run lamforge with a PATH that lacks /usr/bin; the office runs with its own
+    # (OFFICE_PATH), so it must not be reported missing. An office on the caller's PATH is found first.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    soffice, xvfb = require_binaries()
+    assert Path(soffice).parent.as_posix() in OFFICE_PATH.split(":") and Path(xvfb).name == "Xvfb"
+    elsewhere = tmp_path / "soffice"
+    elsewhere.write_text("#!/bin/sh\n")
+    elsewhere.chmod(0o755)
+    assert find_binary("soffice", "libreoffice") == str(elsewhere)
+    monkeypatch.setattr(office_module, "OFFICE_PATH", str(tmp_path / "nowhere"))
+    assert find_binary("Xvfb") is None
+    with pytest.raises(OfficeNotInstalled, match=r"Xvfb not found\. Install with: apt-get install"):
+        require_binaries()

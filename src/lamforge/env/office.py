@@ -76,9 +76,19 @@ class OfficeScriptError(RuntimeError):
     """lamforge's in-office script failed on a request; the office itself is fine."""
 
 
+def find_binary(*names: str) -> str | None:
+    """The first of `names` on the caller's PATH, else on the office's own (OFFICE_PATH).
+
+    Why both: the caller's PATH first finds an office installed elsewhere (/opt/libreoffice/program), and the
+    office's own still finds the system one when lamforge runs in a process whose PATH lacks /usr/bin (a service,
+    a notebook kernel started with a minimal environment); the office runs with OFFICE_PATH either way."""
+    search = os.pathsep.join(p for p in (os.environ.get("PATH", ""), OFFICE_PATH) if p)
+    return next((found for name in names if (found := shutil.which(name, path=search))), None)
+
+
 def require_binaries() -> tuple[str, str]:
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    xvfb = shutil.which("Xvfb")
+    soffice = find_binary("soffice", "libreoffice")
+    xvfb = find_binary("Xvfb")
     missing = [name for name, path in (("LibreOffice (soffice)", soffice), ("Xvfb", xvfb)) if not path]
     if missing:
         raise OfficeNotInstalled(f"{' and '.join(missing)} not found. Install with: {INSTALL_HINT}")
@@ -375,7 +385,7 @@ class Office:
 
     def xdotool(self, *args: str, check: bool = True) -> str:
         """Real X input events (XTEST), as a person's keyboard and mouse would send them."""
-        xdotool = shutil.which("xdotool")
+        xdotool = find_binary("xdotool")
         if xdotool is None:
             raise OfficeNotInstalled(f"xdotool not found. Install with: {INSTALL_HINT}")
         done = subprocess.run([xdotool, *args], env=dict(os.environ, DISPLAY=self.display), timeout=30,

@@ -19,11 +19,12 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
 from lxml import etree
+
+from lamforge.env.office import find_binary
 
 TEXT_MIMETYPE = "application/vnd.oasis.opendocument.text"
 TEMPLATE_MIMETYPE = "application/vnd.oasis.opendocument.text-template"
@@ -50,7 +51,7 @@ def template_root() -> Path | None:
     override = os.environ.get("LAMFORGE_LO_TEMPLATES")
     if override:
         return Path(override).expanduser()
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    soffice = find_binary("soffice", "libreoffice")
     candidates = [Path("/usr/lib/libreoffice/share/template/common")]
     if soffice:
         # /usr/bin/soffice -> /usr/lib/libreoffice/program/soffice -> ../share/template/common

@@ -11,7 +11,6 @@ split draws again. Each rule reads what LibreOffice reported for the untouched d
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Callable
 
 import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.env.docstate import DocState, ParagraphState, Run
+from lamforge.env.office import find_binary
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.families.paragraph import SPACINGS
 
@@ -255,7 +255,7 @@ def fonts_with(character: str) -> frozenset[str]:
     Why fc-list: fontconfig is how LibreOffice finds fonts on Linux, and it answers this from its cache; a font
     that is not installed (and that Writer would replace) is reported as not having it.
     """
-    tool = shutil.which("fc-list")
+    tool = find_binary("fc-list")
     if tool is None:
         return frozenset()
     try:

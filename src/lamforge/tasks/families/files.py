@@ -9,12 +9,12 @@ grounded; the PDF Options dialog before it is observable, the file dialog is not
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 from lamforge.env.docstate import DocState
+from lamforge.env.office import find_binary
 from lamforge.schema import Action
 from lamforge.tasks import arguments
 from lamforge.tasks.base import TaskFamily, Verdict, failed, finish, passed, register
@@ -61,7 +61,7 @@ def pdf_strings(data: bytes, key: bytes = b"Title") -> list[str]:
 
 def pdf_text(path: Path) -> str | None:
     """The PDF's page text from poppler's pdftotext when it is installed, else None."""
-    tool = shutil.which("pdftotext")
+    tool = find_binary("pdftotext")
     if tool is None:
         return None
     try:
