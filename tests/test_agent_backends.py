@@ -14,13 +14,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 
 from lamforge.agent.backends import BackendError
 from lamforge.agent.factory import make_backend
+from lamforge.agent.grounded_text import CANVAS_LIMIT, document_spans, occurs, partial_string_value
 from lamforge.agent.hf_backend import HFBackend, HFBackendConfig, control_list_prefix
 from lamforge.agent.kv_cache import CachedDecoder
 from lamforge.models.base_model import BaseModelError, ensure_tiny_model, ensure_tokenizer
 from lamforge.models.formatting import build_prompt_ids
 from lamforge.models.loading import resolve_dtype
 from lamforge.prompt import render_prompt
-from lamforge.schema import FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, parse_action
+from lamforge.schema import (FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, json_value_end,
+                             parse_action)
 
 ASSISTANT = "<|im_start|>assistant\n"
 
@@ -102,6 +104,8 @@ TARGETS = [
     Action(function="keyboard_input", args={"keys": "Hello{Enter}"}),
     Action(function="summary", args={"text": "done"}, status="FINISH"),
     Action(function="select_paragraph", args={"start_index": 0, "end_index": 1}, status="FAIL"),
+    Action(function="select_text", args={"text": "Body text"}),
+    Action(function="select_text", args={"text": "body", "occurrence": 2}),  # case aside, the document has it
 ]
 
 
@@ -176,6 +180,42 @@ def test_guided_decoding_on_a_random_model_always_writes_the_skeleton(tokenizer,
         else:
             assert not FUNCTIONS[function].needs_control
         history.append(HistoryItem(action=Action(function="summary"), result="ok"))
+
+
+@pytest.mark.parametrize("wanted, chosen", [("Body text is long", "Body text"), ("Title…", "Title"),
+                                            ('Body "text"', "Body")])  # ' \\"' is one token
+def test_guided_decoding_selects_only_text_the_document_has(tokenizer, wanted, chosen):
+    # The model wants a span that runs past what the document holds: the span ends where the document's text does.
+    target = Action(function="select_text", args={"text": wanted})
+    reply = teacher_backend(tokenizer, target.to_json()).decide(MESSAGES, OBS, "t", [])
+    assert parse_action(reply.text).args["text"] == chosen
+    # Off, or on a canvas that may be cut short (the office reports 200 paragraphs at most), it is written freely.
+    assert teacher_backend(tokenizer, target.to_json(), grounded_text=False).decide(MESSAGES, OBS, "t", []).text \
+        == target.to_json()
+    long = OBS.model_copy(update={"canvas": [Paragraph(index=i, text="Body text") for i in range(CANVAS_LIMIT)]})
+    assert teacher_backend(tokenizer, target.to_json()).decide(MESSAGES, long, "t", []).text == target.to_json()
+
+
+def test_a_grounded_span_on_a_random_model_is_always_in_the_document(tokenizer, tiny_model):
+    obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Numbering pages is easy."),
+                                            Paragraph(index=1, text="Ünïcode “quotes” and \\back\"slashes\"")]})
+    for temperature, seed in [(0.0, None), (1.0, 1), (1.0, 2), (1.0, 3)]:
+        backend = HFBackend(HFBackendConfig(max_new_tokens=12, temperature=temperature, seed=seed), model=tiny_model,
+                            tokenizer=tokenizer)
+        prompt = build_prompt_ids(tokenizer, render_prompt("select the quotes", 1, obs, []))
+        text, tokens = backend._grounded_string(prompt, '{"function": "select_text", "args": {"text": "',
+                                                document_spans(obs), 12)
+        value = json.loads('"' + text[: json_value_end('"' + text, '"') - 2] + '"')
+        assert value.strip() and occurs(value, document_spans(obs)) and 1 <= tokens <= 12, text
+
+
+def test_partial_json_string_values():
+    assert partial_string_value("week") == "week"
+    assert partial_string_value('say \\"hi') == 'say "hi'
+    assert partial_string_value("tab\\") == "tab"  # an escape still being written
+    assert partial_string_value("caf\\u00") == "caf"
+    assert partial_string_value("caf\ufffd") == "caf"  # half of a character's bytes
+    assert partial_string_value("line\nbreak") is None  # a raw newline is not JSON
 
 
 def test_prefix_cache_gives_the_same_logits_as_a_fresh_pass_and_feeds_only_new_tokens(tokenizer, tiny_model):

@@ -20,6 +20,7 @@ from typing import Callable, Literal
 
 from lamforge.agent.action_schema import controls_by_name
 from lamforge.agent.backends import BackendError, BackendReply
+from lamforge.agent.grounded_text import document_spans, occurs, partial_string_value
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
 from lamforge.models.checkpoints import METRICS_FILE, read_metrics, trained_max_controls
@@ -76,6 +77,17 @@ class HFBackendConfig:
     """0 is greedy. Above 0, every choice is sampled (self-boosting's k attempts must differ to explore)."""
     seed: int | None = None
     """Seed of the sampler when temperature > 0."""
+    grounded_text: bool = True
+    """Guided decoding: select_text's text may only be text the document contains (agent/grounded_text.py). Off,
+    the model writes it freely, as every other argument."""
+
+
+# select_text's arguments as Action.to_json writes them, up to the span's first character. ' "' is a token of its
+# own in SmolLM2's tokenizer, so the span's first token is the one the model was trained on there.
+SELECT_TEXT_HEAD = ' {"text": "'
+GROUNDED_TOP_K = 64
+"""Candidates per token a grounded span is chosen from, likeliest first; when none keeps the span in the
+document, the span ends there (or, before its first character, is written freely)."""
 
 
 def _string_end(text: str) -> int:
@@ -202,6 +214,42 @@ class HFBackend:
             logits = self._decoder.sync(self._decoder.ids + [token])
         return self.tokenizer.decode(generated), len(generated), "length"
 
+    def _grounded_string(self, prompt: list[int], prefix: str, spans: list[str], budget: int) -> tuple[str, int] | None:
+        """A JSON string body after prompt + prefix whose value occurs in `spans`, with its closing quote and what
+        the closing token carried after it ('."}' -> '.', then '"}'). Returns (text, tokens); None when no candidate
+        starts a span the document has (the caller then lets the model write freely)."""
+        import torch
+
+        logits = self._decoder.sync(prompt + self.encode(prefix))
+        generated: list[int] = []
+        while len(generated) < budget:
+            allowed = []
+            for token in torch.topk(logits, min(GROUNDED_TOP_K, logits.shape[-1])).indices.tolist():
+                if token in self.stop_ids:
+                    continue
+                piece = self.tokenizer.decode(generated + [token])
+                end = json_value_end('"' + piece, '"')
+                value = partial_string_value(piece if end < 0 else piece[: end - 2])
+                # A span must close with something to select in it: a bare space would select a stray blank.
+                if value is None or (end >= 0 and not value.strip()) or (value and not occurs(value, spans)):
+                    continue
+                allowed.append(token)
+                if self.config.temperature <= 0:
+                    break  # greedy: the likeliest allowed token
+            if not allowed:
+                break
+            token = self._pick_branch(allowed, logits)
+            generated.append(token)
+            piece = self.tokenizer.decode(generated)
+            if json_value_end('"' + piece, '"') >= 0:
+                return piece, len(generated)
+            logits = self._decoder.sync(self._decoder.ids + [token])
+        # Out of candidates or budget: the span ends here, re-escaped so a half-written escape cannot swallow the quote.
+        value = partial_string_value(self.tokenizer.decode(generated)) or ""
+        if not value.strip():
+            return None
+        return json.dumps(value, ensure_ascii=False)[1:], len(generated)
+
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None,
                  stop: list[str] | None = None, stop_at_json: bool = True) -> tuple[str, int, int, str]:
         """Free greedy completion of a chat (the server's path). Returns (text, prompt_tokens, completion_tokens,
@@ -290,7 +338,20 @@ class HFBackend:
         if FUNCTIONS[function].needs_control:
             choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
                     f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names])
-        free("", _value_end, " {}")
+        spans = document_spans(obs) if function == "select_text" and cfg.grounded_text else None
+        span = None
+        if spans:
+            budget = max(1, cfg.max_new_tokens - state["free"])
+            span = self._grounded_string(prompt, state["text"] + SELECT_TEXT_HEAD, spans, budget)
+        if span is None:
+            free("", _value_end, " {}")
+        else:
+            head = SELECT_TEXT_HEAD + span[0]
+            end = json_value_end(head, "{")
+            state["text"] += head[:end] if end >= 0 else head
+            state["free"] += span[1]
+            if end < 0:  # the rest of the object (an occurrence, the closing brace)
+                free("", lambda t: max(-1, json_value_end(head + t, "{") - len(head)), "}")
         state["text"] += ', "status": "'
         endings = [("end", '"}')] + ([("plan", '", "plan":')] if cfg.plan == "model" else [])
         kind = pick([(kind, status.value + ending) for status in Status for kind, ending in endings])
