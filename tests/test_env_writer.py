@@ -152,6 +152,25 @@ def test_open_docx_insert_table_and_save(writer_env, tmp_path):
     assert docx.Document(str(path)).paragraphs[1].text == "The board met twice."  # the original is untouched
 
 
+def test_a_table_inserted_into_a_table_cell_is_observed(writer_env, tmp_path):
+    # An agent that inserts a table with the cursor in a cell nests it there; every later observation of that
+    # episode used to fail in the office (the nested table read as a paragraph).
+    docx = pytest.importorskip("docx")
+    path = tmp_path / "table.docx"
+    d = docx.Document()
+    d.add_paragraph("Prices")
+    table = d.add_table(rows=1, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Outer cell", "Next cell"
+    d.save(path)
+    writer_env.reset(options={"doc": str(path)})
+    writer_env.step({"function": "select_text", "args": {"text": "Outer cell"}})
+    obs, _, _, _, info = writer_env.step({"function": "insert_table", "args": {"rows": 2, "columns": 2}})
+    assert info["error"] is None, info["error"]
+    cells = [p for p in Observation.model_validate(obs).canvas if p.table]
+    assert [p.text for p in cells].count("") == 4 and {"Next cell", "Prices"} & {p.text for p in cells} == {"Next cell"}
+    assert {p.table for p in cells} == {"T1 A1", "T1 B1"}  # the nested table's cells under the outer cell
+
+
 def test_corrupt_document_gives_clear_error(writer_env, tmp_path):
     bad = tmp_path / "broken.docx"
     bad.write_bytes(b"PK\x03\x04 this is not a real zip")

@@ -393,9 +393,25 @@ def _canvas(doc, limit=200):
         elif el.supportsService("com.sun.star.text.TextTable"):
             tables += 1
             for cell_name in el.getCellNames():
-                cells = el.getCellByName(cell_name).createEnumeration()
-                while cells.hasMoreElements():
-                    out.append(_paragraph_view(cells.nextElement(), -1, table="T%d %s" % (tables, cell_name)))
+                for par in _cell_paragraphs(el.getCellByName(cell_name)):
+                    out.append(_paragraph_view(par, -1, table="T%d %s" % (tables, cell_name)))
+    return out
+
+
+def _cell_paragraphs(cell):
+    """A table cell's paragraphs, those of a table nested in it included (under the outer cell's name).
+
+    Why: an insert_table with the cursor in a cell nests a table there, and its element, read as a paragraph, failed
+    every later observation of the episode (AttributeError: getString)."""
+    out = []
+    enum = cell.createEnumeration()
+    while enum.hasMoreElements():
+        part = enum.nextElement()
+        if part.supportsService("com.sun.star.text.Paragraph"):
+            out.append(part)
+        elif part.supportsService("com.sun.star.text.TextTable"):
+            for name in part.getCellNames():
+                out.extend(_cell_paragraphs(part.getCellByName(name)))
     return out
 
 
