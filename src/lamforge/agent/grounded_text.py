@@ -2,9 +2,13 @@
 
 Why: trained LAMs asked for spans the document does not have, and the episode went on from an empty selection. In
 the make-demo LAM4's online run, 7 of its 95 tasks took such a step and 6 of those failed: the "…" of "the paragraph
-starting 'The company chose the…'" copied into the span, or a last word ("week.") from other training documents. The guided decoder already keeps control names to the live controls; this keeps selected text to
-the live document in the same way: each token must leave the string a part of some paragraph's text (case ignored,
-as the office's select_text accepts a span that differs only in case when it is the only such match).
+starting 'The company chose the…'" copied into the span, or a last word ("week.") from other training documents.
+The guided decoder already keeps control names to the live controls; this keeps selected text to the live document
+in the same way: each token must leave the string a part of some paragraph's text (case ignored, as the office's
+select_text accepts a span that differs only in case when it is the only such match).
+
+The partial JSON string is read with the standard json module (a cut escape dropped), not a partial-JSON library:
+one string body is all it ever reads.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from lamforge.models.checkpoints import METRICS_FILE, read_metrics, trained_max_
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
 from lamforge.prompt import PROMPT_VERSION
-from lamforge.schema import FUNCTIONS, Observation, Status, json_value_end
+from lamforge.schema import FUNCTIONS, Action, Observation, Status, json_value_end
 
 
 def prompt_mismatch(model: str | Path) -> str | None:
@@ -82,9 +82,11 @@ class HFBackendConfig:
     the model writes it freely, as every other argument."""
 
 
-# select_text's arguments as Action.to_json writes them, up to the span's first character. ' "' is a token of its
-# own in SmolLM2's tokenizer, so the span's first token is the one the model was trained on there.
-SELECT_TEXT_HEAD = ' {"text": "'
+# select_text's arguments as Action.to_json writes them, up to the span's first character (derived from it, so
+# the two cannot drift apart). ' "' is a token of its own in SmolLM2's tokenizer, so the span's first token is the
+# one the model was trained on there.
+_SPAN = Action(function="select_text", args={"text": "SPAN"}).to_json()
+SELECT_TEXT_HEAD = _SPAN.split('"args":', 1)[1].split("SPAN")[0]
 GROUNDED_TOP_K = 64
 """Candidates per token a grounded span is chosen from, likeliest first; when none keeps the span in the
 document, the span ends there (or, before its first character, is written freely)."""
