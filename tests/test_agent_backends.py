@@ -348,7 +348,7 @@ def test_temperature_sampling_varies_and_greedy_does_not():
 def test_a_model_trained_on_another_prompt_version_says_so(tmp_path):
     import json
 
-    from lamforge.agent.hf_backend import prompt_mismatch
+    from lamforge.agent.backends import prompt_mismatch
     from lamforge.prompt import PROMPT_VERSION
     from lamforge.train.model_card import write_card
 

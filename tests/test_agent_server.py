@@ -13,13 +13,18 @@ import urllib.error
 import urllib.request
 
 import pytest
-from test_agent_backends import MESSAGES, OBS, teacher_backend, tokenizer  # noqa: F401  (fixture)
+from test_agent_backends import MESSAGES, OBS, TeacherLM, teacher_backend, tokenizer  # noqa: F401  (fixture)
+from test_agent_loop import FakeEnv
 
+from lamforge.agent.backends import OpenAIBackend
 from lamforge.agent.hf_backend import HFBackend, HFBackendConfig
+from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.models.formatting import build_prompt_ids
 from lamforge.agent.server import LAMServer, ServeConfig
 from lamforge.llm import LLMClient, LLMError
-from lamforge.schema import Action
+from lamforge.prompt import parse_controls
+from lamforge.schema import Action, parse_action
+from lamforge.train.model_card import write_card
 
 ACTION = Action(control_label="1", control_name="Bold", function="click_input").to_json()
 PLAIN = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Steps?"}]
@@ -97,6 +102,41 @@ def test_lamforge_prompts_get_guided_decoding_over_the_prompt_controls(served):
     server = served(reply=ghost, decoding="free")
     _, data = post(chat_url(server), {"messages": MESSAGES})
     assert data["choices"][0]["message"]["content"] == ghost
+
+
+def test_lamforges_client_gets_the_local_decoding_from_the_server(served, tokenizer):  # noqa: F811
+    """OpenAIBackend sends a `lamforge serve` endpoint the observation, so the served model grounds a select_text
+    span in the document as the in-process backend does; from the prompt alone the server has no document."""
+    wanted = Action(function="select_text", args={"text": "Body text is long"}).to_json()
+    server = served(reply=wanted)
+    backend = OpenAIBackend(url=server.url)
+    assert backend.served_card == {"max_controls": 0, "prompt_version": None} and backend.max_controls == 0
+    local = teacher_backend(tokenizer, wanted).decide(MESSAGES, OBS, "t", [])
+    reply = backend.decide(MESSAGES, OBS, "t", [])
+    assert reply.text == local.text and parse_action(reply.text).args["text"] == "Body text"
+    _, data = post(chat_url(server), {"messages": MESSAGES})  # no observation: the span the model wants
+    assert parse_action(data["choices"][0]["message"]["content"]).args["text"] == "Body text is long"
+
+
+def test_a_served_models_training_decides_the_prompt_the_client_renders(tokenizer, tmp_path, caplog):  # noqa: F811
+    """The model card travels with the model listing: the agent loop shows a served LAM the controls it was
+    trained with, and a client that renders another prompt version says so, as a local model folder does."""
+    folder = tmp_path / "lam"
+    folder.mkdir()
+    write_card(folder, "2", {"prompt_version": 1, "config": {"max_controls": 2}})
+    finish = Action(function="summary", args={"text": "done"}, status="FINISH").to_json()
+    with pytest.warns(UserWarning, match="prompt version 1"):
+        local = HFBackend(HFBackendConfig(model=str(folder)), model=TeacherLM(tokenizer, finish), tokenizer=tokenizer)
+    server = LAMServer(local, ServeConfig(port=0)).start()
+    try:
+        backend = OpenAIBackend(url=server.url)
+        with caplog.at_level("WARNING"):
+            assert backend.max_controls == 2
+        assert "was trained on prompt version 1" in caplog.text
+        result = Agent(backend=backend, env=FakeEnv(), config=AgentConfig(record_prompts=True)).run("Make it bold")
+    finally:
+        server.stop()
+    assert result.outcome == "finish" and len(parse_controls(result.steps[0].state.messages()[1]["content"])) == 2
 
 
 def test_api_key_is_required_when_set(served):

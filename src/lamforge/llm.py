@@ -133,8 +133,12 @@ class LLMClient:
 
     def models(self) -> list[str]:
         """The model ids the server lists (GET /models)."""
+        return [entry["id"] for entry in self.model_entries() if entry.get("id")]
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The server's model listing (GET /models) as it sent it, fields beyond OpenAI's included."""
         try:
-            return [m.id for m in self._sdk.models.list(**self._headers).data if getattr(m, "id", None)]
+            return [m.model_dump() for m in self._sdk.models.list(**self._headers).data]
         except openai.OpenAIError as exc:
             raise self._error(exc, "/models") from exc
 

@@ -8,7 +8,9 @@ with `lamforge.schema.parse_action`. The backends (agent/factory.py makes any of
 - HFBackend (agent/hf_backend.py): a local Hugging Face causal LM (the trained LAM), with guided decoding and a KV
   cache kept across calls.
 - OpenAIBackend: any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI, `lamforge serve`),
-  guided by the action's JSON schema for the live observation, which the server enforces.
+  guided by the action's JSON schema for the live observation, which the server enforces. A `lamforge serve`
+  endpoint also gets the observation itself and says how its model was trained, so it decodes as the local
+  backend does.
 - ReferenceBackend: a fixed solution, or a callable `solution(obs) -> Action`; OracleBackend: a task family's
   reference solution for the instance it is started on, the upper bound (and the oracle demonstrator).
 - RetrievalBackend: a non-LLM baseline that clicks the control whose name is most similar to the task, then
@@ -29,7 +31,9 @@ from pydantic import BaseModel
 from lamforge.agent.action_schema import action_json_schema, with_label_of_name
 from lamforge.llm import LLMClient, LLMError
 from lamforge.models.base_model import BaseModelError
+from lamforge.models.checkpoints import trained_prompt_version
 from lamforge.models.embeddings import load_minilm
+from lamforge.prompt import PROMPT_VERSION
 from lamforge.schema import Action, HistoryItem, Observation, Status, parse_action
 from lamforge.tasks.base import REGISTRY, TaskInstance
 
@@ -46,6 +50,19 @@ class BackendReply(BaseModel):
     prompt_tokens: int = 0
     latency_s: float = 0.0
     forward_passes: int = 0  # model calls for this reply (local model only): the real cost of a decision on CPU
+
+
+def prompt_mismatch(model: str | Path, trained_on: int | None = None) -> str | None:
+    """Why a trained model may do worse than its card says: it learned on another version of the prompt than the
+    one this lamforge renders (a folder without the record predates PROMPT_VERSION 2). `trained_on` is the
+    version when known otherwise (what a `lamforge serve` endpoint lists); None for base models and matches."""
+    if trained_on is None:
+        trained_on = trained_prompt_version(str(model))
+    if trained_on is None or trained_on == PROMPT_VERSION:
+        return None
+    return (f"{model} was trained on prompt version {trained_on}, and this lamforge renders version "
+            f"{PROMPT_VERSION} (lamforge/prompt.py says what changed): its accuracy may be lower than measured; "
+            "retrain it (lamforge pipeline) to match")
 
 
 @runtime_checkable
@@ -89,14 +106,25 @@ def refuses_form(exc: LLMError) -> bool:
     return exc.status in (400, 422) or (exc.status == 500 and "response_format" in str(exc))
 
 
+# `lamforge serve`'s side of the protocol: GET /models lists its model with this key (how the model was trained:
+# max_controls, prompt_version), and a chat request may carry the structured observation in this field. Other
+# servers are sent neither: OpenAI's own API refuses a request with a field it does not know.
+SERVED_CARD = "lamforge"
+OBSERVATION_FIELD = "lamforge_observation"
+
+
 class OpenAIBackend:
     """A chat endpoint as the policy. Works with `lamforge serve`, vLLM, llama.cpp, Ollama and OpenAI.
 
     Decoding is guided by the server: each request carries the action's JSON schema for the live observation
     (`action_schema.action_json_schema`), so a served LAM chooses its function, control name and status among
     valid values as the local guided decoder does. `guided` picks the form the server takes (GUIDED_FORMS;
-    default $LAMFORGE_LLM_GUIDED, else 'auto'); 'none' sends no constraint. `lamforge serve` ignores these fields
-    and guides lamforge prompts itself.
+    default $LAMFORGE_LLM_GUIDED, else 'auto'); 'none' sends no constraint.
+
+    `lamforge serve` ignores the schema and guides itself, as HFBackend does. When its listing says the model is
+    its own (SERVED_CARD), each request also carries the observation (OBSERVATION_FIELD): the server then has the
+    document to ground `select_text` spans in and the controls' states, which it could not read back from the
+    prompt; and the agent loop shows the model as many controls as it was trained with (`max_controls`).
     """
 
     def __init__(self, client: LLMClient | None = None, max_tokens: int = 300, temperature: float = 0.0,
@@ -111,6 +139,36 @@ class OpenAIBackend:
         self.guided = guided
         self.thought, self.plan = thought == "model", plan == "model"
         self.name = f"openai:{self.client.model or self.client.base_url}"
+        self._card: dict | None = None
+        self._probed = False
+
+    @property
+    def served_card(self) -> dict | None:
+        """What a `lamforge serve` endpoint lists about its model (SERVED_CARD), asked once; None for any other
+        server, or when the listing fails (the first chat request then says what is wrong)."""
+        if not self._probed:
+            self._probed = True
+            try:
+                entries = self.client.model_entries()
+            except LLMError as exc:
+                logger.debug("no model listing from %s: %s", self.client.base_url, exc)
+                entries = []
+            wanted = self.client.model
+            entry = next((e for e in entries if e.get("id") == wanted), None) if wanted else (entries or [None])[0]
+            card = (entry or {}).get(SERVED_CARD)
+            self._card = card if isinstance(card, dict) else None
+            mismatch = self._card and prompt_mismatch(f"the model at {self.client.base_url}",
+                                                      self._card.get("prompt_version"))
+            if mismatch:
+                logger.warning(mismatch)
+        return self._card
+
+    @property
+    def max_controls(self) -> int | None:
+        """How many controls the served model was trained to see (the agent loop filters to them); None when the
+        server does not say (any server but `lamforge serve`), and the loop then shows all."""
+        card = self.served_card
+        return int(card.get("max_controls") or 0) if card is not None else None
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -120,12 +178,12 @@ class OpenAIBackend:
     def reset(self) -> None:
         pass
 
-    def _chat(self, messages, schema: dict):
+    def _chat(self, messages, schema: dict, extra: dict):
         forms = self.forms
         for i, form in enumerate(forms):
             try:
                 result = self.client.chat(messages, max_tokens=self.max_tokens, temperature=self.temperature,
-                                          **constraint_fields(form, schema))
+                                          **constraint_fields(form, schema), **extra)
             except LLMError as exc:
                 if not refuses_form(exc) or i == len(forms) - 1:
                     raise
@@ -140,7 +198,8 @@ class OpenAIBackend:
     def decide(self, messages, obs, task, history) -> BackendReply:
         obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
         schema = action_json_schema(obs, thought=self.thought, plan=self.plan)
-        result = self._chat(messages, schema)
+        extra = {OBSERVATION_FIELD: obs.model_dump(mode="json")} if self.served_card is not None else {}
+        result = self._chat(messages, schema, extra)
         text = result.text if self.guided == "none" else with_label_of_name(result.text, obs)
         return BackendReply(text=text, tokens_generated=result.completion_tokens,
                             prompt_tokens=result.prompt_tokens, latency_s=result.latency_s)

@@ -19,29 +19,15 @@ from typing import Callable, Literal
 # torch is imported where it is used: start-up time for commands that only name this module.
 
 from lamforge.agent.action_schema import controls_by_name
-from lamforge.agent.backends import BackendError, BackendReply
+from lamforge.agent.backends import BackendError, BackendReply, prompt_mismatch
 from lamforge.agent.grounded_text import document_spans, occurs, partial_string_value
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
-from lamforge.models.checkpoints import METRICS_FILE, read_metrics, trained_max_controls
+from lamforge.models.checkpoints import trained_max_controls
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
-from lamforge.prompt import PROMPT_VERSION
 from lamforge.schema import FUNCTIONS, Action, Observation, Status, json_value_end
-
-
-def prompt_mismatch(model: str | Path) -> str | None:
-    """Why a trained model folder may do worse than its card says: it learned on another version of the prompt
-    (a folder without the record predates PROMPT_VERSION 2). None for base models and matching folders."""
-    if not (Path(str(model)) / METRICS_FILE).exists():
-        return None
-    trained_on = read_metrics(model).get("prompt_version", 1)
-    if trained_on == PROMPT_VERSION:
-        return None
-    return (f"{model} was trained on prompt version {trained_on}, and this lamforge renders version "
-            f"{PROMPT_VERSION} (lamforge/prompt.py says what changed): its accuracy may be lower than measured; "
-            "retrain it (lamforge pipeline) to match")
 
 
 @dataclass

@@ -7,9 +7,13 @@ body that is not an object (400), a request that fails validation, content parts
 size limit (413), no Content-Length (411), a wrong or missing key (401), an unknown path (404) or method (405).
 
 Decoding is greedy (temperature is accepted and ignored: a LAM's action should not depend on a coin). A request
-whose prompt is lamforge's own (its system prompt, with a control list) is decoded exactly as the in-process agent
-decodes it: guided, choosing the control among the labels the prompt lists. Any other prompt is decoded freely, and
-a reply that starts with '{' ends where that JSON object closes, so a LAM answers with exactly one action.
+that carries the structured observation (`lamforge_observation`, which lamforge's OpenAIBackend sends to this
+server) is decoded exactly as the in-process agent decodes it: guided, the control chosen among the live ones, a
+`select_text` span among the document's. A request whose prompt is lamforge's own (its system prompt, with a
+control list) but carries no observation is guided over the controls read back from the prompt (no document to
+ground spans in). Any other prompt is decoded freely, and a reply that starts with '{' ends where that JSON object
+closes, so a LAM answers with exactly one action. GET /v1/models says how the model was trained (`lamforge`:
+max_controls, prompt_version), so a client shows it the prompt it learned on.
 
 The model has one KV cache, so requests reach it one at a time (an asyncio lock, the model running in a worker
 thread); uvicorn keeps accepting and queueing meanwhile (listen backlog 2048), and a client that goes away costs
@@ -35,8 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lamforge.agent.backends import BackendError
+from lamforge.agent.backends import OBSERVATION_FIELD, SERVED_CARD, BackendError
 from lamforge.agent.hf_backend import HFBackend
+from lamforge.models.checkpoints import trained_prompt_version
 from lamforge.prompt import SYSTEM_PROMPT, parse_controls, prompt_task
 from lamforge.schema import Observation
 
@@ -94,6 +99,8 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     n: int = Field(default=1, ge=1, le=1)
+    observation: Observation | None = Field(default=None, alias=OBSERVATION_FIELD)
+    """The observation the prompt was rendered from, sent by lamforge's own client (OpenAIBackend)."""
 
 
 def lamforge_observation(messages: list[dict[str, str]]) -> Observation | None:
@@ -169,6 +176,11 @@ class LAMServer:
 
         self.backend = backend
         self.config = config or ServeConfig()
+        # How the model was trained, for clients to render the prompt it learned on (SERVED_CARD).
+        model_config = getattr(backend, "config", None)
+        self.card = {"max_controls": int(getattr(backend, "max_controls", 0) or 0),
+                     "prompt_version": trained_prompt_version(str(getattr(model_config, "model", "")))}
+        self.started = int(time.time())
         self.app = self._app()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         # The socket is bound here, so a port in use is an OSError now and port 0 has its number at once.
@@ -224,7 +236,9 @@ class LAMServer:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in request.messages]
         try:
-            obs = lamforge_observation(messages) if self.config.decoding == "auto" else None
+            obs = None
+            if self.config.decoding == "auto":
+                obs = request.observation or lamforge_observation(messages)
             if obs is not None:
                 reply = self.backend.decide(messages, obs, prompt_task(messages), [])
                 text, prompt_tokens, completion_tokens, reason = (reply.text, reply.prompt_tokens,
@@ -301,7 +315,8 @@ class LAMServer:
         async def models(request: Request):
             self._authorize(request.headers.get("authorization"))
             return {"object": "list", "data": [{"id": self.config.model_name, "object": "model",
-                                                "owned_by": "lamforge"}]}
+                                                "created": self.started, "owned_by": "lamforge",
+                                                SERVED_CARD: self.card}]}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request):

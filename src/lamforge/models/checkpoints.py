@@ -21,6 +21,14 @@ def trained_max_controls(output_dir: str | Path) -> int:
     return int(read_metrics(output_dir).get("config", {}).get("max_controls") or 0)
 
 
+def trained_prompt_version(output_dir: str | Path) -> int | None:
+    """The prompt version a trained model learned on (lamforge/prompt.py); 1 for a card written before the record
+    existed; None for a folder without a card (a base model or a hub id: no prompt learned)."""
+    if not (Path(output_dir) / METRICS_FILE).exists():
+        return None
+    return int(read_metrics(output_dir).get("prompt_version", 1))
+
+
 def is_finished(output_dir: str | Path) -> bool:
     return bool(read_metrics(output_dir).get("finished", False))
 
