@@ -46,7 +46,7 @@ def served(tokenizer):  # noqa: F811
     servers = []
 
     def start(reply: str = ACTION, **config) -> LAMServer:
-        server = LAMServer(teacher_backend(tokenizer, reply), ServeConfig(port=0, **config)).start()
+        server = LAMServer(teacher_backend(tokenizer, reply), ServeConfig(**{"port": 0, **config})).start()
         servers.append(server)
         return server
 
@@ -116,6 +116,14 @@ def test_lamforges_client_gets_the_local_decoding_from_the_server(served, tokeni
     assert reply.text == local.text and parse_action(reply.text).args["text"] == "Body text"
     _, data = post(chat_url(server), {"messages": MESSAGES})  # no observation: the span the model wants
     assert parse_action(data["choices"][0]["message"]["content"]).args["text"] == "Body text is long"
+
+
+def test_a_client_started_before_its_server_asks_again_for_the_card(served):
+    port = free_port()
+    backend = OpenAIBackend(url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    assert backend.served_card is None  # nothing listens yet: no card, no error, and no answer to remember
+    served(port=port)
+    assert backend.served_card == {"max_controls": 0, "prompt_version": None}
 
 
 def test_a_served_models_training_decides_the_prompt_the_client_renders(tokenizer, tmp_path, caplog):  # noqa: F811

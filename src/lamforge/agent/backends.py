@@ -144,15 +144,18 @@ class OpenAIBackend:
 
     @property
     def served_card(self) -> dict | None:
-        """What a `lamforge serve` endpoint lists about its model (SERVED_CARD), asked once; None for any other
-        server, or when the listing fails (the first chat request then says what is wrong)."""
+        """What a `lamforge serve` endpoint lists about its model (SERVED_CARD), asked once the server answers;
+        None for any other server (one without a listing included), and while none answers (asked again next
+        time: a server may still be starting)."""
         if not self._probed:
-            self._probed = True
             try:
                 entries = self.client.model_entries()
             except LLMError as exc:
                 logger.debug("no model listing from %s: %s", self.client.base_url, exc)
+                if exc.status is None:
+                    return None
                 entries = []
+            self._probed = True
             wanted = self.client.model
             entry = next((e for e in entries if e.get("id") == wanted), None) if wanted else (entries or [None])[0]
             card = (entry or {}).get(SERVED_CARD)
