@@ -3,8 +3,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # g++ and cmake build llama.cpp for llama-cpp-python (the test extra), the third-party server the tests run against.
+# libjemalloc2: `lamforge pipeline` and `lamforge train` restart under jemalloc (src/lamforge/allocator.py).
 APT_PACKAGES := libreoffice-writer python3-uno libreoffice-script-provider-python libreoffice-help-en-us \
-	xvfb xdotool fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 python3-venv g++ cmake
+	xvfb xdotool fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 python3-venv g++ cmake libjemalloc2
 
 .PHONY: setup system-deps test demo clean
 

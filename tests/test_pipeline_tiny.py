@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from lamforge.allocator import jemalloc_library
 from lamforge.jsonl import read_jsonl
+from lamforge.models.checkpoints import read_metrics
 
 pytestmark = pytest.mark.office
 
@@ -24,6 +26,9 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert extra <= trained
     for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
         assert (out / "models" / name / "README.md").exists(), name
+    # The command restarted under jemalloc (lamforge/allocator.py), the office and the bridge included.
+    allocator = read_metrics(out / "models" / "lam2")["training"]["allocator"]
+    assert allocator == ("jemalloc" if jemalloc_library() else "libc")
     for name in ("lam1", "lam2", "lam3", "lam4"):
         steps = json.loads((out / "eval" / "offline" / f"{name}.json").read_text())["steps"]
         rows = steps["rows"]  # one per held-out step the model was scored on

@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 
 from lamforge.agent.cli import app as agent_app, run, serve, verify_tasks
-from lamforge.console import print_error
+from lamforge.allocator import restart_with_jemalloc
+from lamforge.console import print_error, print_warning
 from lamforge.data.cli import app as data_app
 from lamforge.env.cli import app as env_app
 from lamforge.eval.cli import app as eval_app, report
@@ -41,6 +42,9 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
                  None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
                                      "or a cluster ADDRESS.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
+    missing = restart_with_jemalloc()  # before torch loads: see lamforge/allocator.py
+    if missing:
+        print_warning(missing)
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
 
     try:

@@ -20,3 +20,8 @@ def print_error(message: str, console: Console | None = None) -> None:
     """Print `error: message` unwrapped, on stderr unless a command passes its own console (one that writes JSON to
     stdout keeps errors off it by passing a stderr console, as this default is)."""
     (console or _stderr).print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True)
+
+
+def print_warning(message: str, console: Console | None = None) -> None:
+    """Print `warning: message` the same way, for what a command goes on despite."""
+    (console or _stderr).print(f"[yellow]warning:[/yellow] {escape(str(message))}", soft_wrap=True)

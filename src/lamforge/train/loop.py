@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from lamforge.allocator import running_under_jemalloc
 from lamforge.train import distributed, runtime
 from lamforge.models.loading import load_model
 from lamforge.train.config import CommonConfig
@@ -142,7 +143,8 @@ class TrainLoop(LocalSteps):
         return {"device": str(self.device), "bf16": self.bf16, "processes": self.processes,
                 "distributed": self.accelerator.distributed_type.value, "sharding": self.config.sharding,
                 "gradient_checkpointing": self.config.gradient_checkpointing,
-                "base_quantization": self.config.base_quantization, "share_prefix_used": self.share_prefix}
+                "base_quantization": self.config.base_quantization, "share_prefix_used": self.share_prefix,
+                "allocator": "jemalloc" if running_under_jemalloc() else "libc"}
 
     # -- model -----------------------------------------------------------------------------------------------
 
