@@ -9,8 +9,9 @@ from 1.2 to 2.9 GB, 2.0 GB of it free but fragmented. A fixed mmap threshold for
 small allocations fragment too). Under jemalloc the same batch took 2.4 s at every probe up to update 50, and
 updates 2-50 took 169 s against 250 s (`lamforge train` before and after: the README, "Training speed").
 
-A process cannot change its allocator once it runs, so the command replaces itself (execve, same PID, same
-arguments and environment) with LD_PRELOAD naming jemalloc, before it imports torch. That is what PyTorch's own CPU
+A process cannot change its allocator once it runs, so the `lamforge` executable (`lamforge.cli.main`, never a
+program that calls the commands itself) replaces itself (execve, same PID, same arguments and environment) with
+LD_PRELOAD naming jemalloc, before it imports torch. That is what PyTorch's own CPU
 launcher does (`python -m torch.backends.xeon.run_cpu --enable-jemalloc`), without its thread pinning, which
 would fight the office for the two cores. Nothing is done where jemalloc is not installed (Debian: libjemalloc2;
 `make demo` installs it), where it is loaded already, or with LAMFORGE_JEMALLOC=0. A Python session that calls

@@ -6,6 +6,7 @@ Every `lamforge` invocation imports every stage's CLI module, so those modules i
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -42,9 +43,6 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
                  None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
                                      "or a cluster ADDRESS.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
-    missing = restart_with_jemalloc()  # before torch loads: see lamforge/allocator.py
-    if missing:
-        print_warning(missing)
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
 
     try:
@@ -54,5 +52,21 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":
+# Commands that restart under jemalloc (lamforge/allocator.py): the ones that train.
+JEMALLOC_COMMANDS = ("pipeline", "train")
+
+
+def main() -> None:
+    """The `lamforge` executable. The jemalloc restart happens here, before the command runs, and not in the commands:
+    a program that calls `app` itself (a test's CliRunner, a launcher's worker script) must never have its process
+    replaced under it."""
+    args = sys.argv[1:]
+    if args and args[0] in JEMALLOC_COMMANDS and not {"--help", "-h"} & set(args):
+        missing = restart_with_jemalloc()
+        if missing:
+            print_warning(missing)
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,8 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lamforge.allocator import restart_with_jemalloc
-from lamforge.console import print_error, print_warning
+from lamforge.console import print_error
 from lamforge.jsonl import DataError
 from lamforge.models.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
 from lamforge.models.checkpoints import read_metrics
@@ -70,9 +69,6 @@ def train(
     if phase is None:
         console.print(ctx.get_help())
         raise typer.Exit(0)
-    missing = restart_with_jemalloc()  # before torch loads: see lamforge/allocator.py
-    if missing:
-        print_warning(missing)
     from lamforge.train.distributed import is_main_process
     from lamforge.train.runtime import TrainingInterrupted
 
