@@ -193,6 +193,14 @@ def test_batch_schedule_is_deterministic_and_covers_each_epoch():
     assert len(batch_schedule(10, 4, 1, seed=0, max_steps=5)) == 5
 
 
+def test_a_fractional_epoch_keeps_that_share_of_the_next_epochs_batches():
+    groups = ["main"] * 30 + ["dialog"] * 10
+    two = batch_schedule(40, 4, 2, seed=5, groups=groups)
+    assert batch_schedule(40, 4, 1.5, seed=5, groups=groups) == two[:15]  # epoch 1 whole, then 5 of epoch 2's 10
+    assert batch_schedule(40, 4, 0.5, seed=5, groups=groups) == two[:5]
+    assert build_config("2", preset="quick", overrides={"epochs": "1.5"}).epochs == 1.5
+
+
 def test_grouped_batch_schedule_fills_batches_from_one_group_and_keeps_every_example():
     groups = ["main"] * 9 + ["dialog"] * 5 + ["menu"]
     steps = batch_schedule(len(groups), 4, 2, seed=1, groups=groups)

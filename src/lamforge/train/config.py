@@ -134,7 +134,9 @@ class SFTConfig(CommonConfig):
     warmup_steps: int = 2
     batch_size: int = 16
     """Examples per optimizer step."""
-    epochs: int = 3
+    epochs: float = 3
+    """Passes over the training data; a fraction stops the last pass part way (1.5: one pass and half of a second),
+    with the learning-rate schedule sized to the steps that run."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     merge: bool = True
@@ -150,7 +152,7 @@ class RewardConfig(CommonConfig):
     learning_rate: float = 1e-4
     warmup_steps: int = 2
     batch_size: int = 16
-    epochs: int = 1
+    epochs: float = 1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lora_r: int = 8
@@ -172,7 +174,7 @@ class PPOConfig(CommonConfig):
     mini_batch_size: int = 1
     """Samples per optimizer step within a PPO epoch."""
     ppo_epochs: int = 4
-    epochs: int = 1
+    epochs: float = 1
     """Passes over the failed-trajectory steps."""
     cliprange: float = 0.2
     """PPO's ratio clip epsilon."""

@@ -128,7 +128,7 @@ def epoch_draws(n_examples: int, rng: random.Random, weights: list[float] | None
     return order
 
 
-def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max_steps: int = 0,
+def batch_schedule(n_examples: int, batch_size: int, epochs: float, seed: int, max_steps: int = 0,
                    groups: list[str | tuple[str, ...]] | None = None,
                    weights: list[float] | None = None) -> list[list[int]]:
     """Example indices of every optimizer step, fixed by the seed, so a resumed run sees the same batches.
@@ -138,10 +138,12 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max
     may be a tuple of levels from coarse to fine, e.g. (the window's control list, the document): batches are
     filled from the finest level first, the leftovers of each fine group from their coarser group, and what is
     left after the coarsest level fills mixed batches. Every example is seen once per epoch (with `weights`,
-    about weight-proportionally often; see epoch_draws), and batch order is shuffled.
+    about weight-proportionally often; see epoch_draws), and batch order is shuffled. A fractional `epochs` keeps
+    that share of the whole epochs' steps (1.5: the first epoch and the first half of the second's batches).
     """
     steps: list[list[int]] = []
-    for epoch in range(epochs):
+    whole_epochs = math.ceil(epochs)
+    for epoch in range(whole_epochs):
         rng = random.Random(f"{seed}:{epoch}")
         order = epoch_draws(n_examples, rng, weights)
         n_drawn = len(order)
@@ -162,6 +164,8 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: int, seed: int, max
         batches += [rest[i : i + batch_size] for i in range(0, len(rest), batch_size)]
         rng.shuffle(batches)
         steps += batches
+    if epochs != whole_epochs:
+        steps = steps[: round(len(steps) * epochs / whole_epochs)]
     if max_steps:
         while len(steps) < max_steps and n_examples:  # more steps than epochs give: keep cycling
             steps += batch_schedule(n_examples, batch_size, 1, seed + len(steps), groups=groups, weights=weights)
