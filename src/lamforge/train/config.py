@@ -240,7 +240,7 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # unseen phrasings 9 against 5 of 12; offline exact TSR 50.0 against 54.5) in 47% of phase 2's time.
         # Half an epoch more (arm E15: 1,164 updates of 4, affordable since the loop runs under jemalloc): arm IP's
         # data and LAM1, LAM2 online with grounded spans, test 38 of 44, lo_templates 26 of 34, unseen phrasings
-        # 9 of 12 (74 of the 95 online tasks; arm IP's LAM2: 59 with spans written freely), offline exact TSR
+        # 9 of 12: 74 of the 95 online tasks, against arm IP's 62 (31, 22 and 8), offline exact TSR
         # 70.5 -> 86.4, for 66.3 against 46.3 minutes of phase 2. The README has the A/B.
         "2": {"learning_rate": 2e-3, "epochs": 1.5, "max_steps": 0, "batch_size": 4, "micro_batch_size": 4,
               "prompt_tail": 128},
