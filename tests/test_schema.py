@@ -46,6 +46,15 @@ def test_invalid_actions_raise_readable_errors(bad, why):
         parse_action(bad)
 
 
+def test_save_as_path_loses_surrounding_spaces_everywhere_it_is_read():
+    # A space-led token after `"path": "` saved " sister_letter.docx" beside the file asked for (stop 36's LAM4).
+    action = parse_action('{"function": "save_as", "args": {"path": " sister_letter.docx "}, "status": "FINISH"}')
+    assert action.args["path"] == "sister_letter.docx" == action.typed_args().path
+    assert json.loads(action.to_json())["args"]["path"] == "sister_letter.docx"
+    with pytest.raises(ActionParseError, match="must end in"):
+        parse_action({"function": "save_as", "args": {"path": "   "}})
+
+
 def test_parse_action_from_noisy_model_output():
     text = 'Sure! ```json\n{"function": "keyboard_input", "args": {"keys": "a } b"}, "status": "FINISH"}\n``` done'
     a = parse_action(text)

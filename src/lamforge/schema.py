@@ -89,6 +89,9 @@ class SaveAsArgs(_Args):
     @field_validator("path")
     @classmethod
     def _known_format(cls, value: str) -> str:
+        # Surrounding spaces are a decoding slip, never a wish: after `"path": "` the model can emit " name.docx"
+        # (a space-led token), which saved " sister_letter.docx" beside the file the user asked for.
+        value = value.strip()
         if PurePath(value).suffix.lower() not in SAVE_FORMATS:
             raise ValueError(f"path must end in one of {', '.join(SAVE_FORMATS)}")
         return value
