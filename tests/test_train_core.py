@@ -16,7 +16,7 @@ from lamforge.train.batching import last_token_hidden, make_micro_batch, micro_b
 from lamforge.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig, build_config
 from lamforge.models.formatting import IGNORE_INDEX, build_prompt_ids, encode_example, render_prompt_text
 from lamforge.train.ppo_offline import AdaptiveKL, normalise_rewards, surrogate_loss, token_kl
-from lamforge.train.reward import binary_metrics
+from lamforge.train.reward import balanced_sample, binary_metrics
 from lamforge.train.runtime import batch_schedule
 from lamforge.train.selfboost import failed_task_ids, union_with_explorations
 from lamforge.train.synthetic import synthetic_plan_pairs, synthetic_step_samples
@@ -291,6 +291,23 @@ def test_binary_metrics_on_a_toy_case():
     assert metrics["auc"] == pytest.approx(7 / 9)
     assert binary_metrics([0.5, 0.5], [True, False])["auc"] == pytest.approx(0.5)  # a tie counts half
     assert "auc" not in binary_metrics([0.7], [True])
+
+
+def test_balanced_sample_scores_every_failure_that_fits():
+    examples = [("ok", i) for i in range(97)] + [("failed", i) for i in range(3)]
+
+    def label(e):
+        return e[0] == "ok"
+
+    picked = balanced_sample(examples, 24, 0, label)
+    assert len(picked) == 24 and len(set(picked)) == 24
+    assert sum(not label(e) for e in picked) == 3  # all three failures, not the ~1 a plain draw of 24 gets
+    both = [("ok", i) for i in range(50)] + [("failed", i) for i in range(50)]
+    assert sum(label(e) for e in balanced_sample(both, 24, 0, label)) == 12  # half and half when both can
+    few_successes = [("ok", i) for i in range(10)] + [("failed", i) for i in range(90)]
+    assert sum(label(e) for e in balanced_sample(few_successes, 24, 0, label)) == 10  # the rest are failures
+    assert sorted(balanced_sample(examples, 0, 0, label)) == sorted(examples)  # n <= 0: all of them
+    assert balanced_sample(examples, 24, 1, label) != picked  # the seed picks which
 
 
 def test_rewards_are_normalised_to_half_unit_range():

@@ -123,7 +123,8 @@ def _training_rows(models_dir: Path) -> list[list]:
         card = json.loads(path.read_text())
         t, m = card.get("training", {}), card.get("metrics", {})
         if name == "rm":
-            held_out = f"accuracy {_fmt(m.get('held_out_accuracy'))}, AUC {_fmt(m.get('held_out_auc'))} on {m.get('held_out_scored', 0)}"
+            held_out = (f"accuracy {_fmt(m.get('held_out_accuracy'))}, AUC {_fmt(m.get('held_out_auc'))} on "
+                        f"{m.get('held_out_scored', 0)} ({m.get('held_out_negatives', 0)} failed)")
         elif name == "lam1":
             # Model cards written before the metrics module named these plan_step_exact_* and *_exact_match.
             held_out = (f"plan step P/R {_fmt(m.get('plan_step_exact_precision', m.get('step_precision')))}/"

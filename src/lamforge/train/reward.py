@@ -58,6 +58,22 @@ def binary_metrics(scores: list[float], labels: list[bool]) -> dict[str, float]:
     return metrics
 
 
+def balanced_sample(examples: list, n: int, seed: int, label) -> list:
+    """Up to `n` of `examples` (all when n <= 0), drawn so both classes of label(example) are as equal as they can be.
+
+    Failed steps are ~3% of the data: a plain random 24 held-out steps had one failure, so the AUC was the rank of
+    that one step (0.09 on one run, 0.78 on another). Every failure that fits is scored, up to half of `n`, and the
+    rest are successes; a seeded shuffle picks which.
+    """
+    shuffled = random.Random(seed).sample(examples, len(examples))
+    if n <= 0 or n >= len(examples):
+        return shuffled
+    positives = [e for e in shuffled if label(e)]
+    negatives = [e for e in shuffled if not label(e)]
+    take_negatives = min(len(negatives), max(n // 2, n - len(positives)))
+    return negatives[:take_negatives] + positives[: n - take_negatives]
+
+
 def head_outputs(model, batch) -> torch.Tensor:
     """Head outputs [B] (before the sigmoid) at each example's last token."""
     return unwrap(model).score(last_token_hidden(model, batch)).float().squeeze(-1)
@@ -191,16 +207,15 @@ def _write_reward_model(model, tokenizer, train, held, records, labels, weight, 
     """Score held-out and training steps, save the adapter and head with the model card (main process)."""
     model.eval()
     device, bf16 = loop.device, loop.bf16
-    # A seeded shuffle before the cap, so both labels stay represented (held-out steps come grouped by task).
-    scored = random.Random(config.seed).sample(held.examples, len(held.examples))
-    if config.eval_loss_examples > 0:
-        scored = scored[: config.eval_loss_examples]
+    def succeeded(example) -> bool:
+        return example.record.success
+
+    scored = balanced_sample(held.examples, config.eval_loss_examples, config.seed, succeeded)
     held_scores = score_encoded(model, [e.encoded for e in scored], tokenizer.pad_token_id,
                                 config.micro_batch_size, config.share_prefix, device, bf16)
     metrics = {"held_out_steps": len(held.examples), "held_out_scored": len(scored)}
     metrics.update({f"held_out_{k}": v for k, v in binary_metrics(held_scores, [e.record.success for e in scored]).items()})
-    # Shuffled for the same reason: the first training examples of a task are all from successful trajectories.
-    train_probe = random.Random(config.seed).sample(train.examples, min(len(train.examples), max(len(scored), 32)))
+    train_probe = balanced_sample(train.examples, max(len(scored), 32), config.seed, succeeded)
     probe_scores = score_encoded(model, [e.encoded for e in train_probe], tokenizer.pad_token_id,
                                  config.micro_batch_size, config.share_prefix, device, bf16)
     metrics.update({f"train_{k}": v for k, v in binary_metrics(probe_scores, [e.record.success for e in train_probe]).items()})
