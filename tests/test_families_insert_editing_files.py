@@ -86,6 +86,52 @@ def test_delete_text_phrases_end_at_a_word_boundary():
             assert not after[:1].isalnum() and not (after[:1] == "." and after[1:2].isdigit()), (params, after)
 
 
+def _insert_table_fields(params: dict) -> list[tuple[str, str]]:
+    """The spin boxes the insert_table reference fills, in order, on an observation that has every control."""
+    from lamforge.schema import Control, Observation
+
+    names = [("Table", "menu"), ("Insert Table...", "menu item"), ("Columns:", "spin box"), ("Rows:", "spin box"),
+             ("Insert", "push button")]
+    obs = Observation(window="menu", window_name="Table",
+                      controls=[Control(label=f"c{i}", name=n, type=t) for i, (n, t) in enumerate(names)])
+    route, filled = REGISTRY["insert_table"].solve(params, obs), []
+    action = next(route)
+    while True:
+        if action.function == "set_edit_text":
+            filled.append((action.control_name, action.args["text"]))
+        try:
+            action = route.send(obs)
+        except StopIteration:
+            return filled
+
+
+def test_insert_table_reference_fills_the_dialog_in_the_order_the_request_names_rows_and_columns():
+    family = REGISTRY["insert_table"]
+    params, _ = first_params("insert_table")
+    params = {**params, "rows": 6, "columns": 8, "start": "Columns and rows"}  # the quoted start is not wording
+    rows, columns = ("Rows:", "6"), ("Columns:", "8")
+    for i, phrasing in enumerate(family.phrasings):
+        request = family.instruction(params, i)
+        expected = [columns, rows] if phrasing.index("{columns}") < phrasing.index("{rows}") else [rows, columns]
+        assert _insert_table_fields({**params, "request": request}) == expected, request
+    assert _insert_table_fields({**params, "request": "a 6x8 table"}) == [rows, columns]
+    assert _insert_table_fields({**params, "request": "8 columns by 6 rows please"}) == [columns, rows]
+    assert _insert_table_fields(params) == [rows, columns]  # no request: rows first
+
+
+def test_reworded_insert_table_requests_keep_the_order_the_recorded_steps_follow():
+    from lamforge.data.reworded import rewordings
+
+    family = REGISTRY["insert_table"]
+    params, _ = first_params("insert_table")
+    for i in range(len(family.phrasings) - 1):
+        request = family.instruction(params, i)
+        order = family.follows({**params, "request": request})
+        others = rewordings("insert_table", params, request, copies=4, seed=str(i))
+        assert others, request
+        assert all(family.follows({**params, "request": t}) == order for t in others), (request, others)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Insert checkers
 

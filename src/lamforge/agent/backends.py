@@ -259,12 +259,15 @@ def reference_callable(instance: TaskInstance, program=None):
     """Adapt a family's solution generator to ReferenceBackend's `solution(obs) -> Action | None`."""
     family = REGISTRY[instance.family]
     program = program or family.solve
+    # The request as worded rides along: a solution may follow the order in which it names things (and an LLM
+    # paraphrase changes the wording after the parameters were drawn, so only the instance knows it).
+    params = {**instance.params, "request": instance.instruction}
     state = {"gen": None}
 
     def step(obs: Observation):
         try:
             if state["gen"] is None:
-                state["gen"] = program(instance.params, obs)
+                state["gen"] = program(params, obs)
                 return next(state["gen"])
             return state["gen"].send(obs)
         except StopIteration:

@@ -38,13 +38,14 @@ def rewordings(family_id: str, params: dict, instruction: str, copies: int, seed
     training = family.phrasings[:-1]  # the last phrasing is the unseen-phrasing split's
     rng = random.Random(f"rephrase|{seed}")
     seen = {phrasing_key(instruction)}
+    follows = family.follows({**params, "request": instruction})  # the recorded actions' reading of the request
     out: list[str] = []
     for _ in range(copies * DRAWS_PER_COPY):
         try:
             text = vary(rng.choice(training), params, rng, family.phrasings[-1])
         except (KeyError, IndexError):  # a phrasing names a parameter this instance does not have
             continue
-        if phrasing_key(text) not in seen:
+        if phrasing_key(text) not in seen and family.follows({**params, "request": text}) == follows:
             seen.add(phrasing_key(text))
             out.append(text)
             if len(out) == copies:

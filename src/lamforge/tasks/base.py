@@ -77,12 +77,21 @@ class TaskFamily:
         raise NotImplementedError
 
     def solve(self, params: dict, obs: Observation) -> Solution:
-        """The reference solution, grounded on the live observation. Mark the last action with finish()."""
+        """The reference solution, grounded on the live observation. Mark the last action with finish().
+
+        `params` are the instance's, plus "request": the instruction as worded (when a runner passes it).
+        """
         raise NotImplementedError
 
     def wrong(self, params: dict, obs: Observation) -> Solution:
         """A plausible but wrong edit (right format on the wrong text, say) that check() must reject."""
         raise NotImplementedError
+
+    def follows(self, params: dict) -> tuple:
+        """What of the request's wording (params["request"]) the reference solution follows, such as the order it
+        names things in; () when the solution is the same however the request is worded. A recorded step may be
+        re-asked in other words (data/reworded.py) only when they agree on it."""
+        return ()
 
     def setup(self, params: dict) -> list[Action]:
         """Actions that prepare the document before the task starts (e.g. bold a phrase for "clear formatting").

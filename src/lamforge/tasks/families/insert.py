@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from lamforge.env.docstate import DocState
 from lamforge.schema import Observation
@@ -166,20 +167,41 @@ class InsertTable(TaskFamily):
             return failed(f"the table follows paragraph {where}, not the one starting {params['start']!r}")
         return passed(f"an empty {params['rows']}x{params['columns']} table follows paragraph {target.index}")
 
-    def _route(self, end_text, rows, columns, obs):
+    def _route(self, end_text, rows, columns, obs, rows_first=True):
         obs = yield select_text(end_text)
         obs = yield from press(obs, "{End}")
         obs = yield keys("{Enter}")
         obs = yield from menu_item(obs, "Table", "Insert Table...")
-        obs = yield set_text(obs, "Columns:", str(columns), "spin box")
-        obs = yield set_text(obs, "Rows:", str(rows), "spin box")
+        fields = [("Rows:", rows), ("Columns:", columns)]
+        for name, value in fields if rows_first else fields[::-1]:
+            obs = yield set_text(obs, name, str(value), "spin box")
         yield finish(click(obs, "Insert", "push button"))
 
     def solve(self, params, obs):
-        yield from self._route(params["end"], params["rows"], params["columns"], obs)
+        yield from self._route(params["end"], params["rows"], params["columns"], obs, rows_first(params))
 
     def wrong(self, params, obs):
-        yield from self._route(params["end"], params["rows"] + 1, params["columns"], obs)
+        yield from self._route(params["end"], params["rows"] + 1, params["columns"], obs, rows_first(params))
+
+    def follows(self, params):
+        return (rows_first(params),)
+
+
+_ROW_WORD, _COLUMN_WORD = re.compile(r"\brows?\b", re.I), re.compile(r"\bcolumns?\b", re.I)
+
+
+def rows_first(params: dict) -> bool:
+    """Whether the request names the table's rows before its columns, so the dialog is filled in that order.
+
+    Why: with a fixed order (Columns, then Rows) the LAM learnt to type the request's first number into the first
+    field, and "6 rows and 8 columns" became Columns 6, Rows 8 (3 of 21 failures of the 2026-12-02 fresh run).
+    Filled in the request's order, each field's value is the number beside its name. "6x8" and "6 by 8" name the
+    rows first; the quoted paragraph start is not part of the wording.
+    """
+    request, start = params.get("request", ""), params.get("start")
+    request = request.replace(start, " ") if start else request
+    row, column = _ROW_WORD.search(request), _COLUMN_WORD.search(request)
+    return not (column and (row is None or column.start() < row.start()))
 
 
 @register
