@@ -86,23 +86,24 @@ def test_delete_text_phrases_end_at_a_word_boundary():
             assert not after[:1].isalnum() and not (after[:1] == "." and after[1:2].isdigit()), (params, after)
 
 
-def _insert_table_fields(params: dict) -> list[tuple[str, str]]:
-    """The spin boxes the insert_table reference fills, in order, on an observation that has every control."""
+def _insert_table_fields(params: dict, request: str) -> list[tuple[str, str]]:
+    """The spin boxes the insert_table reference fills, in order, run as collection runs it (reference_callable,
+    which hands it the request) on an observation that has every control it needs."""
+    from lamforge.agent.backends import reference_callable
     from lamforge.schema import Control, Observation
+    from lamforge.tasks.base import TaskInstance
 
     names = [("Table", "menu"), ("Insert Table...", "menu item"), ("Columns:", "spin box"), ("Rows:", "spin box"),
              ("Insert", "push button")]
     obs = Observation(window="menu", window_name="Table",
                       controls=[Control(label=f"c{i}", name=n, type=t) for i, (n, t) in enumerate(names)])
-    route, filled = REGISTRY["insert_table"].solve(params, obs), []
-    action = next(route)
-    while True:
+    instance = TaskInstance(task_id="t", family="insert_table", category="insert", instruction=request,
+                            template_id="t", params=params, phrasing=0, split="train")
+    step, filled = reference_callable(instance), []
+    while (action := step(obs)) is not None:
         if action.function == "set_edit_text":
             filled.append((action.control_name, action.args["text"]))
-        try:
-            action = route.send(obs)
-        except StopIteration:
-            return filled
+    return filled
 
 
 def test_insert_table_reference_fills_the_dialog_in_the_order_the_request_names_rows_and_columns():
@@ -113,10 +114,10 @@ def test_insert_table_reference_fills_the_dialog_in_the_order_the_request_names_
     for i, phrasing in enumerate(family.phrasings):
         request = family.instruction(params, i)
         expected = [columns, rows] if phrasing.index("{columns}") < phrasing.index("{rows}") else [rows, columns]
-        assert _insert_table_fields({**params, "request": request}) == expected, request
-    assert _insert_table_fields({**params, "request": "a 6x8 table"}) == [rows, columns]
-    assert _insert_table_fields({**params, "request": "8 columns by 6 rows please"}) == [columns, rows]
-    assert _insert_table_fields(params) == [rows, columns]  # no request: rows first
+        assert _insert_table_fields(params, request) == expected, request
+    assert _insert_table_fields(params, "a 6x8 table") == [rows, columns]
+    assert _insert_table_fields(params, "8 columns by 6 rows please") == [columns, rows]
+    assert family.follows(params) == (True,)  # no request: rows first
 
 
 def test_reworded_insert_table_requests_keep_the_order_the_recorded_steps_follow():
