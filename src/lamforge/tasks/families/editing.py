@@ -21,7 +21,8 @@ from lamforge.tasks.base import (
     set_text,
 )
 from lamforge.tasks.families.common import body_paragraph
-from lamforge.tasks.families.insert import menu_item, open_menus, paragraph_ends, press, template_texts, text_mismatches
+from lamforge.tasks.families.insert import (menu_item, open_menus, paragraph_ends, press, template_texts, text_mismatches,
+                                            to_paragraph_end)
 from lamforge.tasks.templates import TemplateDoc, get_template
 
 
@@ -136,16 +137,15 @@ class InsertText(TaskFamily):
             return failed(f"paragraph {params['index']} does not end with the sentence, or other text changed: {problem}")
         return passed(f"paragraph {params['index']} ends with {params['sentence']!r}")
 
-    def _route(self, end, sentence, obs):
-        obs = yield select_text(end)
-        obs = yield from press(obs, "{End}")
+    def _route(self, index, sentence, obs):
+        obs = yield from to_paragraph_end(obs, index)
         yield finish(keys(" " + sentence))
 
     def solve(self, params, obs):
-        yield from self._route(params["end"], params["sentence"], obs)
+        yield from self._route(params["index"], params["sentence"], obs)
 
     def wrong(self, params, obs):
-        yield from self._route(params["decoy_end"], params["sentence"], obs)
+        yield from self._route(params["decoy"], params["sentence"], obs)
 
 
 def _tidy(text: str) -> str:

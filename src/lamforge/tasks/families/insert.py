@@ -18,6 +18,7 @@ from lamforge.tasks.base import (
     keys,
     passed,
     register,
+    select_paragraphs,
     select_text,
     set_text,
 )
@@ -97,6 +98,19 @@ def press(obs: Observation, key: str) -> Solution:
     return obs
 
 
+def to_paragraph_end(obs: Observation, index: int) -> Solution:
+    """Put the cursor at the end of paragraph `index`: select the paragraph by its number, then {End}.
+
+    Why by number and not by the paragraph's last words: the request names the paragraph by its number or its first
+    words, never by its end, so a route that selected the last words taught the LAM to find them in the canvas, and
+    it copied a request word instead ("40", "7": most insert_table, insert_text and special_character failures of
+    the 2026-12-02/03 runs). The paragraph families, which select by number, failed none of their tasks there.
+    select_paragraph leaves the cursor at the paragraph's end, so {End} stays on its last line.
+    """
+    obs = yield select_paragraphs(index)
+    return (yield from press(obs, "{End}"))
+
+
 def text_mismatches(state: DocState, expected: list[str]) -> str | None:
     """Why the document's paragraph texts differ from `expected`, or None when they are equal."""
     actual = [p.text for p in state.paragraphs]
@@ -167,9 +181,8 @@ class InsertTable(TaskFamily):
             return failed(f"the table follows paragraph {where}, not the one starting {params['start']!r}")
         return passed(f"an empty {params['rows']}x{params['columns']} table follows paragraph {target.index}")
 
-    def _route(self, end_text, rows, columns, obs, rows_first=True):
-        obs = yield select_text(end_text)
-        obs = yield from press(obs, "{End}")
+    def _route(self, index, rows, columns, obs, rows_first=True):
+        obs = yield from to_paragraph_end(obs, index)
         obs = yield keys("{Enter}")
         obs = yield from menu_item(obs, "Table", "Insert Table...")
         fields = [("Rows:", rows), ("Columns:", columns)]
@@ -178,10 +191,10 @@ class InsertTable(TaskFamily):
         yield finish(click(obs, "Insert", "push button"))
 
     def solve(self, params, obs):
-        yield from self._route(params["end"], params["rows"], params["columns"], obs, rows_first(params))
+        yield from self._route(params["index"], params["rows"], params["columns"], obs, rows_first(params))
 
     def wrong(self, params, obs):
-        yield from self._route(params["end"], params["rows"] + 1, params["columns"], obs, rows_first(params))
+        yield from self._route(params["index"], params["rows"] + 1, params["columns"], obs, rows_first(params))
 
     def follows(self, params):
         return (rows_first(params),)
@@ -287,17 +300,16 @@ class InsertFootnote(TaskFamily):
             return failed(f"paragraph {params['index']} does not end with the footnote mark")
         return passed(f"paragraph {params['index']} ends with footnote {note.label} reading {params['note']!r}")
 
-    def _route(self, end, note, obs):
-        obs = yield select_text(end)
-        obs = yield from press(obs, "{End}")
+    def _route(self, index, note, obs):
+        obs = yield from to_paragraph_end(obs, index)
         obs = yield from menu_item(obs, "Insert", "Footnote and Endnote", "Footnote")
         yield finish(keys(note))
 
     def solve(self, params, obs):
-        yield from self._route(params["end"], params["note"], obs)
+        yield from self._route(params["index"], params["note"], obs)
 
     def wrong(self, params, obs):
-        yield from self._route(params["decoy_end"], params["note"], obs)
+        yield from self._route(params["decoy"], params["note"], obs)
 
 
 @register
@@ -456,9 +468,8 @@ class InsertSpecialCharacter(TaskFamily):
             return failed(f"{params['symbol']} is not (only) at the end of paragraph {params['index']}: {problem}")
         return passed(f"paragraph {params['index']} ends with {params['symbol']}")
 
-    def _route(self, end, index, params, obs):
-        obs = yield select_text(end)
-        obs = yield from press(obs, "{End}")
+    def _route(self, index, params, obs):
+        obs = yield from to_paragraph_end(obs, index)
         obs = yield from menu_item(obs, "Insert", "Special Character...")
         # The search narrows the grid to a few cells that have real screen positions (the full grid's cells
         # report none), and a double click on a cell inserts that character; a single accessible selection
@@ -476,7 +487,7 @@ class InsertSpecialCharacter(TaskFamily):
             yield finish(click(obs, "Cancel", "push button"))
 
     def solve(self, params, obs):
-        yield from self._route(params["end"], params["index"], params, obs)
+        yield from self._route(params["index"], params, obs)
 
     def wrong(self, params, obs):
-        yield from self._route(params["decoy_end"], params["decoy"], params, obs)
+        yield from self._route(params["decoy"], params, obs)
