@@ -120,6 +120,26 @@ def test_insert_table_reference_fills_the_dialog_in_the_order_the_request_names_
     assert family.follows(params) == (True,)  # no request: rows first
 
 
+@pytest.mark.parametrize("family_id", ["insert_table", "footnote", "special_character", "insert_text"])
+def test_end_of_paragraph_references_select_the_paragraph_by_its_number_then_press_end(family_id):
+    """The request names the paragraph by number or first words, never by its last words, so the route selects it
+    by number; the wrong edit (but insert_table's, a table one row too big) goes to the decoy paragraph the same way."""
+    from lamforge.agent.backends import reference_callable
+    from lamforge.schema import Observation
+    from lamforge.tasks.base import TaskInstance
+
+    family = REGISTRY[family_id]
+    params, _ = first_params(family_id)
+    instance = TaskInstance(task_id="t", family=family_id, category=family.category, instruction=family.instruction(params, 0),
+                            template_id="t", params=params, phrasing=0, split="train")
+    step = reference_callable(instance)
+    first, second = step(Observation()), step(Observation())
+    assert (first.function, first.args) == ("select_paragraph", {"start_index": params["index"], "end_index": params["index"]})
+    assert (second.function, second.args.get("keys")) == ("keyboard_input", "{End}")
+    decoy = params["index"] if family_id == "insert_table" else params["decoy"]
+    assert next(family.wrong(params, Observation())).args == {"start_index": decoy, "end_index": decoy}
+
+
 def test_reworded_insert_table_requests_keep_the_order_the_recorded_steps_follow():
     from lamforge.data.reworded import rewordings
 
