@@ -101,11 +101,13 @@ def press(obs: Observation, key: str) -> Solution:
 def to_paragraph_end(obs: Observation, index: int) -> Solution:
     """Put the cursor at the end of paragraph `index`: select the paragraph by its number, then {End}.
 
-    Why by number and not by the paragraph's last words: the request names the paragraph by its number or its first
-    words, never by its end, so a route that selected the last words taught the LAM to find them in the canvas, and
-    it copied a request word instead ("40", "7": most insert_table, insert_text and special_character failures of
-    the 2026-12-02/03 runs). The paragraph families, which select by number, failed none of their tasks there.
-    select_paragraph leaves the cursor at the paragraph's end, so {End} stays on its last line.
+    Why by number and not by the paragraph's last words: a request names the paragraph by its number or its first
+    words, hardly ever by its end (3 of these families' 35 phrasings quote the last word), so a route that selected
+    the last words taught the LAM to find them in the canvas, and it often selected a request word or a
+    mid-paragraph phrase instead ("40", "7", "A": 6 of the 14 test and lo_templates failures of the 2026-12-03 02:34
+    make demo). The paragraph families, which select by number, failed none of their 12 tasks there.
+    select_paragraph leaves the cursor at the paragraph's end, so {End} stays on its last line (`lamforge tasks
+    verify` passes these families' references; most of their paragraphs are over 100 characters, so wrap).
     """
     obs = yield select_paragraphs(index)
     return (yield from press(obs, "{End}"))
