@@ -32,9 +32,8 @@ from lamforge.tasks.templates import TemplateDoc, get_template
 def paragraph_ends(template: TemplateDoc, rng: random.Random, min_words: int = 8) -> dict | None:
     """A body paragraph whose last word is unique in the document, and a decoy paragraph with the same property.
 
-    Why the last word: select_text leaves Writer's cursor at the start of the selection, and {End} goes to the end
-    of the visual line, so only a selection on the paragraph's last line followed by {End} reliably reaches the
-    paragraph's end. The last word is always on the last line; a longer phrase may wrap.
+    The routes reach the paragraph's end by its number (to_paragraph_end); the unique last word is for the
+    phrasings that quote it ("after '{end}', the last word of ..."), which must name one place in the document.
     """
 
     def end_word(index: int) -> str | None:
