@@ -122,7 +122,7 @@ def test_insert_table_reference_fills_the_dialog_in_the_order_the_request_names_
 
 @pytest.mark.parametrize("family_id", ["insert_table", "footnote", "special_character", "insert_text"])
 def test_end_of_paragraph_references_select_the_paragraph_by_its_number_then_press_end(family_id):
-    """The request names the paragraph by number or first words, never by its last words, so the route selects it
+    """A request names the paragraph by number or first words, hardly ever by its last words, so the route selects it
     by number; the wrong edit (but insert_table's, a table one row too big) goes to the decoy paragraph the same way."""
     from lamforge.agent.backends import reference_callable
     from lamforge.schema import Observation
