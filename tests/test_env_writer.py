@@ -77,6 +77,28 @@ def test_paragraph_dialog_sets_line_spacing(writer_env):
     assert (p.line_spacing_mode, p.line_spacing) == (0, 150)
 
 
+def test_keys_typed_in_a_dialog_show_in_the_next_observation(writer_env):
+    """The Special Characters search filters its grid after the typed keys reach the office; the step waits for
+    the dialog to change and hold still, so its observation already lists the found symbol (a clean-clone CI run
+    once observed the unfiltered grid). A wait with nothing changing ends at its timeout and says so."""
+    writer_env.reset()
+    obs = click(writer_env, writer_env.observe(), "Insert", "menu")
+    obs = click(writer_env, obs, "Special Character...")
+    assert Observation.model_validate(obs).window_name == "Special Characters"
+    obs = click(writer_env, obs, "Search:", "text")
+    obs, _, _, _, info = writer_env.step({"function": "keyboard_input", "args": {"keys": "section sign"}})
+    assert info["error"] is None
+    assert any(c.name == "§" and c.type == "table cell" for c in Observation.model_validate(obs).controls)
+    office = writer_env._office()
+    still = office.call("digest")["digest"]
+    t0 = time.perf_counter()
+    assert office.call("settle", {"changed_from": still, "timeout_s": 0.5}) == {"ok": True, "changed": False,
+                                                                                "stable": False}
+    assert time.perf_counter() - t0 < 5
+    click(writer_env, obs, "Cancel", "push button")
+    assert Observation.model_validate(writer_env.observe()).window == "main"
+
+
 def test_set_edit_text_and_keyboard_in_toolbar_combo(writer_env):
     obs, _ = writer_env.reset()
     writer_env.step({"function": "keyboard_input", "args": {"keys": "Big words"}})

@@ -290,6 +290,9 @@ class WriterEnv(gym.Env):
     def _type_keys(self, keys: str) -> None:
         office = self._office()
         self._focus_active_window()
+        # In a dialog the next observation must show what the keys did (a search filtering a list, a field's new
+        # value): remember the dialog as it is, and after typing wait until it changed and held still.
+        before = office.call("digest")["digest"] if self._obs.window == "dialog" else None
         for kind, value in parse_keys(keys):
             if kind == "text":
                 for chunk in re.findall(r"[\x20-\x7e]+|[^\x20-\x7e]+", value):
@@ -305,7 +308,8 @@ class WriterEnv(gym.Env):
                         time.sleep(0.03)
             else:
                 office.xdotool("key", "--delay", "0", "+".join(check_key_combo(value)))
-        self._settle(0.05)
+        time.sleep(0.05)
+        office.call("settle", {"changed_from": before} if before is not None else None)
 
     def _settle(self, seconds: float | None = None) -> None:
         # X input is asynchronous: give the office's event loop a moment to read it, then wait until the main

@@ -890,9 +890,43 @@ def shortcuts(payload="{}"):
     return json.dumps({"shortcuts": out})
 
 
+def _controls_digest():
+    """What the active window shows, as one comparable value: its kind, name and every listed control's name, type,
+    value and states (what an observation would report, without the rectangles, which do not matter here)."""
+    kind, wname, root = _active_window()
+    controls, _registry = _collect(root, kind)
+    return "%s|%s|%s" % (kind, wname, json.dumps([(c["name"], c["type"], c["value"], c["states"]) for c in controls]))
+
+
 def settle(payload="{}"):
+    """Wait until the main loop has handled what is queued. With "changed_from" (a digest from `digest`, taken
+    before typed keys were sent), also wait, at most "timeout_s", until the active window differs from that digest
+    and then holds still for one "interval_s": X input reaches the office's queue asynchronously, so a barrier alone
+    can run before the keys were read, and a dialog (the Special Characters search filtering its grid) can redraw
+    a moment after it. Returns whether the window changed and whether it held still."""
     _barrier()
-    return json.dumps({"ok": True})
+    opts = json.loads(payload or "{}")
+    before = opts.get("changed_from")
+    if before is None:
+        return json.dumps({"ok": True})
+    deadline = time.monotonic() + float(opts.get("timeout_s", 1.5))
+    interval = float(opts.get("interval_s", 0.1))
+    last = _controls_digest()
+    changed = last != before
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        _barrier(rounds=1)
+        now = _controls_digest()
+        if changed and now == last:
+            return json.dumps({"ok": True, "changed": True, "stable": True})
+        changed = changed or now != before
+        last = now
+    return json.dumps({"ok": True, "changed": changed, "stable": False})
+
+
+def digest(payload="{}"):
+    """The active window's controls digest (see settle)."""
+    return json.dumps({"ok": True, "digest": _controls_digest()})
 
 
 def ping(payload="{}"):
@@ -907,4 +941,4 @@ def safe(fn_name, payload="{}"):
         return json.dumps({"script_error": traceback.format_exc(limit=4)})
 
 
-g_exportedScripts = (observe, act, docstate, close_popups, shortcuts, settle, ping, safe)
+g_exportedScripts = (observe, act, docstate, close_popups, shortcuts, settle, digest, ping, safe)

@@ -14,7 +14,6 @@ from lamforge.tasks.base import (
     Verdict,
     click,
     failed,
-    find,
     finish,
     keys,
     passed,
@@ -478,13 +477,6 @@ class InsertSpecialCharacter(TaskFamily):
         # does not enable the Insert button.
         obs = yield click(obs, "Search:", "text")
         obs = yield keys(params["search"])
-        for _ in range(2):
-            if next(find(obs, params["symbol"], "table cell"), None) is not None:
-                break
-            # The grid filters on the office's main loop, and a slow office can show the unfiltered grid to the
-            # observation after the keys (CI, once: no cell named '№'). Clicking the search field changes nothing and
-            # brings a fresh observation.
-            obs = yield click(obs, "Search:", "text")
         obs = yield click(obs, params["symbol"], "table cell", args={"double": True})
         paragraph = next((p for p in obs.canvas if p.index == index), None)
         inserted = paragraph is not None and paragraph.text.endswith(params["symbol"])
