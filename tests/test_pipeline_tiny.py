@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,8 +28,11 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
         assert (out / "models" / name / "README.md").exists(), name
     # The command restarted under jemalloc (lamforge/allocator.py), the office and the bridge included.
-    allocator = read_metrics(out / "models" / "lam2")["training"]["allocator"]
-    assert allocator == ("jemalloc" if jemalloc_library() else "libc")
+    lam2 = read_metrics(out / "models" / "lam2")
+    assert lam2["training"]["allocator"] == ("jemalloc" if jemalloc_library() else "libc")
+    # Phase 2 drew the file families' samples twice as often (the preset's category_weights).
+    weights = json.loads(Path(lam2["config"]["family_weights"]).read_text())
+    assert weights["export_pdf"] == weights["save_docx"] == 2.0 and weights["bold"] == 1.0
     for name in ("lam1", "lam2", "lam3", "lam4"):
         steps = json.loads((out / "eval" / "offline" / f"{name}.json").read_text())["steps"]
         rows = steps["rows"]  # one per held-out step the model was scored on

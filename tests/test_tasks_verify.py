@@ -1,6 +1,8 @@
 """`lamforge tasks verify` against the real app: every family's reference solution passes and its negative controls
 (the untouched document, the family's wrong edit) are rejected, one instance each."""
 
+from dataclasses import replace
+
 import pytest
 
 import lamforge.tasks.families  # noqa: F401  (registers every family, so the live test can be parametrised over them)
@@ -44,12 +46,23 @@ def test_families_can_be_limited_to_categories():
 
 
 def test_pipeline_presets_name_real_categories():
-    from lamforge.pipeline import PRESETS
+    from lamforge.pipeline import PRESETS, family_weights
 
     for preset in PRESETS.values():
         for categories in (preset.categories, preset.extra_demo_categories):
             if categories:
                 assert families_for("train", categories)
+        family_weights(preset)  # raises on a category the preset does not train
+
+
+def test_category_weights_must_name_trained_categories():
+    from lamforge.pipeline import PRESETS, family_weights
+
+    only_file = replace(PRESETS["tiny"], categories=["file"], category_weights={"editing": 2.0})
+    with pytest.raises(ValueError, match="'editing'"):
+        family_weights(only_file)
+    weights = family_weights(replace(only_file, category_weights={"file": 3.0}))
+    assert weights == {"export_pdf": 3.0, "save_docx": 3.0}
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))

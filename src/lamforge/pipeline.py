@@ -35,6 +35,7 @@ from lamforge.eval.online import run_online
 from lamforge.eval.report import write_report
 from lamforge.jsonl import read_jsonl, write_jsonl
 from lamforge.models.checkpoints import is_finished
+from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
@@ -78,6 +79,9 @@ class PipelinePreset:
     """Categories whose families get `extra_demos_per_family` more oracle demonstrations (another seed, so other
     instances), for routes that the uniform share leaves unlearnt."""
     extra_demos_per_family: int = 0
+    category_weights: dict[str, float] = field(default_factory=dict)
+    """Phase 2 draws the samples of a category's families this many times as often as their share (a family
+    weights file, train.config family_weights; the same number of updates); a category not named keeps 1."""
     online_workers: int | None = None
     """Workers of online evaluation (None: `workers`). A model agent's step is CPU-bound: on 2 cores two workers
     share them with two offices, and each task waits for the other's."""
@@ -92,7 +96,7 @@ PRESETS = {
     "tiny": PipelinePreset("tiny", oracle_tasks=6, plan_tasks=3, test_tasks=2, explore_attempts=1,
                            online_tasks={"test": 2, "unseen_phrasing": 1, "unseen_family": 1}, workers=1,
                            max_steps=4, offline_limit=2, plan_limit=2, agents=["lam4", "reference", "retrieval"],
-                           extra_demo_categories=["file"], extra_demos_per_family=1,
+                           extra_demo_categories=["file"], extra_demos_per_family=1, category_weights={"file": 2.0},
                            train_overrides={"max_length": 2560, "max_steps": 2, "batch_size": 2, "micro_batch_size": 2}),
     # This 2-core machine, within 2 hours: every category. 16 demonstrations of each of the 38 trained families (32
     # of each insert and page family); 44 test tasks (every family, so every category, at least once; one task is
@@ -110,6 +114,11 @@ PRESETS = {
                             # 44 (page 1 -> 5 of 6, insert 0 -> 1 of 5), lo_templates 16 -> 20 of 34, unseen
                             # phrasings 9 -> 8 of 12, offline exact TSR 50.0 -> 70.5; phase 2 34.6 -> 46.3 minutes.
                             extra_demo_categories=["insert", "page"], extra_demos_per_family=16,
+                            # Phase 2 draws editing samples twice and character samples half as often (same updates,
+                            # 0.7% fewer tokens): A/B of LAM2 on out/quick's data and LAM1 (2026-12-03), online test
+                            # 33 -> 37 of 44 (editing 3 -> 6 of 7, character 17 -> 15 of 17), 4 tasks per editing
+                            # family 17 -> 18 of 28 (test) and 8 -> 11 of 20 (lo_templates). README, "A/B: weights".
+                            category_weights={"character": 0.5, "editing": 2.0},
                             # One online worker: the named-paragraph LAM2 on the 44 test tasks (2026-11-30, quiet)
                             # took a median 5.8 s per task and 303 s in all with one worker, 36.6 s and 875 s with
                             # two (the same 20 successes).
@@ -119,6 +128,16 @@ PRESETS = {
                            online_tasks={"test": 435, "unseen_phrasing": 100, "unseen_family": 100, "lo_templates": 100},
                            workers=8, max_steps=20, offline_limit=None),
 }
+
+
+def family_weights(p: PipelinePreset) -> dict[str, float]:
+    """{family: weight} of the preset's trained families from its category weights."""
+    trained = {REGISTRY[f].category for f in families_for("train", p.categories)}
+    unknown = sorted(set(p.category_weights) - trained)
+    if unknown:
+        raise ValueError(f"category_weights names {unknown}, which the preset does not train")
+    return {family: p.category_weights.get(category, 1.0)
+            for category in sorted(trained) for family in families_for("train", [category])}
 
 
 def _done_collect(out: Path, n: int) -> bool:
@@ -200,7 +219,11 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
             timed("train_4", lambda: train_ppo(config))
 
     train("1", train_file=str(data / "plans.train.jsonl"))
-    train("2", train_file=str(demos))
+    weights = {}
+    if p.category_weights:
+        weights["family_weights"] = str(data / "family_weights.json")
+        Path(weights["family_weights"]).write_text(json.dumps(family_weights(p), indent=1))
+    train("2", train_file=str(demos), **weights)
 
     failed = sorted({r["task_id"] for r in load_records(data / "plan") if not r["success"]})
     explore = data / "explore"
