@@ -308,14 +308,14 @@ class WriterEnv(gym.Env):
                         time.sleep(0.03)
             else:
                 office.xdotool("key", "--delay", "0", "+".join(check_key_combo(value)))
-        time.sleep(0.05)
-        office.call("settle", {"changed_from": before} if before is not None else None)
+        self._settle(0.05, changed_from=before)
 
-    def _settle(self, seconds: float | None = None) -> None:
+    def _settle(self, seconds: float | None = None, changed_from: str | None = None) -> None:
         # X input is asynchronous: give the office's event loop a moment to read it, then wait until the main
-        # loop has handled everything queued so far (typed keys, toolbar updates).
+        # loop has handled everything queued so far (typed keys, toolbar updates); with `changed_from` (the active
+        # window's digest before the input), also until that window changed and held still (office-side settle).
         time.sleep(self.settle_s if seconds is None else seconds)
-        self._office().call("settle")
+        self._office().call("settle", {"changed_from": changed_from} if changed_from is not None else None)
 
     def _document_center(self) -> tuple[int, int]:
         controls = self._obs.controls
