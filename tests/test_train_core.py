@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -441,6 +442,17 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
     assert lines[0].startswith("phase 2: 1/3") and "loss 1.234" in lines[0]
     assert any(line.startswith("phase 2: 3/3") and "loss 0.500" in line for line in lines)
     assert list(track([1, 2], description="x", disable=True)) == [1, 2]
+    # Every line while the task runs says the time left, once rich has a speed to estimate it from.
+    out = io.StringIO()
+    with Progress(console=Console(file=out, force_terminal=False), log_every=0) as progress:
+        task = progress.add_task("phase 2", total=4)
+        for _ in range(4):
+            time.sleep(0.05)
+            progress.advance(task)
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("phase 2: 2/4 ") and " left 00:00:0" in lines[1]
+    last = [line for line in lines if line.startswith("phase 2: 4/4")]
+    assert len(last) == 1 and "left" not in last[0]
 
 
 def test_rows_that_share_a_document_run_it_once_and_keep_the_exact_loss(tokenizer, tiny_model):

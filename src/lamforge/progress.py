@@ -2,7 +2,8 @@
 
 rich draws nothing while it runs when its console is not a terminal (`make demo > log`), so an hour of training
 would leave no trace until it ended. This Progress prints a plain line per task at most every `log_every`
-seconds, and when the task completes, in that case; on a terminal it is rich's bar unchanged.
+seconds, and when the task completes, in that case, with the time left while it runs; on a terminal it is rich's
+bar unchanged.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ class Progress(RichProgress):
         fields = " ".join(f"{k} {v}" for k, v in task.fields.items() if v not in ("", None))
         total = "?" if task.total is None else f"{task.total:g}"
         elapsed = time.strftime("%H:%M:%S", time.gmtime(task.elapsed or 0))
-        self.console.print(f"{task.description}: {task.completed:g}/{total} {elapsed} {fields}".rstrip(), highlight=False)
+        # rich's estimate from the recent speed, as its TimeRemainingColumn shows on a terminal: on a slower CPU
+        # than the one a preset was sized on, the log says early how long the stage will take.
+        left = "" if finished or task.time_remaining is None else \
+            f" left {time.strftime('%H:%M:%S', time.gmtime(task.time_remaining))}"
+        line = f"{task.description}: {task.completed:g}/{total} {elapsed}{left} {fields}"
+        self.console.print(line.rstrip(), highlight=False)
 
 
 def track(sequence: Iterable[T], description: str, total: int | None = None, disable: bool = False) -> Iterator[T]:
