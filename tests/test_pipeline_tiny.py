@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     html = (out / "report" / "report.html").read_text()
     assert "Offline" in html and "data:image/png;base64" in html
     assert "<h2>Training</h2>" in html and "<td>RM</td>" in html and "Pipeline time per stage" in html
+    # The CPU the models trained on, beside their times (cards and report): it sets the times ~3x either way.
+    assert lam2["training"]["cpu"] and f"Trained on {html_escape(lam2['training']['cpu'])}" in html
     timings = json.loads((out / "timings.json").read_text())
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0

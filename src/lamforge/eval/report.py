@@ -142,6 +142,19 @@ def _training_rows(models_dir: Path) -> list[list]:
     return rows
 
 
+def _training_machine(models_dir: Path) -> str:
+    """Where the models trained, from the first card that says: times and tok/s mean little without the CPU."""
+    for name in ("lam2", "lam1", "lam3", "rm", "lam4"):
+        path = models_dir / name / "metrics.json"
+        t = json.loads(path.read_text()).get("training", {}) if path.exists() else {}
+        if t.get("device"):
+            where = t["cpu"] if t["device"] == "cpu" and t.get("cpu") else t["device"]  # older cards: no cpu
+            threads = f", {t['torch_threads']} torch threads" if t.get("torch_threads") else ""
+            bf16 = "on" if t.get("bf16") else "off"
+            return f"Trained on {where}{threads}, bf16 autocast {bf16} ({name.upper()}'s card)."
+    return "Where the models trained is not recorded in their cards."
+
+
 def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     out = Path(out or run_dir / "report")
@@ -179,8 +192,9 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
     if training:
         h, md = _table(["model", "steps", "examples seen", "seconds", "tok/s", "first loss", "final loss", "val loss",
                         "held-out", "notes"], training)
-        sections_html.append(f"<h2>Training</h2>{h}")
-        sections_md.append(f"## Training\n\n{md}")
+        machine = _training_machine(run_dir / "models")
+        sections_html.append(f"<h2>Training</h2><p>{html.escape(machine)}</p>{h}")
+        sections_md.append(f"## Training\n\n{machine}\n\n{md}")
     timings_file = run_dir / "timings.json"
     if timings_file.exists():
         timings = json.loads(timings_file.read_text())

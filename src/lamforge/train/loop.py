@@ -140,7 +140,8 @@ class TrainLoop(LocalSteps):
 
     def describe(self) -> dict:
         """Where and how the run trained, for the model card."""
-        return {"device": str(self.device), "bf16": self.bf16, "processes": self.processes,
+        return {"device": str(self.device), "cpu": runtime.cpu_name(), "torch_threads": torch.get_num_threads(),
+                "bf16": self.bf16, "processes": self.processes,
                 "distributed": self.accelerator.distributed_type.value, "sharding": self.config.sharding,
                 "gradient_checkpointing": self.config.gradient_checkpointing,
                 "base_quantization": self.config.base_quantization, "share_prefix_used": self.share_prefix,
