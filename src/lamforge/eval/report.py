@@ -113,14 +113,16 @@ def _fmt(value, digits: int = 3):
     return round(value, digits) if isinstance(value, float) else ("" if value is None else value)
 
 
-def _training_rows(models_dir: Path) -> list[list]:
-    """One row per trained model from its metrics.json: steps, time, speed, losses and its own held-out metric."""
+def _cards(models_dir: Path) -> dict[str, dict]:
+    """{model: its metrics.json} of the trained models, in training order."""
+    paths = {name: models_dir / name / "metrics.json" for name in ("lam1", "lam2", "lam3", "rm", "lam4")}
+    return {name: json.loads(path.read_text()) for name, path in paths.items() if path.exists()}
+
+
+def _training_rows(cards: dict[str, dict]) -> list[list]:
+    """One row per trained model from its card: steps, time, speed, losses and its own held-out metric."""
     rows = []
-    for name in ("lam1", "lam2", "lam3", "rm", "lam4"):
-        path = models_dir / name / "metrics.json"
-        if not path.exists():
-            continue
-        card = json.loads(path.read_text())
+    for name, card in cards.items():
         t, m = card.get("training", {}), card.get("metrics", {})
         if name == "rm":
             held_out = (f"accuracy {_fmt(m.get('held_out_accuracy'))}, AUC {_fmt(m.get('held_out_auc'))} on "
@@ -142,11 +144,11 @@ def _training_rows(models_dir: Path) -> list[list]:
     return rows
 
 
-def _training_machine(models_dir: Path) -> str:
-    """Where the models trained, from the first card that says: times and tok/s mean little without the CPU."""
-    for name in ("lam2", "lam1", "lam3", "rm", "lam4"):
-        path = models_dir / name / "metrics.json"
-        t = json.loads(path.read_text()).get("training", {}) if path.exists() else {}
+def _training_machine(cards: dict[str, dict]) -> str:
+    """Where the models trained, from LAM2's card or else the first that says: times and tok/s mean little without
+    the CPU."""
+    for name in sorted(cards, key=lambda n: n != "lam2"):
+        t = cards[name].get("training", {})
         if t.get("device"):
             where = t["cpu"] if t["device"] == "cpu" and t.get("cpu") else t["device"]  # older cards: no cpu
             threads = f", {t['torch_threads']} torch threads" if t.get("torch_threads") else ""
@@ -188,11 +190,12 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
         sections_html.append(f"<h3>Phase-1 plans</h3>{h}")
         sections_md.append(f"### Phase-1 plans\n\n{md}")
 
-    training = _training_rows(run_dir / "models")
+    cards = _cards(run_dir / "models")
+    training = _training_rows(cards)
     if training:
         h, md = _table(["model", "steps", "examples seen", "seconds", "tok/s", "first loss", "final loss", "val loss",
                         "held-out", "notes"], training)
-        machine = _training_machine(run_dir / "models")
+        machine = _training_machine(cards)
         sections_html.append(f"<h2>Training</h2><p>{html.escape(machine)}</p>{h}")
         sections_md.append(f"## Training\n\n{machine}\n\n{md}")
     timings_file = run_dir / "timings.json"
