@@ -126,7 +126,7 @@ def choose_model(model: str | None, endpoint: str | None) -> str | None:
                     f"{Path.cwd()}. Run `make demo` (or `lamforge pipeline --preset quick`) to train one, or pass "
                     f"--model DIR or --endpoint URL.")
         raise typer.Exit(2)
-    console.print(f"using the newest trained LAM: {found} (pass --model to choose another)")
+    console.print(f"using the newest trained LAM: {found} (pass --model to choose another)", soft_wrap=True)
     return str(found)
 
 
@@ -204,9 +204,10 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
             if in_place:
                 backup = backup_path(doc_path)
                 shutil.copy2(doc_path, backup)
-                console.print(f"kept the original as {backup}")
+                # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns (lamforge.console)
+                console.print(f"kept the original as {backup}", soft_wrap=True)
             save_atomically(env, out_path)
-            console.print(f"saved {out_path}")
+            console.print(f"saved {out_path}", soft_wrap=True)
         elif result.outcome != "env_error":
             console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
     except (FileNotFoundError, ValueError, OfficeError, OSError) as exc:
