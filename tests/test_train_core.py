@@ -431,7 +431,7 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
 
     from rich.console import Console
 
-    from lamforge.progress import Progress, track
+    from lamforge.progress import Progress, clock, track
 
     out = io.StringIO()
     with Progress(console=Console(file=out, force_terminal=False), log_every=3600) as progress:
@@ -453,6 +453,8 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
     assert lines[1].startswith("phase 2: 2/4 ") and " left 00:00:0" in lines[1]
     last = [line for line in lines if line.startswith("phase 2: 4/4")]
     assert len(last) == 1 and "left" not in last[0]
+    # Hours past a day count on (a slow CPU's estimate may pass 24 h), where a clock face would wrap to 06:00:05.
+    assert clock(30 * 3600 + 5) == "30:00:05" and clock(59.9) == "00:00:59"
 
 
 def test_rows_that_share_a_document_run_it_once_and_keep_the_exact_loss(tokenizer, tiny_model):

@@ -17,6 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgres
 T = TypeVar("T")
 
 
+def clock(seconds: float) -> str:
+    """H:MM:SS with the hours counted on: strftime of a gmtime shows a 30-hour estimate as 06:00:00."""
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 class Progress(RichProgress):
     def __init__(self, *columns, log_every: float = 30.0, **kwargs):
         if os.environ.get("LAMFORGE_NO_PROGRESS") == "1":
@@ -50,11 +56,11 @@ class Progress(RichProgress):
         self._logged[task_id] = float("inf") if finished else now
         fields = " ".join(f"{k} {v}" for k, v in task.fields.items() if v not in ("", None))
         total = "?" if task.total is None else f"{task.total:g}"
-        elapsed = time.strftime("%H:%M:%S", time.gmtime(task.elapsed or 0))
+        elapsed = clock(task.elapsed or 0)
         # rich's estimate from the recent speed, as its TimeRemainingColumn shows on a terminal: on a slower CPU
         # than the one a preset was sized on, the log says early how long the stage will take.
         left = "" if finished or task.time_remaining is None else \
-            f" left {time.strftime('%H:%M:%S', time.gmtime(task.time_remaining))}"
+            f" left {clock(task.time_remaining)}"
         line = f"{task.description}: {task.completed:g}/{total} {elapsed}{left} {fields}"
         self.console.print(line.rstrip(), highlight=False)
 
