@@ -28,8 +28,16 @@ def pytest_collection_modifyitems(session, config, items):
     # A missing LibreOffice fails the whole run once, with one message, before any test starts: no test skips
     # silently and none fails with an unrelated traceback.
     missing = missing_system_parts(items)
-    if missing:
+    if missing and not os.environ.get("PYTEST_XDIST_WORKER"):
         pytest.exit("cannot run the selected tests:\n" + "\n".join(missing), returncode=1)
+
+
+def pytest_runtest_setup(item):
+    # Under pytest-xdist (`make test`) collection runs in the workers, where pytest.exit crashes the worker and its
+    # message is lost in an INTERNALERROR: there each test that needs a missing part fails with the message instead.
+    missing = missing_system_parts([item])
+    if missing:
+        pytest.fail("cannot run this test:\n" + "\n".join(missing), pytrace=False)
 
 
 @pytest.fixture(scope="session")

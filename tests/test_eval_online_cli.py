@@ -9,10 +9,10 @@ import pytest
 pytestmark = pytest.mark.office
 
 
-def _online(tmp_path, *extra):
+def _online(tmp_path, *extra, env=None):
     cmd = [sys.executable, "-m", "lamforge.cli", "eval", "online", "--agents", "reference", "--n", "3",
            "--split", "test", "--out", str(tmp_path / "online"), "--json", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_category_limits_the_test_tasks(tmp_path):
@@ -45,8 +45,9 @@ def test_agents_run_on_their_splits_and_the_baselines_on_fewer_tasks(tmp_path):
     assert first in reference  # the limited agent ran the first of the same instances
 
 
-def test_online_evaluation_runs_on_ray_actors(tmp_path):
-    done = _online(tmp_path, "--category", "paragraph", "--ray", "local", "--workers", "2")
+def test_online_evaluation_runs_on_ray_actors(tmp_path, ray_env):
+    # ray_env: this test's Ray instance keeps its session folder to itself (another test worker may run Ray too)
+    done = _online(tmp_path, "--category", "paragraph", "--ray", "local", "--workers", "2", env=ray_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["test"]["reference"]["tasks"] == 3
     run = json.loads((tmp_path / "online" / "test" / "reference" / "summary.json").read_text())["this_run"]
