@@ -22,6 +22,8 @@ def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):
     env = dict(os.environ, DISPLAY="")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The run ends with the report's path, whole on one line though the log is 80 columns wide and the path longer.
+    assert f"report: {out / 'report' / 'report.html'}\n" in done.stdout
     extra = {r["task_id"] for r in read_jsonl(out / "data" / "oracle_extra" / "samples.jsonl")}
     assert len(extra) == 2  # the preset's one more demonstration of each file family
     trained = {r["task_id"] for r in read_jsonl(out / "data" / "demonstrations.jsonl")}

@@ -266,5 +266,6 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     html_path, _ = write_report(out)
     timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
-    console.print(f"[bold green]report:[/bold green] {html_path}")
+    # soft_wrap: the path make demo ends with stays whole in a log (rich cuts lines at 80 columns off a terminal)
+    console.print(f"[bold green]report:[/bold green] {html_path}", soft_wrap=True)
     return html_path

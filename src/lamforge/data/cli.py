@@ -158,7 +158,7 @@ def collect_cmd(
     console.print(f"{summary['tasks']} tasks ({summary['successes']} succeeded, {summary['success_rate']:.1%}); "
                   f"{summary['samples']} samples; this run: {run['tasks']} tasks in {run['wall_s']} s = "
                   f"{run['tasks_per_hour']} tasks/hour with {run['workers']} worker(s); time split {run['time_split_s']}")
-    console.print(f"written to {out}/trajectories.jsonl, samples.jsonl, ufo/, summary.json")
+    console.print(f"written to {out}/trajectories.jsonl, samples.jsonl, ufo/, summary.json", soft_wrap=True)
 
 
 @app.command("merge")
@@ -183,7 +183,7 @@ def merge_cmd(
     merged = summary["merged"]
     console.print(f"{summary['tasks']} tasks in {out} ({merged['new_tasks']} new, {merged['already_there']} already "
                   f"there; {summary['missing_tasks']} of {summary['expected_tasks']} not collected yet), "
-                  f"{summary['samples']} samples")
+                  f"{summary['samples']} samples", soft_wrap=True)
 
 
 @app.command("reword")
@@ -212,7 +212,7 @@ def reword_cmd(
     if as_json:
         typer.echo(json.dumps(counts, indent=2))
         return
-    console.print(f"{counts['recorded']} recorded samples + {added} reworded copies -> {out}")
+    console.print(f"{counts['recorded']} recorded samples + {added} reworded copies -> {out}", soft_wrap=True)
 
 
 @app.command("bench")

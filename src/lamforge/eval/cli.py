@@ -108,4 +108,4 @@ def report(run: Path = typer.Option(Path("out/quick"), help="A pipeline run fold
     from lamforge.eval.report import write_report
 
     html_path, md_path = write_report(run, out)
-    console.print(f"report: {html_path} and {md_path}")
+    console.print(f"report: {html_path} and {md_path}", soft_wrap=True)
