@@ -4,7 +4,9 @@ interrupted runs resume where they stopped; one offline PPO batch improves its o
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 
 import pytest
 import torch
@@ -20,6 +22,7 @@ from lamforge.train.data import encode_records
 from lamforge.train.evaluate import generate_reply
 from lamforge.train.ppo_offline import AdaptiveKL, ppo_batch, reference_distributions, train_ppo
 from lamforge.train.reward import load_reward_model, score_samples, train_reward_model
+from lamforge.train import runtime
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted, add_lora, make_optimizer
 from lamforge.train.selfboost import failed_task_ids
 from lamforge.train.sft import train_sft
@@ -201,6 +204,62 @@ def test_interrupted_training_resumes_from_the_saved_step(pipeline, tmp_path):
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_saves_the_resume_state_like_ctrl_c(pipeline, tmp_path, monkeypatch, stop):
+    """`kill` (SIGTERM) or a closed terminal (SIGHUP) after the second update: the run saves at update 2, not at its
+    last periodic save (none here), and resumes from there. Without the handler the signal ends this process."""
+    updates = []
+    update = runtime.Meter.update
+
+    def update_then_signal(meter, loss, tokens):
+        update(meter, loss, tokens)
+        updates.append(loss)
+        if len(updates) == 2:
+            os.kill(os.getpid(), stop)
+
+    monkeypatch.setattr(runtime.Meter, "update", update_then_signal)
+    overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 4, "save_every": 100,
+                 "eval_generate": 0, "init_from": "tiny", "output_dir": str(tmp_path / "run")}
+    config = build_config("2", preset="tiny", overrides=overrides)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_sft(config, "2")
+    assert stopped.value.step == 2
+    assert (tmp_path / "run" / STATE_DIR / "model.safetensors").exists()
+    assert signal.getsignal(stop) is signal.SIG_DFL  # the handler is the training loop's only
+    monkeypatch.setattr(runtime.Meter, "update", update)
+    train_sft(config, "2")
+    assert read_metrics(tmp_path / "run")["training"]["resumed_from_step"] == 2
+
+
+def test_a_stop_signal_keeps_a_callers_own_handler():
+    """A notebook or a service that handles SIGTERM itself keeps its handler while lamforge trains."""
+    own = lambda signum, frame: None  # noqa: E731
+    before = signal.signal(signal.SIGTERM, own)
+    try:
+        with runtime.stop_signals_interrupt():
+            assert signal.getsignal(signal.SIGTERM) is own
+            assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_cli_says_how_to_resume_an_interrupted_phase(monkeypatch, tmp_path):
+    """Ctrl-C or a stop signal in a training phase of `lamforge pipeline` is a pause, not an error."""
+    import lamforge.pipeline
+    from lamforge.cli import app as lamforge_app
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(300, tmp_path / "models" / "lam2")
+
+    monkeypatch.setattr(lamforge.pipeline, "run_pipeline", interrupted)
+    result = CliRunner().invoke(lamforge_app, ["pipeline", "--out", str(tmp_path)])
+    assert result.exit_code == 130
+    assert (f"warning: stopped; the resume state in {tmp_path / 'models' / 'lam2' / STATE_DIR} continues from step "
+            "300; run the same command to resume") in result.output
+    assert "error" not in result.output
 
 
 def test_resume_refuses_a_changed_config(pipeline, tmp_path):

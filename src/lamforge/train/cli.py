@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lamforge.console import print_error
+from lamforge.console import print_error, print_warning
 from lamforge.jsonl import DataError
 from lamforge.models.base_model import BaseModelError, ensure_default_model, ensure_tiny_model
 from lamforge.models.checkpoints import read_metrics
@@ -91,7 +91,7 @@ def train(
             out = train_ppo(cfg, overwrite=overwrite, stop_after=stop_after)
     except TrainingInterrupted as stop:
         if main:
-            console.print(f"[yellow]{stop}[/yellow]; run the same command to resume")
+            print_warning(f"{stop}; run the same command to resume")
         raise typer.Exit(130)
     except (ConfigError, DataError, BaseModelError, FileNotFoundError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
