@@ -23,10 +23,17 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+# rich estimates the speed from the last 30 s of updates by default: two or three updates of a CPU training phase,
+# whose updates vary from 8 to 15 s, so its time left jumped between lines (2:25, 2:52, 4:03). Ten minutes of updates
+# average that out and still follow a real change of speed (another job on the machine).
+SPEED_WINDOW_S = 600.0
+
+
 class Progress(RichProgress):
     def __init__(self, *columns, log_every: float = 30.0, **kwargs):
         if os.environ.get("LAMFORGE_NO_PROGRESS") == "1":
             kwargs["disable"] = True
+        kwargs.setdefault("speed_estimate_period", SPEED_WINDOW_S)
         super().__init__(*columns, **kwargs)
         self._log_every = log_every
         self._logged: dict[TaskID, float] = {}
@@ -57,7 +64,7 @@ class Progress(RichProgress):
         fields = " ".join(f"{k} {v}" for k, v in task.fields.items() if v not in ("", None))
         total = "?" if task.total is None else f"{task.total:g}"
         elapsed = clock(task.elapsed or 0)
-        # rich's estimate from the recent speed, as its TimeRemainingColumn shows on a terminal: on a slower CPU
+        # rich's estimate from the recent speed (SPEED_WINDOW_S), as its TimeRemainingColumn shows on a terminal: on a slower CPU
         # than the one a preset was sized on, the log says early how long the stage will take.
         left = "" if finished or task.time_remaining is None else \
             f" left {clock(task.time_remaining)}"
