@@ -33,6 +33,7 @@ def test_teacher_forcing_executes_the_reference_and_scores_agreement():
     assert forced.valid == [True, False]  # the second window has no Bold to click
 
 
+@pytest.mark.long
 def test_teacher_forced_bench_walks_multi_step_routes_in_live_writer():
     result = run_agent_bench("tiny", tasks=2, max_steps=10, teacher_forced=True)
     assert result["mode"] == "teacher-forced" and result["steps"] > 2  # reference routes, not one FINISH

@@ -71,6 +71,7 @@ def test_recover_drops_half_written_lines_and_orphan_samples(tmp_path):
     assert (tmp_path / "samples.jsonl").read_text() == '{"task_id": "a", "x": 1}\n'
 
 
+@pytest.mark.long
 def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lamforge.cli", "data", "collect", "--n", "8", "--workers", "2", "--out", str(out),
@@ -132,6 +133,7 @@ def test_a_run_whose_workers_die_says_so_and_exits(tmp_path):
     assert "all collection workers died" in done.stderr
 
 
+@pytest.mark.long
 def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
     from lamforge.tasks.splits import sample_instances
 

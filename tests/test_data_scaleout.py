@@ -66,6 +66,7 @@ def _assert_whole(out: Path, n: int) -> list[str]:
     return ids
 
 
+@pytest.mark.long
 def test_ray_actors_collect_and_a_killed_actor_loses_and_duplicates_nothing(tmp_path, ray_env):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lamforge.cli", "data", "collect", "--ray", "local", "--workers", "2", "--n", "6",
@@ -104,6 +105,7 @@ def test_ray_actors_collect_and_a_killed_actor_loses_and_duplicates_nothing(tmp_
     assert _assert_whole(out, 6) == ids
 
 
+@pytest.mark.long
 def test_shards_collect_disjoint_shares_and_merge_once(tmp_path):
     with pytest.raises(ValueError, match="0 <= i < n"):
         parse_shard("2/2")

@@ -15,6 +15,7 @@ def _online(tmp_path, *extra, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.long
 def test_category_limits_the_test_tasks(tmp_path):
     done = _online(tmp_path, "--category", "paragraph")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -31,6 +32,7 @@ def test_unknown_category_is_a_clear_error(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.long
 def test_agents_run_on_their_splits_and_the_baselines_on_fewer_tasks(tmp_path):
     from lamforge.eval.online import run_online
 
@@ -45,6 +47,7 @@ def test_agents_run_on_their_splits_and_the_baselines_on_fewer_tasks(tmp_path):
     assert first in reference  # the limited agent ran the first of the same instances
 
 
+@pytest.mark.long
 def test_online_evaluation_runs_on_ray_actors(tmp_path, ray_env):
     # ray_env: this test's Ray instance keeps its session folder to itself (another test worker may run Ray too)
     done = _online(tmp_path, "--category", "paragraph", "--ray", "local", "--workers", "2", env=ray_env)

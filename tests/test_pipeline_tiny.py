@@ -13,7 +13,7 @@ from lamforge.allocator import jemalloc_library
 from lamforge.jsonl import read_jsonl
 from lamforge.models.checkpoints import read_metrics
 
-pytestmark = pytest.mark.office
+pytestmark = [pytest.mark.office, pytest.mark.long]
 
 
 def test_tiny_pipeline_runs_every_stage_and_resumes(tmp_path):

@@ -129,6 +129,7 @@ def _weights(folder: Path) -> dict:
     return load_file(str(folder / "model.safetensors"))
 
 
+@pytest.mark.long
 def test_two_processes_match_one_and_resume_across_process_counts(tmp_path):
     """One launch of 2 processes covers SFT, the reward model and PPO. Phase 2 runs 1 process (step 1), then 2
     (steps 2-5, resumed from the 1-process state, stopped), then 1 again (step 6, resumed from the 2-process
