@@ -1,6 +1,7 @@
 """`lamforge tasks verify` against the real app: every family's reference solution passes and its negative controls
 (the untouched document, the family's wrong edit) are rejected, one instance each."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -63,6 +64,21 @@ def test_category_weights_must_name_trained_categories():
         family_weights(only_file)
     weights = family_weights(replace(only_file, category_weights={"file": 3.0}))
     assert weights == {"export_pdf": 3.0, "save_docx": 3.0}
+
+
+def test_quick_preset_warns_an_avx2_cpu_that_it_takes_hours(tmp_path):
+    from lamforge.models.checkpoints import METRICS_FILE
+    from lamforge.pipeline import PRESETS, slow_cpu_warning
+
+    quick, models = PRESETS["quick"], tmp_path / "models"
+    warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False)
+    assert "no bf16 matrix units" in warning and "about 5 hours" in warning and "the same command resumes" in warning
+    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True) is None
+    assert slow_cpu_warning(quick, models, has_gpu=True, has_bf16=False) is None
+    assert slow_cpu_warning(PRESETS["tiny"], models, has_gpu=False, has_bf16=False) is None
+    (models / "lam4").mkdir(parents=True)  # a finished pipeline: only evaluation is left, no training
+    (models / "lam4" / METRICS_FILE).write_text(json.dumps({"finished": True}))
+    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False) is None
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))

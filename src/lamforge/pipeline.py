@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lamforge.console import print_warning
 from lamforge.data.collect import CollectConfig, collect, load_records
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR
@@ -40,6 +41,7 @@ from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
+from lamforge.train.runtime import cpu_has_bf16, cpu_name
 from lamforge.train.sft import train_sft
 
 console = Console()
@@ -145,6 +147,18 @@ def _done_collect(out: Path, n: int) -> bool:
     return summary.exists() and json.loads(summary.read_text()).get("tasks", 0) >= n
 
 
+def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool) -> str | None:
+    """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
+    CPUs with bf16 matrix units, and an AVX2-only one trains in fp32, ~3x slower (README, "Hardware"). None when no
+    training is left or the machine is one the budget holds on."""
+    if p.train_preset != "quick" or has_gpu or has_bf16 or is_finished(models / "lam4"):
+        return None
+    return (f"this CPU ({cpu_name()}) has no bf16 matrix units, so training runs in fp32: the quick preset's "
+            "2-hour budget was measured on CPUs with them (Intel AMX), and on a 2-core AVX2 CPU `make demo` takes "
+            "about 5 hours (README, \"Hardware\"). The progress lines say the time left; Ctrl-C or `kill` saves the "
+            "training state, and the same command resumes.")
+
+
 def _stage(name: str, done: bool) -> bool:
     if done:
         console.print(f"[dim]= {name}: already done, skipped[/dim]")
@@ -170,6 +184,11 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     data, models = out / "data", out / "models"
     data.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    import torch  # loaded already by the training stages' imports
+
+    warning = slow_cpu_warning(p, models, torch.cuda.is_available(), cpu_has_bf16())
+    if warning:
+        print_warning(warning, console)
     t_all = time.perf_counter()
 
     def timed(name, fn):
