@@ -174,6 +174,39 @@ def test_open_docx_insert_table_and_save(writer_env, tmp_path):
     assert docx.Document(str(path)).paragraphs[1].text == "The board met twice."  # the original is untouched
 
 
+def test_save_as_writes_the_file_the_guard_judged(writer_env, tmp_path, monkeypatch):
+    """'~' and a quoted name mean to the environment what they mean to the guard (env/paths.py): with the output
+    folder as the home folder, save_as '~/a.docx' wrote into a new folder named '~', and '"b.docx' to a file named
+    with the quote, while the guard had judged out/a.docx and out/b.docx."""
+    from lamforge.agent.guard import GuardPolicy, check
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("HOME", str(out))
+    writer_env.reset(options={"out_dir": str(out)})
+    policy = GuardPolicy(output_dir=out)
+    for path, written in (("~/a.docx", out / "a.docx"), ('"b.docx', out / "b.docx"), (' c.odt', out / "c.odt")):
+        action = {"function": "save_as", "args": {"path": path}}
+        assert check(Action.model_validate(action), Observation(), policy).allowed
+        _, _, _, _, info = writer_env.step(action)
+        assert info["error"] is None and written.stat().st_size > 0, (path, info)
+    assert sorted(p.name for p in out.iterdir()) == ["a.docx", "b.docx", "c.odt"]
+
+
+def test_a_save_the_office_refuses_is_an_oserror_that_says_so(writer_env, tmp_path):
+    """At once, and the office stays: without an interaction handler of our own it showed an Error dialog and the
+    call hung until the watchdog killed the office (60 s)."""
+    writer_env.reset(options={"out_dir": str(tmp_path)})
+    pid = writer_env.office.proc.pid
+    (tmp_path / "taken.docx").mkdir()  # a folder where the file should go
+    started = time.monotonic()
+    with pytest.raises(OSError, match=f"the office could not save {tmp_path / 'taken.docx'}: .*impl_store"):
+        writer_env.save_as(tmp_path / "taken.docx")
+    assert time.monotonic() - started < 15
+    assert writer_env.office.alive() and writer_env.office.proc.pid == pid
+    assert writer_env.observe()["window"] == "main"  # no dialog left open
+
+
 def test_a_table_inserted_into_a_table_cell_is_observed(writer_env, tmp_path):
     # An agent that inserts a table with the cursor in a cell nests it there; every later observation of that
     # episode used to fail in the office (the nested table read as a paragraph).

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from lamforge.env.paths import resolve_path  # the environment's own reading of a path: they must agree
 from lamforge.schema import Control, Observation
 
 RULES = ("close_app", "macros", "external_programs", "write_outside_output")
@@ -136,15 +137,6 @@ def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy,
 
 
 # -- paths ----------------------------------------------------------------------------------------------------
-
-
-def resolve_path(path: str, base: str | Path | None = None) -> Path:
-    """The absolute real path: '~' expanded, relative paths taken from base (or the working directory, as the
-    environment does), '..' and symlinks resolved (also for a file that does not exist yet)."""
-    p = Path(os.path.expanduser(path.strip().strip('"')))
-    if not p.is_absolute():
-        p = Path(base or os.getcwd()) / p
-    return p.resolve()
 
 
 def path_inside(path: str, folder: str | Path | None, base: str | Path | None = None) -> tuple[bool, str]:

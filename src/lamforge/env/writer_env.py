@@ -20,7 +20,8 @@ import gymnasium as gym
 
 from lamforge.env.docstate import DocState
 from lamforge.env.grounding import Grounding, ground
-from lamforge.env.office import Office, OfficeError, OfficeScriptError, property_values
+from lamforge.env.office import Office, OfficeError, OfficeScriptError, interaction_aborter, property_values
+from lamforge.env.paths import resolve_path
 from lamforge.env.reaper import forget, remove_on_exit
 from lamforge.prompt import render_observation
 from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
@@ -386,16 +387,24 @@ class WriterEnv(gym.Env):
         self._focus_active_window()
 
     def save_as(self, path: str | Path) -> Path:
-        path = Path(path)
-        if not path.is_absolute():
-            path = self.out_dir / path
-        path = path.resolve()
+        """Store the document at path (relative to the output folder), read as the guard reads it (env/paths.py).
+        A write the office refuses (a full disk, a folder of that name) is an OSError saying so."""
+        path = resolve_path(path, self.out_dir)
         filt = SAVE_FILTERS.get(path.suffix.lower())
         if filt is None:
             raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        props = property_values(FilterName=filt, Overwrite=True)
-        self._office().guarded(lambda: self.doc.storeToURL(path.as_uri(), props), timeout=60)
+        props = property_values(FilterName=filt, Overwrite=True, InteractionHandler=interaction_aborter())
+        try:
+            self._office().guarded(lambda: self.doc.storeToURL(path.as_uri(), props), timeout=60)
+        except OfficeError:
+            raise
+        except Exception as exc:
+            # pyuno names its classes in full: com.sun.star.task.ErrorCodeIOException, com.sun.star.io.IOException
+            if not type(exc).__name__.endswith("IOException"):
+                raise
+            said = str(getattr(exc, "Message", "") or exc).split(" at ./")[0]  # the rest is the office's source lines
+            raise OSError(f"the office could not save {path}: {said}") from exc
         return path
 
     def doc_state(self) -> DocState:
