@@ -17,6 +17,7 @@ from lamforge.agent.run_command import newest_trained_lam, run
 
 app = typer.Typer()
 app.command()(run)
+RUN_CHECKED = run_command._run_checked  # the real one, before the fixture below replaces it
 
 
 def invoke(*args: str):
@@ -67,6 +68,7 @@ def test_input_is_never_the_output(document, tmp_path):
     (["Do it", "--doc", "{tmp}/broken.docx", "--out", "{tmp}/r.docx"], "not well-formed XML"),
     (["Do it"], "give --out"),
     (["Do it", "--out", "{tmp}/r.txt"], "must end in .docx, .odt, .pdf"),
+    (["Do it", "--out", "{tmp}/" + "r" * 260 + ".docx"], "the name is too long for this file system"),
     (["Do it", "--out", "{tmp}"], "is a folder"),
     (["Do it", "--out", "{tmp}/notes.txt/r.docx"], "cannot write in"),
     (["Do it", "--in-place"], "needs --doc"),
@@ -112,3 +114,93 @@ def test_without_a_model_run_uses_the_newest_finished_lam4(tmp_path, monkeypatch
     code, said, _ = invoke("Do it", "--out", str(tmp_path / "r.docx"))
     assert code == 0 and Path(chosen["model"]).resolve() == newest.resolve()
     assert "using the newest trained LAM: out/tiny/models/lam4" in said
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(document, tmp_path, monkeypatch):
+    taken = tmp_path / "report.docx"
+    taken.write_bytes(document.read_bytes())
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(taken), "--model", "tiny")
+    assert code == 2 and f"{taken} exists" in said and "--overwrite" in said and "report.backup.docx" in said
+    chosen = {}
+    monkeypatch.setattr(run_command, "_run_checked", lambda *a: chosen.setdefault("out", a[2]))
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(taken), "--overwrite", "--model", "tiny")
+    assert code == 0 and chosen["out"] == taken.resolve()
+
+
+def test_a_name_too_long_for_its_backup_is_refused_before_the_run(tmp_path):
+    import docx
+
+    long_doc = tmp_path / ("n" * 245 + ".docx")  # fits; NAME.backup.docx does not
+    docx.Document().save(long_doc)
+    code, said, _ = invoke("Do it", "--doc", str(long_doc), "--in-place", "--model", "tiny")
+    assert code == 2 and "too long to keep the old file beside it" in said
+
+
+def test_screenshots_never_replace_another_runs(tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "step-01.png").write_bytes(b"an earlier run's picture")
+    code, said, _ = invoke("Do it", "--out", str(tmp_path / "r.docx"), "--model", "tiny", "--screenshots", str(shots))
+    assert code == 2 and "another run's step-NN.png" in said
+
+
+class SavingEnv:
+    """Stands in for the office's store in these file-handling tests: writes `content` where save_as is told."""
+
+    def __init__(self, content: bytes = b"the result", fail: bool = False):
+        self.content, self.fail, self.paths = content, fail, []
+
+    def save_as(self, path):
+        self.paths.append(Path(path))
+        Path(path).write_bytes(self.content[: len(self.content) // 2] if self.fail else self.content)
+        if self.fail:
+            raise OSError("No space left on device")
+        return Path(path)
+
+
+def test_save_keeps_the_replaced_files_permissions_and_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / ("r" * 250 + ".docx")  # a temporary name built on it would not fit
+    target.write_bytes(b"the user's private draft")
+    target.chmod(0o600)
+    env = SavingEnv()
+    run_command.save_atomically(env, target)
+    assert target.read_bytes() == b"the result" and target.stat().st_mode & 0o777 == 0o600
+    assert len(env.paths[0].name) < 40 and env.paths[0].parent == tmp_path
+    with pytest.raises(OSError, match="No space left"):
+        run_command.save_atomically(SavingEnv(fail=True), target)
+    assert target.read_bytes() == b"the result" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_backup_cut_short_never_stands_as_the_backup(document, monkeypatch):
+    original = document.read_bytes()
+    backup = run_command.keep_backup(document)
+    assert backup.name == "mine.backup.docx" and backup.read_bytes() == original
+    backup.unlink()
+
+    def copy_then_fail(source, destination):
+        Path(destination).write_bytes(Path(source).read_bytes()[:10])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(run_command.shutil, "copy2", copy_then_fail)
+    with pytest.raises(OSError):
+        run_command.keep_backup(document)
+    assert sorted(p.name for p in document.parent.iterdir()) == ["mine.docx"] and document.read_bytes() == original
+
+
+def test_a_stop_signal_during_the_run_leaves_the_output_as_it_was(document, tmp_path, monkeypatch):
+    """`kill` while the agent works: the command says the output is untouched and exits 130, instead of dying with
+    its temporary file and the office left behind. (The agent's run is replaced by the signal; no office starts.)"""
+    import signal
+
+    from lamforge.agent.loop import Agent
+
+    taken = tmp_path / "report.docx"
+    taken.write_bytes(b"the user's older report")
+    monkeypatch.setattr(run_command, "_run_checked", RUN_CHECKED)
+    monkeypatch.setattr(Agent, "run", lambda self, *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(taken), "--overwrite",
+                           "--endpoint", "http://127.0.0.1:9/v1", "--endpoint-model", "m")
+    assert code == 130 and f"stopped before the result was saved; {taken} is as it was" in said, said
+    assert taken.read_bytes() == b"the user's older report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.docx", "report.docx"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -22,6 +22,7 @@ from lamforge.train.data import encode_records
 from lamforge.train.evaluate import generate_reply
 from lamforge.train.ppo_offline import AdaptiveKL, ppo_batch, reference_distributions, train_ppo
 from lamforge.train.reward import load_reward_model, score_samples, train_reward_model
+from lamforge.signals import stop_signals_interrupt
 from lamforge.train import runtime
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted, add_lora, make_optimizer
 from lamforge.train.selfboost import failed_task_ids
@@ -238,7 +239,7 @@ def test_a_stop_signal_keeps_a_callers_own_handler():
     own = lambda signum, frame: None  # noqa: E731
     before = signal.signal(signal.SIGTERM, own)
     try:
-        with runtime.stop_signals_interrupt():
+        with stop_signals_interrupt():
             assert signal.getsignal(signal.SIGTERM) is own
             assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL
         assert signal.getsignal(signal.SIGTERM) is own

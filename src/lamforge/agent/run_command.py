@@ -3,9 +3,11 @@
 - Every argument is checked before a model loads or the office starts: the document (exists, readable, a .docx or
   .odt whose package parses), the output (extension, folder, write access, not the input), the instruction, the
   step limit, the model.
-- The input is never written over, unless --in-place, which first keeps a backup beside it.
-- The result is written to a temporary file in the output's folder and renamed over the output, so a crash or a
-  full disk never leaves half a document; and only when the agent says FINISH, unless --save-on-fail.
+- The input is never written over, unless --in-place, and an existing output only with --overwrite; both first
+  keep the old file beside it (NAME.backup.EXT), written whole before it counts.
+- The result is written to a temporary file in the output's folder, given the replaced file's permissions, and
+  renamed over the output, so a crash or a full disk never leaves half a document; and only when the agent says
+  FINISH, unless --save-on-fail. SIGTERM and SIGHUP end the command as Ctrl-C does: nothing half-written stays.
 - The agent may write new files in the output's own folder and nowhere else (run_policy).
 - Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -20,10 +23,11 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.guard import GuardPolicy
-from lamforge.console import print_error
+from lamforge.console import print_error, print_warning
 from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
+from lamforge.signals import stop_signals_interrupt
 
 console = Console(stderr=True)
 DOCUMENTS = (".docx", ".odt")
@@ -71,8 +75,29 @@ def _writable_folder(path: Path) -> Path | None:
     return folder if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
 
 
-def check_output_argument(out: str, doc: Path | None) -> Path:
+def name_fits(path: Path) -> bool:
+    """Whether the file system takes path's name (255 bytes on most): a backup's longer name failed only after the
+    whole run, and the run's result was lost."""
+    folder = _writable_folder(path) or path.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    return len(os.fsencode(path.name)) <= limit
+
+
+def check_backup_name(param: str, path: Path) -> None:
+    # Checked on the name with room for a number (backup_path's NAME.backup-N.EXT), before any lookup of it: the
+    # file system refuses even to say whether a name past its limit exists.
+    if not name_fits(path.with_name(f"{path.stem}.backup-99{path.suffix}")):
+        raise _bad(param, f"{path.name}: the name is too long to keep the old file beside it as "
+                          f"{path.stem}.backup{path.suffix}; rename it or choose a shorter name")
+
+
+def check_output_argument(out: str, doc: Path | None, overwrite: bool = False) -> Path:
     path = Path(out).expanduser().resolve()  # resolved: a symlink to the input is the input
+    if not name_fits(path):  # first: the file system answers any other question about such a name with an error
+        raise _bad("--out", f"{path.name}: the name is too long for this file system")
     if path.is_dir():
         raise _bad("--out", f"{path} is a folder; give a file name")
     if path.suffix.lower() not in OUTPUTS:
@@ -80,8 +105,13 @@ def check_output_argument(out: str, doc: Path | None) -> Path:
     if doc is not None and path.exists() and os.path.samefile(path, doc):
         raise _bad("--out", f"{path} is the input document; lamforge run never writes over its input unless you "
                             f"pass --in-place (which keeps a backup)")
+    if path.exists() and not overwrite:
+        raise _bad("--out", f"{path} exists; lamforge run replaces a file only with --overwrite (which keeps the old "
+                            f"one as {path.stem}.backup{path.suffix})")
     if path.exists() and not os.access(path, os.W_OK):
         raise _bad("--out", f"{path} exists and cannot be written (permission denied)")
+    if path.exists():
+        check_backup_name("--out", path)
     folder = _writable_folder(path)
     if folder is None:
         raise _bad("--out", f"cannot write in {path.parent} (it is not a folder, or permission is denied)")
@@ -97,12 +127,45 @@ def backup_path(doc: Path) -> Path:
     return candidate
 
 
+def _temporary_beside(path: Path) -> Path:
+    # Short, whatever path's name: a name built on it would pass the file system's limit before path's does.
+    return path.with_name(f".lamforge-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+
+
+def _take_owner_and_mode(temporary: Path, replaced: Path) -> None:
+    """The replaced file's permissions (a private 0600 document stays private; a fresh file would get the umask's
+    0644) and, where this process may set them, its owner and group. A rename gives the name a new file, so a hard
+    link to the old one keeps the old content: inherent to writing atomically."""
+    if not replaced.exists():
+        return
+    shutil.copymode(replaced, temporary)
+    stat = replaced.stat()
+    try:
+        os.chown(temporary, stat.st_uid, stat.st_gid)
+    except PermissionError:
+        pass
+
+
+def keep_backup(path: Path) -> Path:
+    """Copy path to a free NAME.backup.EXT beside it, through a temporary file: a copy cut short (a full disk, a
+    kill) never stands as a backup."""
+    backup = backup_path(path)
+    temporary = _temporary_beside(path)
+    try:
+        shutil.copy2(path, temporary)
+        os.replace(temporary, backup)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return backup
+
+
 def save_atomically(env, target: Path) -> None:
     """Save the office's document as target through a temporary file in target's folder and one rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.lamforge-{os.getpid()}{target.suffix}")
+    temporary = _temporary_beside(target)
     try:
         env.save_as(temporary)
+        _take_owner_and_mode(temporary, target)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -134,7 +197,10 @@ def run(
     instruction: str = typer.Argument(..., help="What to do, in plain words."),
     doc: str = typer.Option(None, "--doc", help="The .docx/.odt to open (a copy is edited; a blank document if "
                                                 "omitted)."),
-    out: str = typer.Option(None, "--out", help="Where to save the result (.docx, .odt or .pdf); never the input."),
+    out: str = typer.Option(None, "--out", help="Where to save the result (.docx, .odt or .pdf); never the input, "
+                                                "nor an existing file without --overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out, keeping the old file "
+                                                              "beside it as NAME.backup.EXT."),
     in_place: bool = typer.Option(False, "--in-place", help="Write the result over --doc, keeping the original "
                                                             "beside it as NAME.backup.EXT."),
     save_on_fail: bool = typer.Option(False, "--save-on-fail", help="Save the result even when the agent does not "
@@ -158,14 +224,18 @@ def run(
             raise _bad("--out", "--in-place writes the result over --doc; leave --out out")
         if not os.access(doc_path, os.W_OK) or _writable_folder(doc_path) is None:
             raise _bad("--doc", f"{doc_path} or its folder cannot be written, so it cannot be edited in place")
+        check_backup_name("--doc", doc_path)
         out_path = doc_path
     elif not out:
         raise _bad("--out", "give --out, where to save the result (or --in-place to edit --doc itself)")
     else:
-        out_path = check_output_argument(out, doc_path)
+        out_path = check_output_argument(out, doc_path, overwrite)
     shots = Path(screenshots).expanduser() if screenshots else None
     if shots is not None and (shots.exists() and not shots.is_dir() or _writable_folder(shots / "x") is None):
         raise _bad("--screenshots", f"cannot write screenshots into {shots}")
+    if shots is not None and shots.is_dir() and any(shots.glob("step-*.png")):
+        raise _bad("--screenshots", f"{shots} holds another run's step-NN.png, which this run would replace; "
+                                    f"choose an empty or new folder")
     model_name = choose_model(model, endpoint)
     _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
                  max_steps, shots, as_json)
@@ -196,20 +266,27 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
 
     agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(out_path),
                   on_step=show)
+    saved = False
     try:
-        result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
-                                                 "out_dir": str(out_path.parent)})
-        finished = result.outcome == "finish"
-        if result.outcome != "env_error" and (finished or save_on_fail):
-            if in_place:
-                backup = backup_path(doc_path)
-                shutil.copy2(doc_path, backup)
-                # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns (lamforge.console)
-                console.print(f"kept the original as {backup}", soft_wrap=True)
-            save_atomically(env, out_path)
-            console.print(f"saved {out_path}", soft_wrap=True)
-        elif result.outcome != "env_error":
-            console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
+        with stop_signals_interrupt():  # `kill` or a closed terminal: the finally blocks below still run
+            result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
+                                                     "out_dir": str(out_path.parent)})
+            finished = result.outcome == "finish"
+            if result.outcome != "env_error" and (finished or save_on_fail):
+                if out_path.exists():  # --in-place, --overwrite (or a file the agent itself saved under that name)
+                    backup = keep_backup(out_path)
+                    # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
+                    console.print(f"kept the {'original' if in_place else 'old ' + out_path.name} as {backup}",
+                                  soft_wrap=True)
+                save_atomically(env, out_path)
+                saved = True
+                console.print(f"saved {out_path}", soft_wrap=True)
+            elif result.outcome != "env_error":
+                console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
+    except KeyboardInterrupt:
+        print_warning(f"stopped; {out_path} was saved" if saved else
+                      f"stopped before the result was saved; {out_path} is as it was")
+        raise typer.Exit(130) from None
     except (FileNotFoundError, ValueError, OfficeError, OSError) as exc:
         print_error(str(exc))
         raise typer.Exit(1) from None

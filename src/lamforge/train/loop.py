@@ -10,7 +10,7 @@ The loop does what every phase shares:
   plus a Progress record (the global step, each step's numbers, the config and batches the run followed),
   written atomically by the main process. It is keyed by the global step and the global schedule, not by rank,
   so an interrupted run resumes with another number of processes;
-- the progress bar, and Ctrl-C (or SIGTERM, SIGHUP: runtime.stop_signals_interrupt), on the main process.
+- the progress bar, and Ctrl-C (or SIGTERM, SIGHUP: lamforge/signals.py), on the main process.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch
 from lamforge.allocator import running_under_jemalloc
 from lamforge.train import distributed, runtime
 from lamforge.models.loading import load_model
+from lamforge.signals import stop_signals_interrupt
 from lamforge.train.config import CommonConfig
 from lamforge.train.data import example_weights, load_family_weights, prefix_group
 from lamforge.train.runtime import STATE_DIR, TrainingInterrupted
@@ -259,7 +260,7 @@ class TrainLoop(LocalSteps):
         """
         total = len(self.schedule)
         started = time.perf_counter()
-        with runtime.stop_signals_interrupt(), runtime.progress_bar(self.title, disable=not self.is_main) as progress:
+        with stop_signals_interrupt(), runtime.progress_bar(self.title, disable=not self.is_main) as progress:
             bar = progress.add_task(self.title, total=total, completed=self.start, loss="-", speed="")
             try:
                 for step in range(self.start, total):

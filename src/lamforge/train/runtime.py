@@ -1,15 +1,12 @@
 """Pieces every training loop uses and nothing phase-specific: device and precision, LoRA, the optimizer and its
-schedule, the batch order, the fields a resume must match, a progress bar with the loss, and stop signals that end
-training like Ctrl-C. The loop itself (and its resume state) is loop.py."""
+schedule, the batch order, the fields a resume must match, and a progress bar with the loss. The loop itself (and
+its resume state) is loop.py."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import random
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,32 +35,6 @@ class TrainingInterrupted(RuntimeError):
         super().__init__(f"stopped; the resume state in {output_dir / STATE_DIR} continues from step {step}")
         self.step = step
         self.output_dir = output_dir
-
-
-# `kill`, a job scheduler's or a container's stop (SIGTERM) and a closed terminal (SIGHUP) end a process at once by
-# default, and a training run would lose every update since its last periodic save (save_every; minutes on a CPU).
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def stop_signals_interrupt():
-    """While the block runs, SIGTERM and SIGHUP raise KeyboardInterrupt, which the loop answers like Ctrl-C: it saves
-    the resume state and stops. Only in the main thread (the one where Python runs signal handlers), and only for a
-    signal that still has its default action: a caller's own handler, or an ignore (nohup's SIGHUP), stands. The
-    previous handlers come back after the block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS if signal.getsignal(sig) is signal.SIG_DFL}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def pick_device(name: str) -> torch.device:
