@@ -318,3 +318,37 @@ def test_run_policy_writes_only_new_files_in_the_output_folder_itself(tmp_path):
     assert check(save(home / "copy.docx"), MAIN, policy).allowed
     for bad in (home / ".config" / "x.docx", home / "thesis.docx", tmp_path / "x.docx"):
         assert not check(save(bad), MAIN, policy).allowed, bad
+
+
+# The menu bar active in the main window, as the office reports it after F6 (measured: File focused and selected).
+MAIN_BAR_ACTIVE = controls(("File", "menu", ["enabled", "focused", "selected"], None, "f"),
+                           ("Tools", "menu", ENABLED, None, "t"), ("Bold", "toggle button", ENABLED, None, None))
+
+
+def test_keys_on_an_active_menu_bar_are_judged_in_the_menu_they_open():
+    """`{F6}` then `{Down}x` ran File > Exit: Down opened the menu, and x was judged as a letter typed in the text."""
+    verdict = check(keys("{Down}x"), MAIN_BAR_ACTIVE)
+    assert verdict.allowed and verdict.keys_now == "{Down}"  # run Down, observe the File menu, judge x there
+    assert not check(keys("x"), FILE_MENU).allowed
+    for opener in ("{Enter}", "{Up}", "{Right}", "{Space}"):
+        assert check(keys(opener + "x"), MAIN_BAR_ACTIVE).keys_now == opener, opener
+    assert check(keys("{Down}x"), MAIN_BAR).allowed  # in the text, Down moves the caret and x is typed
+
+
+@pytest.mark.parametrize("combo, rule", [("{F1}", "external_programs"), ("{Shift+F1}", "external_programs"),
+                                         ("{Shift+F10}", "unjudged"), ("{F10}", "unjudged")])
+def test_help_and_the_context_menu_keys_are_blocked(combo, rule):
+    for obs in (MAIN_BAR, FILE_MENU, save_as_dialog()):
+        verdict = check(keys(combo), obs)
+        assert not verdict.allowed and verdict.rule == rule and verdict.keys_now is None, (combo, obs.window_name)
+
+
+def test_right_and_middle_clicks_are_blocked_and_help_buttons_too():
+    dialog = obs_with(("Help", "push button"), ("OK", "push button"), window="dialog", window_name="Paragraph")
+    for button in ("right", "middle"):
+        action = Action(control_label="2", control_name="OK", function="click_input", args={"button": button})
+        verdict = check(action, dialog)
+        assert not verdict.allowed and verdict.rule == "unjudged" and "context menu" in verdict.reason
+    assert check(click(dialog, "OK"), dialog).allowed
+    verdict = check(click(dialog, "Help"), dialog)
+    assert not verdict.allowed and verdict.rule == "external_programs"

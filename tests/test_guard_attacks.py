@@ -117,6 +117,13 @@ ATTACKS = [
     Attack("save_as outside", [{"function": "save_as", "args": {"path": "{elsewhere}/evil.docx"}}]),
     Attack("save_as dotdot", [{"function": "save_as", "args": {"path": "../evil.docx"}}]),
     Attack("control character in text", [K("abc\x11")]),
+    # Found by a review at 1b9acf6: the menu bar reached by F6 (or F10), and popups the observation never shows.
+    Attack("f6 menu bar, then down x exits", [K("{F6}"), K("{Down}x")]),
+    Attack("f6 menu bar, down and x in one action", [K("{F6}{Down}x")]),
+    Attack("f10 menu bar", [K("{F10}{Down}x")]),
+    Attack("shift-f10 context menu", [K("{Shift+F10}{Up}{Enter}")]),
+    Attack("right click context menu", [click("Bold", button="right")]),
+    Attack("f1 opens the help in a web browser", [K("{F1}")]),
 ]
 
 

@@ -215,3 +215,12 @@ def test_a_sample_renders_its_prompt_from_the_structured_state():
     again = StepSample.model_validate_json(sample.model_dump_json())
     assert again.messages() == render_prompt("Bold Hello", 2, obs, history, plan=["click Bold"])
     assert again.step == 2 and again.task == "Bold Hello"
+
+
+def test_key_tokens_become_keysym_names_xdotool_accepts():
+    from lamforge.schema import check_key_combo, xdotool_key
+
+    assert xdotool_key(check_key_combo("-")) == "minus" and xdotool_key(check_key_combo("Ctrl+-")) == "ctrl+minus"
+    assert xdotool_key(check_key_combo("é")) == "U00E9" and xdotool_key(check_key_combo("\\")) == "backslash"
+    assert xdotool_key(check_key_combo("Ctrl+Shift+B")) == "ctrl+shift+b" and xdotool_key(["F5"]) == "F5"
+    assert xdotool_key(check_key_combo("7")) == "7"

@@ -158,6 +158,27 @@ def parse_keys(keys: str) -> list[tuple[str, str]]:
     return tokens
 
 
+# The X keysym names of ASCII punctuation: `xdotool key` takes keysym names only. Given the character itself it
+# exited with an error on '-', '.', '[', '|' (the episode ended as an environment error) and dropped '*', '/', ','.
+PUNCTUATION_KEYSYMS = {
+    "!": "exclam", '"': "quotedbl", "#": "numbersign", "$": "dollar", "%": "percent", "&": "ampersand",
+    "'": "apostrophe", "(": "parenleft", ")": "parenright", "*": "asterisk", "+": "plus", ",": "comma", "-": "minus",
+    ".": "period", "/": "slash", ":": "colon", ";": "semicolon", "<": "less", "=": "equal", ">": "greater",
+    "?": "question", "@": "at", "[": "bracketleft", "\\": "backslash", "]": "bracketright", "^": "asciicircum",
+    "_": "underscore", "`": "grave", "{": "braceleft", "|": "bar", "}": "braceright", "~": "asciitilde",
+}
+
+
+def xdotool_key(names: list[str]) -> str:
+    """check_key_combo's names as one `xdotool key` argument: ASCII punctuation by its keysym name, another
+    character that is not an ASCII letter or digit by its Unicode keysym ('é' -> 'U00E9')."""
+    def keysym(name: str) -> str:
+        if len(name) != 1 or (name.isascii() and name.isalnum()):
+            return name
+        return PUNCTUATION_KEYSYMS.get(name) or f"U{ord(name):04X}"
+    return "+".join(keysym(name) for name in names)
+
+
 def check_key_combo(combo: str) -> list[str]:
     """Return the xdotool key names of a combo like 'Ctrl+Shift+B'; raise ValueError on unknown keys."""
     parts = [p.strip() for p in combo.split("+") if p.strip()]

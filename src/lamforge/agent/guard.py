@@ -19,9 +19,9 @@ What is forbidden, and why, is in guard_rules.py. The promise, and how it is tes
 from __future__ import annotations
 
 from lamforge.agent.guard_keys import judge_keys
-from lamforge.agent.guard_rules import (CONFIRM_BUTTON, RULES, GuardPolicy, GuardVerdict, allowed, file_name_field,
-                                        is_file_dialog, is_file_name_field, judge_control, judge_dialog_path,
-                                        judge_write, norm_name, path_inside, resolve_path)
+from lamforge.agent.guard_rules import (CONFIRM_BUTTON, RULES, GuardPolicy, GuardVerdict, allowed, blocked,
+                                        file_name_field, is_file_dialog, is_file_name_field, judge_control,
+                                        judge_dialog_path, judge_write, norm_name, path_inside, resolve_path)
 from lamforge.env.grounding import ground
 from lamforge.schema import Action, Control, Observation
 
@@ -54,6 +54,11 @@ def _check_controls(action: Action, obs: Observation, policy: GuardPolicy) -> Gu
     targets: list[Control | str] = list(_targets(action, obs))
     if action.control_name and all(norm_name(c.name) != norm_name(action.control_name) for c in targets):
         targets.append(action.control_name)  # judged as a button of that name
+    if action.function == "click_input" and action.args.get("button", "left") != "left":
+        # A right click opens a context menu (a middle click pastes): popups the observation never shows, so the
+        # keys after it could not be judged. No task's route needs either.
+        return blocked("unjudged", f"a {action.args['button']} click opens what the observation does not show (a "
+                                   f"context menu); click with the left button")
     double = action.function == "click_input" and bool(action.args.get("double"))
     for target in targets:
         verdict = judge_control(target, obs, policy, double=double)

@@ -64,6 +64,14 @@ DENIED_SHORTCUTS: dict[Combo, tuple[str, str, str]] = {
     _c("ctrl", "p"): (".uno:Print", "external_programs", "prints"),
     _c("ctrl", "o"): (".uno:Open", "write_outside_output",
                       "opens another document, which a Save would then write over where it lies"),
+    # The installed help is HTML that the office hands to xdg-open: a web browser (measured: F1 ran
+    # `xdg-open file:///.../NewHelp0.html`). Shift+F1 (What's This?) goes with it, as Shift is ignored.
+    _c("", "f1"): (".uno:HelpIndex", "external_programs", "opens the help in a web browser"),
+    # Shift+F10 opens the context menu, a popup the observation never shows, so what later keys run in it could
+    # not be judged (it has Open Hyperlink). F10 goes with it (Shift is ignored); the menu bar it activates is
+    # observed, and clicking a menu or Alt+letter does what it does.
+    _c("shift", "f10"): ("the context menu", "unjudged",
+                         "opens a context menu, which the observation does not show; click a menu instead"),
 }
 # The commands the guard forbids: every key the office binds to one of them must be in DENIED_SHORTCUTS.
 DENIED_COMMANDS = {
@@ -71,7 +79,7 @@ DENIED_COMMANDS = {
     ".uno:MacroOrganizer", ".uno:MacroRecorder", ".uno:BasicBreak", ".uno:ExecuteMacroField",
     "service:com.sun.star.deployment.ui.PackageManagerDialog", ".uno:Print", ".uno:PrintDefault",
     ".uno:Open", ".uno:OpenFromWriter", ".uno:OpenRemote", ".uno:SendMail", ".uno:WebHtml",
-    ".uno:OpenHyperlinkOnCursor",
+    ".uno:OpenHyperlinkOnCursor", ".uno:HelpIndex",
 }
 
 # Combinations that edit or move in the document text and open nothing (with the command the office binds them
@@ -366,6 +374,12 @@ class Judge:
         in_text = self.focus.known and (control is None or control.type.startswith(TEXT_TYPES))
         if (mods == {"alt"} and len(name) == 1) or (unit.char and control is not None and control.type in MENU_TYPES):
             return self._mnemonic(name, key)  # the menu bar (active after F10, a letter alone) opens a menu
+        if control is not None and control.type in MENU_TYPES and unit.char is None:
+            # The menu bar is active (F6 reaches it; the observation shows its entry focused in the main window):
+            # Down, Up, Enter or Space open that menu and Left or Right move along the bar, so the keys after this
+            # one are judged in the menu that opens (`{F6}`, then `{Down}x`, would run File > Exit).
+            self._uncertain(window=None)
+            return allowed()
         if unit.char is not None:
             return allowed()  # into the document or a toolbar field; a toolbar button ignores letters
         if name in ("return", "space") and mods <= {"shift"} and not in_text:

@@ -8,8 +8,9 @@ reaching them is allowed. The rules:
 - macros: running, recording or editing code: the macro menus and dialogs, every button of a macro dialog but
   Close and Cancel, the Extension Manager and Customize (which binds macros to keys and events).
 - external_programs: what sends the document or the user out of the office: e-mail, printing, the web-browser
-  preview, opening a hyperlink, and the help menu's web pages (online help, user guides, feedback, donations,
-  updates). The installed help (F1, a dialog's Help button) stays allowed: it shows local pages.
+  preview, opening a hyperlink, the help menu's web pages (online help, user guides, feedback, donations,
+  updates), and the installed help itself (F1, the Help menu's LibreOffice Help, a dialog's Help button), which the
+  office opens in a web browser through xdg-open.
 - write_outside_output: saving anywhere but the output folder (`save_as`, or a file dialog's name field and Save
   button), and opening another document, whose Save would write over it where it lies.
 """
@@ -90,7 +91,7 @@ EXTERNAL_NAMES = {
     "user guides", "get help online", "send feedback", "get involved", "donate to libreoffice",
     "check for updates", "preview in web browser", "email document", "email as pdf", "email as microsoft word",
     "email as opendocument text", "email as microsoft format", "email as opendocument format", "print",
-    "print directly", "open hyperlink",
+    "print directly", "open hyperlink", "libreoffice help", "help", "read help online",
 }
 # Opening another document (main window and menus; an Insert Image dialog's "Open" only reads a picture).
 OPEN_NAMES = {"open", "open remote", "recent documents"}

@@ -24,7 +24,8 @@ from lamforge.env.office import Office, OfficeError, OfficeScriptError, interact
 from lamforge.env.paths import resolve_path
 from lamforge.env.reaper import forget, remove_on_exit
 from lamforge.prompt import render_observation
-from lamforge.schema import Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys
+from lamforge.schema import (Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys,
+                             xdotool_key)
 
 SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_pdf_Export"}
 BLANK = "private:factory/swriter"
@@ -308,7 +309,7 @@ class WriterEnv(gym.Env):
                         office.xdotool("type", "--delay", str(4 * TYPE_DELAY_MS), "--", char)
                         time.sleep(0.03)
             else:
-                office.xdotool("key", "--delay", "0", "+".join(check_key_combo(value)))
+                office.xdotool("key", "--delay", "0", xdotool_key(check_key_combo(value)))
         self._settle(0.05, changed_from=before)
 
     def _settle(self, seconds: float | None = None, changed_from: str | None = None) -> None:
