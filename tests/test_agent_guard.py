@@ -352,3 +352,14 @@ def test_right_and_middle_clicks_are_blocked_and_help_buttons_too():
     assert check(click(dialog, "OK"), dialog).allowed
     verdict = check(click(dialog, "Help"), dialog)
     assert not verdict.allowed and verdict.rule == "external_programs"
+
+
+def test_tools_options_is_blocked_as_a_menu_entry_only():
+    tools = controls(("Options...", "menu item", ["enabled", "focused", "selected"], None, "o"),
+                     ("Word Count...", "menu item", ENABLED, None, "w"), window="menu", window_name="Tools")
+    for action in (click(tools, "Options..."), keys("o"), keys("{Enter}"), keys("{Alt+F12}")):
+        verdict = check(action, tools)
+        assert not verdict.allowed and verdict.rule == "macros", action
+    assert not check(keys("{Alt+F12}"), MAIN_BAR).allowed
+    dialog = obs_with(("Options", "page tab"), ("OK", "push button"), window="dialog", window_name="AutoCorrect")
+    assert check(click(dialog, "Options"), dialog).allowed

@@ -124,6 +124,8 @@ ATTACKS = [
     Attack("shift-f10 context menu", [K("{Shift+F10}{Up}{Enter}")]),
     Attack("right click context menu", [click("Bold", button="right")]),
     Attack("f1 opens the help in a web browser", [K("{F1}")]),
+    Attack("alt-f12 opens tools options", [K("{Alt+F12}")]),
+    Attack("tools menu options by letter", [K("{Alt+T}"), K("o")]),
 ]
 
 

@@ -61,6 +61,8 @@ DENIED_SHORTCUTS: dict[Combo, tuple[str, str, str]] = {
     _c("ctrl", "*"): (".uno:ExecuteMacroField", "macros", "runs a macro field's macro"),
     _c("ctrl+alt", "e"): ("service:com.sun.star.deployment.ui.PackageManagerDialog", "macros",
                           "opens the Extension Manager"),
+    _c("alt", "f12"): (".uno:OptionsTreeDialog", "macros",
+                       "opens Tools > Options, whose Expert Configuration can lower the macro security level"),
     _c("ctrl", "p"): (".uno:Print", "external_programs", "prints"),
     _c("ctrl", "o"): (".uno:Open", "write_outside_output",
                       "opens another document, which a Save would then write over where it lies"),
@@ -79,7 +81,7 @@ DENIED_COMMANDS = {
     ".uno:MacroOrganizer", ".uno:MacroRecorder", ".uno:BasicBreak", ".uno:ExecuteMacroField",
     "service:com.sun.star.deployment.ui.PackageManagerDialog", ".uno:Print", ".uno:PrintDefault",
     ".uno:Open", ".uno:OpenFromWriter", ".uno:OpenRemote", ".uno:SendMail", ".uno:WebHtml",
-    ".uno:OpenHyperlinkOnCursor", ".uno:HelpIndex",
+    ".uno:OpenHyperlinkOnCursor", ".uno:HelpIndex", ".uno:OptionsTreeDialog",
 }
 
 # Combinations that edit or move in the document text and open nothing (with the command the office binds them

@@ -6,7 +6,8 @@ reaching them is allowed. The rules:
 - close_app: closing the document window or quitting the office (Close, Close Window, Exit, Quit, Restart in Safe
   Mode). A dialog's own "Close" button only closes the dialog and stays allowed.
 - macros: running, recording or editing code: the macro menus and dialogs, every button of a macro dialog but
-  Close and Cancel, the Extension Manager and Customize (which binds macros to keys and events).
+  Close and Cancel, the Extension Manager, Customize (which binds macros to keys and events) and Tools > Options
+  (whose Expert Configuration can lower the macro security level).
 - external_programs: what sends the document or the user out of the office: e-mail, printing, the web-browser
   preview, opening a hyperlink, the help menu's web pages (online help, user guides, feedback, donations,
   updates), and the installed help itself (F1, the Help menu's LibreOffice Help, a dialog's Help button), which the
@@ -81,6 +82,9 @@ MACRO_NAMES = {
     "organize dialogs", "assign macro", "extension manager",  # extensions install code, like a macro
     "customize",  # binds macros to keys, menus and events
 }
+# Tools > Options, as a menu entry only ("Options" is also an ordinary tab or button name in dialogs): its Expert
+# Configuration sets any setting, the macro security level among them, and its Java page a class path to run.
+SETTINGS_MENU_NAMES = {"options"}
 # The macro words above that are also ordinary words ("Run", "Python") only count inside the macro dialogs.
 MACRO_CONTEXT_ONLY = {"run", "python", "javascript", "beanshell", "basic"}
 MACRO_WINDOW = re.compile(r"macro|basic|beanshell|javascript|python", re.I)
@@ -126,6 +130,9 @@ def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy,
         return blocked("macros", f"{raw!r} in the {obs.window_name!r} dialog runs, edits or assigns macros")
     if name in MACRO_NAMES and (name not in MACRO_CONTEXT_ONLY or in_macro_window(obs)):
         return blocked("macros", f"{raw!r} runs or edits macros")
+    if name in SETTINGS_MENU_NAMES and type_.endswith("menu item"):
+        return blocked("macros", f"{raw!r} opens Tools > Options, whose Expert Configuration can lower the macro "
+                                 f"security level")
     if name in EXTERNAL_NAMES:
         return blocked("external_programs", f"{raw!r} sends the document or the user outside the office (mail, "
                                             f"printer, web)")
