@@ -204,3 +204,11 @@ def test_a_stop_signal_during_the_run_leaves_the_output_as_it_was(document, tmp_
     assert taken.read_bytes() == b"the user's older report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.docx", "report.docx"]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_file_open_in_another_office_is_not_replaced(document, tmp_path):
+    (tmp_path / ".~lock.mine.docx#").write_text("Ada Lovelace,ada,laptop,03.12.2026 19:20,file:///home/ada/.config;")
+    code, said, _ = invoke("Do it", "--doc", str(document), "--in-place", "--model", "tiny")
+    assert code == 2 and "is open in LibreOffice (by ada;" in said and "close it there first" in said
+    code, said, _ = invoke("Do it", "--out", str(document), "--overwrite", "--model", "tiny")
+    assert code == 2 and "is open in LibreOffice" in said

@@ -94,6 +94,31 @@ def check_backup_name(param: str, path: Path) -> None:
                           f"{path.stem}.backup{path.suffix}; rename it or choose a shorter name")
 
 
+def check_not_open_elsewhere(param: str, path: Path) -> None:
+    """A file about to be replaced must not be open in another LibreOffice: its next save there would write the
+    user's older text back over the result. The office marks an open file with `.~lock.NAME#` beside it."""
+    lock = path.with_name(f".~lock.{path.name}#")
+    if lock.exists():
+        holder = lock.read_text(errors="replace").split(",")[1:2] or ["?"]
+        raise _bad(param, f"{path} is open in LibreOffice (by {holder[0] or '?'}; lock file {lock}); close it there "
+                          f"first, or delete the lock file if no office has it open")
+
+
+def _sync(path: Path) -> None:
+    # A rename is atomic for the name, not for the data: without fsync a power cut can leave the new name on an
+    # empty file (ext4 with delalloc, among others). The folder too, so the rename itself is on disk.
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def check_output_argument(out: str, doc: Path | None, overwrite: bool = False) -> Path:
     path = Path(out).expanduser().resolve()  # resolved: a symlink to the input is the input
     if not name_fits(path):  # first: the file system answers any other question about such a name with an error
@@ -112,6 +137,7 @@ def check_output_argument(out: str, doc: Path | None, overwrite: bool = False) -
         raise _bad("--out", f"{path} exists and cannot be written (permission denied)")
     if path.exists():
         check_backup_name("--out", path)
+        check_not_open_elsewhere("--out", path)
     folder = _writable_folder(path)
     if folder is None:
         raise _bad("--out", f"cannot write in {path.parent} (it is not a folder, or permission is denied)")
@@ -153,7 +179,9 @@ def keep_backup(path: Path) -> Path:
     temporary = _temporary_beside(path)
     try:
         shutil.copy2(path, temporary)
+        _sync(temporary)
         os.replace(temporary, backup)
+        _sync_folder(backup.parent)
     finally:
         temporary.unlink(missing_ok=True)
     return backup
@@ -166,7 +194,9 @@ def save_atomically(env, target: Path) -> None:
     try:
         env.save_as(temporary)
         _take_owner_and_mode(temporary, target)
+        _sync(temporary)
         os.replace(temporary, target)
+        _sync_folder(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -225,6 +255,7 @@ def run(
         if not os.access(doc_path, os.W_OK) or _writable_folder(doc_path) is None:
             raise _bad("--doc", f"{doc_path} or its folder cannot be written, so it cannot be edited in place")
         check_backup_name("--doc", doc_path)
+        check_not_open_elsewhere("--doc", doc_path)
         out_path = doc_path
     elif not out:
         raise _bad("--out", "give --out, where to save the result (or --in-place to edit --doc itself)")
