@@ -1,5 +1,7 @@
 """The one JSONL module: strict reads that name the bad line, atomic writes, appends that survive a kill."""
 
+import json
+
 import pytest
 
 from lamforge.jsonl import DataError, JsonlAppender, drop_torn_tail, read_jsonl, write_jsonl
@@ -49,3 +51,13 @@ def test_appends_resume_after_a_torn_last_line(tmp_path):
     with JsonlAppender(path, sync_each=True) as out:  # opening drops the torn line, then appends after it
         out.append(PAIRS[2])
     assert [r.task_id for r in read_jsonl(path, PlanPair)] == ["t0", "t1", "t2"]
+
+
+def test_write_json_replaces_a_file_whole_or_not_at_all(tmp_path):
+    from lamforge.jsonl import write_json
+
+    path = write_json(tmp_path / "run" / "summary.json", {"tasks": 3})
+    assert json.loads(path.read_text()) == {"tasks": 3}
+    with pytest.raises(TypeError):
+        write_json(path, {"tasks": object()})  # cannot be written: the old file stands, and nothing beside it
+    assert json.loads(path.read_text()) == {"tasks": 3} and [p.name for p in path.parent.iterdir()] == ["summary.json"]

@@ -1,4 +1,5 @@
-"""JSON Lines files: the one reader, the one writer and the one appender, for pydantic records and plain dicts.
+"""JSON Lines files: the one reader, the one writer and the one appender, for pydantic records and plain dicts;
+and the one atomic writer of a whole JSON document (write_json).
 
 A bad line is an error that names the file and the line, never a silent stop. Whole files are written to a
 temporary file that replaces the target only when complete, so a killed process leaves the old file or the new one,
@@ -85,6 +86,21 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
         os.fsync(handle.fileno())
     tmp.replace(path)
     return n
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 1, **dumps) -> Path:
+    """Write one JSON document atomically, as write_jsonl does: summaries, timings, model cards and the like are
+    read back when a killed run resumes, and a half-written one stopped the resume with a JSON syntax error."""
+    text = json.dumps(data, indent=indent, **dumps)  # first: a value JSON cannot hold leaves no file behind
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    return path
 
 
 def drop_torn_tail(path: str | Path) -> bool:

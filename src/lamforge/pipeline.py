@@ -34,7 +34,7 @@ from lamforge.data.plans import DEFAULT_HELP_DIR
 from lamforge.eval.offline import run_offline
 from lamforge.eval.online import run_online
 from lamforge.eval.report import write_report
-from lamforge.jsonl import read_jsonl, write_jsonl
+from lamforge.jsonl import read_jsonl, write_json, write_jsonl
 from lamforge.models.checkpoints import is_finished
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import families_for
@@ -195,7 +195,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
         t0 = time.perf_counter()
         result = fn()
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 1)
-        (out / "timings.json").write_text(json.dumps(timings, indent=1))
+        write_json(out / "timings.json", timings)
         return result
 
     plans = data / "plans.jsonl"
@@ -241,7 +241,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     weights = {}
     if p.category_weights:
         weights["family_weights"] = str(data / "family_weights.json")
-        Path(weights["family_weights"]).write_text(json.dumps(family_weights(p), indent=1))
+        write_json(weights["family_weights"], family_weights(p))
     train("2", train_file=str(demos), **weights)
 
     failed = sorted({r["task_id"] for r in load_records(data / "plan") if not r["success"]})
@@ -284,7 +284,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
 
     html_path, _ = write_report(out)
     timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)
-    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    write_json(out / "timings.json", timings)
     # soft_wrap: the path make demo ends with stays whole in a log (rich cuts lines at 80 columns off a terminal)
     console.print(f"[bold green]report:[/bold green] {html_path}", soft_wrap=True)
     return html_path

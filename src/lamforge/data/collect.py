@@ -34,6 +34,7 @@ from lamforge.data.run_folder import (  # noqa: F401  (load_records and recover:
     write_identity,
 )
 from lamforge.data.runlock import exclusive_run_folder
+from lamforge.jsonl import write_json
 from lamforge.env.office import require_binaries
 from lamforge.env.writer_env import WriterEnv
 from lamforge.progress import Progress
@@ -305,7 +306,7 @@ def collect(config: CollectConfig, show_progress: bool = True) -> dict:
                         time.perf_counter() - t_start)
     if paraphrased is not None and (paraphrased.paraphrased or paraphrased.kept_rules):
         summary["this_run"]["paraphrase"] = paraphrased.to_dict()
-    (config.out / SUMMARY).write_text(json.dumps(summary, indent=1))
+    write_json(config.out / SUMMARY, summary)
     return summary
 
 

@@ -10,12 +10,12 @@ adds only what is new, and never duplicates a task.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lamforge.data.collect import CollectConfig, parse_shard, summarize
 from lamforge.data.run_folder import SUMMARY, RunWriter, load_records, load_samples, read_identity, write_identity
 from lamforge.data.runlock import lock_run_folder
+from lamforge.jsonl import write_json
 
 
 class MergeRefused(ValueError):
@@ -52,7 +52,7 @@ def merge_runs(folders: list[Path], out: Path) -> dict:
         summary.update(expected_tasks=expected, missing_tasks=max(0, expected - tasks),
                        merged={"folders": [str(f) for f in folders], "shards": sorted(s for s in shards_merged if s),
                                "new_tasks": added, "already_there": already})
-        (Path(out) / SUMMARY).write_text(json.dumps(summary, indent=1))
+        write_json(Path(out) / SUMMARY, summary)
         return summary
     finally:
         lock.release()

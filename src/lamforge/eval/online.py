@@ -6,12 +6,12 @@ trajectory for the report's viewer. All agents run in the same command on the sa
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from lamforge.data.collect import CollectConfig, collect, load_records
+from lamforge.jsonl import write_json
 from lamforge.tasks.splits import families_for
 from lamforge.tasks.templates import LO_SPLIT
 
@@ -69,7 +69,7 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
                                    families=families, ray=ray)
             collect(config, show_progress=progress)
     summary = summarize_online(out, agents, splits)
-    (out / "online.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "online.json", summary)
     return summary
 
 

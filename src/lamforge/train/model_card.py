@@ -4,11 +4,11 @@ that `lamforge.models.checkpoints.is_finished` knows the folder is complete. Loa
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from lamforge.jsonl import write_json
 from lamforge.models.checkpoints import METRICS_FILE
 from lamforge.prompt import PROMPT_VERSION
 
@@ -36,7 +36,7 @@ def write_card(output_dir: Path, phase: str, info: dict[str, Any]) -> None:
     """README.md (a Hugging Face model card) and metrics.json: what data, which settings, what came out."""
     info = {"phase": phase, "finished": True, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
             "prompt_version": PROMPT_VERSION, **info}
-    (output_dir / METRICS_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    write_json(output_dir / METRICS_FILE, info, indent=2, default=str)
     config = info.get("config", {})
     front = [
         "---",
