@@ -94,7 +94,7 @@ def write_json(path: str | Path, data: Any, indent: int | None = 1, **dumps) -> 
     text = json.dumps(data, indent=indent, **dumps)  # first: a value JSON cannot hold leaves no file behind
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel builders may write one file
     with tmp.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()

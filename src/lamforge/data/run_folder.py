@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from lamforge.jsonl import drop_torn_tail
+from lamforge.jsonl import drop_torn_tail, write_json
 
 TRAJECTORIES, SAMPLES, IDENTITY, SUMMARY = "trajectories.jsonl", "samples.jsonl", "collect.json", "summary.json"
 UFO = "ufo"
@@ -66,9 +66,7 @@ def read_identity(out: Path) -> dict | None:
 
 
 def write_identity(out: Path, identity: dict) -> None:
-    tmp = Path(out) / (IDENTITY + ".tmp")
-    tmp.write_text(json.dumps(identity, indent=1))
-    tmp.replace(Path(out) / IDENTITY)
+    write_json(Path(out) / IDENTITY, identity)
 
 
 class RunWriter:

@@ -6,12 +6,11 @@ numbers come from the same policy.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from lamforge.agent.factory import make_backend
-from lamforge.jsonl import read_jsonl
+from lamforge.jsonl import read_jsonl, write_json
 from lamforge.metrics import aggregate, aggregate_plans, args_by_value_novelty, plan_match, score_step, training_values
 from lamforge.progress import track
 from lamforge.prompt import parse_plan, render_plan_prompt
@@ -78,9 +77,5 @@ def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | 
         pairs = read_jsonl(plans, PlanPair)
         result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole, then renamed: the pipeline takes an existing file as a finished stage.
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(out)
+        write_json(out, result)  # whole or not at all: the pipeline takes an existing file as a finished stage
     return result

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lamforge.cache import cache_dir
+from lamforge.jsonl import write_json
 from lamforge.tasks.templates import (HEADING_LEVELS, ParagraphBlock, TableBlock, TemplateDoc, get_template,
                                       list_templates, template_source)
 
@@ -104,9 +105,7 @@ def read_manifest(out_dir: Path) -> dict:
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
     """Replace out_dir's manifest atomically (builders in parallel processes never see half of one)."""
-    tmp = out_dir / f"{MANIFEST}.{os.getpid()}.part"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out_dir / MANIFEST)
+    write_json(out_dir / MANIFEST, manifest, sort_keys=True)
 
 
 def write_template(spec: TemplateDoc, path: Path) -> None:
