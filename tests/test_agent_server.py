@@ -329,6 +329,7 @@ MALFORMED = [
     (DEEP, 400),
     (b"[" * 50_000, 400),
     (b"null", 400),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"9" * 5000 + b"}", 400),  # int limit
     (b'"just a string"', 400),
     (b'{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}', 400),  # a lone surrogate
 ]
@@ -389,3 +390,52 @@ def test_load_200_requests_50_at_once_no_resets_no_5xx():
     assert failures == [], failures
     assert statuses.count(200) == 134 and all(400 <= s < 500 for s in statuses if s != 200)
     print(f"load: 200 requests, 50 concurrent, {seconds:.1f} s, 0 resets, 0 5xx")
+
+
+@pytest.mark.parametrize("controls", ['button: "abc\nWindow: x', "button: A\n\"abc = 'x'",
+                                      "button: A\nA = 'a' + 'b'", "button: A\nA = '\\x'"])
+def test_a_lamforge_prompt_whose_controls_cannot_be_read_is_400(served, controls):
+    """The system prompt says lamforge, the controls do not parse: the client's text, not a server bug (was 500, and
+    the project's own client retried each 500 twice)."""
+    from lamforge.prompt import SYSTEM_PROMPT
+
+    server = served()
+    body = {"messages": [{"role": "system", "content": SYSTEM_PROMPT},
+                         {"role": "user", "content": f"Task: x\nControls:\n{controls}"}], "max_tokens": 4}
+    got, data = post(chat_url(server), body)
+    assert got == 400 and "controls cannot be read" in data["error"]["message"], (got, data)
+
+
+def test_requests_whose_clients_left_are_skipped(served):
+    """Four clients send a request and close the connection while another request holds the model: when their
+    turns come, the model does not run for them."""
+    import socket
+    import threading
+
+    server = served()
+    calls, release = [], threading.Event()
+    complete = server.complete
+
+    def slow_complete(request):
+        calls.append(request)
+        if len(calls) == 1:
+            release.wait(10)  # the first request holds the model while the others queue and leave
+        return complete(request)
+
+    server.complete = slow_complete
+    first = threading.Thread(target=post, args=(chat_url(server), {"messages": MESSAGES}))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    host, port = server.url.split("//")[1].split("/")[0].split(":")
+    body = json.dumps({"messages": MESSAGES}).encode()
+    for _ in range(4):
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(0.1)
+    release.set()
+    first.join(10)
+    time.sleep(0.5)
+    assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
+    assert len(calls) == 2, len(calls)  # the first request and the last one; none for the four that left

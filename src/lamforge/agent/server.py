@@ -16,8 +16,8 @@ closes, so a LAM answers with exactly one action. GET /v1/models says how the mo
 max_controls, prompt_version), so a client shows it the prompt it learned on.
 
 The model has one KV cache, so requests reach it one at a time (an asyncio lock, the model running in a worker
-thread); uvicorn keeps accepting and queueing meanwhile (listen backlog 2048), and a client that goes away costs
-nothing but its own request.
+thread); uvicorn keeps accepting and queueing meanwhile (listen backlog 2048). A client that goes away while its
+request waits is skipped when its turn comes; one whose request is already running costs that request.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def stream_body(payload: dict) -> bytes:
 def parse_body(body: bytes) -> ChatRequest:
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # ValueError: a syntax error, or an integer past 4300 digits
         raise HTTPProblem(400, f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise HTTPProblem(400, "the body's JSON is nested too deeply") from exc
@@ -238,7 +238,11 @@ class LAMServer:
         try:
             obs = None
             if self.config.decoding == "auto":
-                obs = request.observation or lamforge_observation(messages)
+                try:
+                    obs = request.observation or lamforge_observation(messages)
+                except (ValueError, SyntaxError) as exc:  # a controls line quoted wrongly: the client's text
+                    raise HTTPProblem(400, f"the prompt has lamforge's system prompt, but its controls cannot be "
+                                           f"read: {exc}") from exc
             if obs is not None:
                 reply = self.backend.decide(messages, obs, prompt_task(messages), [])
                 text, prompt_tokens, completion_tokens, reason = (reply.text, reply.prompt_tokens,
@@ -325,6 +329,10 @@ class LAMServer:
             if self._model_lock is None:
                 self._model_lock = asyncio.Lock()
             async with self._model_lock:
+                # A client that left while its request waited for the model (a timeout, a closed socket) costs
+                # nothing more: its turn is skipped. One already running finishes; the model cannot be stopped.
+                if await request.is_disconnected():
+                    return Response(status_code=499)
                 payload = await run_in_threadpool(self.complete, chat_request)
             if chat_request.stream:
                 return Response(stream_body(payload), headers={"content-type": "text/event-stream"})
