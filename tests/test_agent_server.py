@@ -200,7 +200,8 @@ def test_unknown_routes_and_methods(served):
 def test_missing_content_length_is_411(served):
     server = served()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         head = sock.recv(1000).decode()
     assert head.startswith("HTTP/1.1 411")
     assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
@@ -439,3 +440,13 @@ def test_requests_whose_clients_left_are_skipped(served):
     time.sleep(0.5)
     assert post(chat_url(server), {"messages": MESSAGES})[0] == 200
     assert len(calls) == 2, len(calls)  # the first request and the last one; none for the four that left
+
+
+def test_only_json_bodies_are_read(served):
+    """A browser sends text/plain or form data cross-origin without asking the server first; JSON needs its
+    preflight, which the server refuses."""
+    server = served()
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        got, data = post(chat_url(server), {"messages": MESSAGES}, {"Content-Type": kind})
+        assert got == 415 and "application/json" in data["error"]["message"], kind
+    assert post(chat_url(server), {"messages": MESSAGES}, {"Content-Type": "application/json; charset=utf-8"})[0] == 200

@@ -267,6 +267,12 @@ class LAMServer:
                               "authentication_error")
 
     async def _read_body(self, request: Request) -> bytes:
+        # JSON only: a web page may send a cross-origin "simple" POST (text/plain, form data) to a server on
+        # 127.0.0.1 without the browser asking first, and make it run the model; application/json needs a preflight,
+        # which this server never answers.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise HTTPProblem(415, f"send the body as Content-Type: application/json (got {kind or 'none'})")
         length = request.headers.get("content-length")
         if length is None:
             raise HTTPProblem(411, "send a Content-Length header")
