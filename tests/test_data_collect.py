@@ -71,6 +71,14 @@ def test_recover_drops_half_written_lines_and_orphan_samples(tmp_path):
     assert (tmp_path / "samples.jsonl").read_text() == '{"task_id": "a", "x": 1}\n'
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 @pytest.mark.long
 def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
     out = tmp_path / "run"
@@ -84,8 +92,17 @@ def test_killed_collection_resumes_without_loss_or_duplicates(tmp_path):
         if trajectories.exists() and len(trajectories.read_text().splitlines()) >= 2:
             break
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    # The command alone, as `kill -9 PID` or a crash would: its workers must notice and stop on their own (they ran
+    # on through every queued task, each with its office, and then hung at exit), and the rerun must resume.
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and _group_alive(proc.pid):
+        time.sleep(0.5)
+    orphans = _group_alive(proc.pid)
+    if orphans:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not orphans, "collection workers outlived their killed command by a minute"
     first = len(trajectories.read_text().splitlines())
     assert 2 <= first < 8
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)

@@ -234,6 +234,30 @@ def test_a_stop_signal_saves_the_resume_state_like_ctrl_c(pipeline, tmp_path, mo
     assert read_metrics(tmp_path / "run")["training"]["resumed_from_step"] == 2
 
 
+def test_a_stop_after_the_last_update_keeps_every_update(pipeline, tmp_path, monkeypatch):
+    """The held-out evaluation and the export after the last update take minutes on a CPU; a stop there resumes at
+    the end instead of redoing the updates since the last periodic save (all four here)."""
+    import lamforge.train.sft as sft
+
+    overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 4, "save_every": 100,
+                 "eval_generate": 0, "init_from": "tiny", "output_dir": str(tmp_path / "run")}
+    config = build_config("2", preset="tiny", overrides=overrides)
+    evaluate = sft.evaluate_policy
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sft, "evaluate_policy", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(config, "2")
+    assert (tmp_path / "run" / STATE_DIR / "model.safetensors").exists()
+    monkeypatch.setattr(sft, "evaluate_policy", evaluate)
+    train_sft(config, "2")
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["training"]["resumed_from_step"] == 4 and len(metrics["losses"]) == 4
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if "train_state" in p.name) == []
+
+
 def test_a_stop_signal_keeps_a_callers_own_handler():
     """A notebook or a service that handles SIGTERM itself keeps its handler while lamforge trains."""
     own = lambda signum, frame: None  # noqa: E731

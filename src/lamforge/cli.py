@@ -44,14 +44,19 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
                                      "or a cluster ADDRESS.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
+    from lamforge.signals import stop_signals_interrupt
     from lamforge.train.runtime import TrainingInterrupted
 
     try:
-        run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray)
+        with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C in every stage, not only in training
+            run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray)
     except TrainingInterrupted as stop:  # Ctrl-C, SIGTERM or SIGHUP during a training phase: not an error
         print_warning(f"{stop}; run the same command to resume")
         raise typer.Exit(130)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except KeyboardInterrupt:  # in another stage: what each stage finished is kept (collections task by task)
+        print_warning("stopped; run the same command to resume")
+        raise typer.Exit(130)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:  # OSError: a full disk, a permission
         print_error(str(exc))
         raise typer.Exit(1)
 

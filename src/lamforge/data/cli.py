@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lamforge.console import print_error
+from lamforge.console import print_error, print_warning
 from lamforge.data.evolve import EvolveReport, client_chat
 from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
@@ -146,9 +146,15 @@ def collect_cmd(
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
                            families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device)
+    from lamforge.signals import stop_signals_interrupt
+
     try:
-        summary = collect(config, show_progress=not as_json)
-    except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError) as exc:
+        with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C, the workers stopped, every finished task kept
+            summary = collect(config, show_progress=not as_json)
+    except KeyboardInterrupt:
+        print_warning(f"stopped; the tasks finished so far are in {out}; run the same command to go on")
+        raise typer.Exit(130)
+    except (OfficeNotInstalled, FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
         print_error(str(exc))
         raise typer.Exit(1)
     if as_json:

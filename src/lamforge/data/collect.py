@@ -184,11 +184,14 @@ def _worker(config_dict: dict, index: int, tasks: mp.Queue, results: mp.Queue) -
     try:
         runner = TaskRunner(config, worker_index=index)
         while True:
+            if os.getppid() != parent:
+                # The pipeline was killed: stop before the next task (all of them are queued from the start), close
+                # the office on the way out, and do not wait to hand over results nobody reads.
+                results.cancel_join_thread()
+                return
             try:
                 item = tasks.get(timeout=1.0)
             except queue.Empty:
-                if os.getppid() != parent:
-                    return  # the pipeline was killed: stop, and close the office on the way out
                 continue
             if item is None:
                 return
@@ -214,6 +217,7 @@ def run_in_processes(config: CollectConfig, todo: list[TaskInstance], commit: Ca
     for _ in procs:
         tasks.put(None)
     pending = len(todo)
+    stopped = True  # until the loop ends normally: Ctrl-C, SIGTERM (lamforge/signals.py) or an error
     try:
         while pending:
             try:
@@ -226,11 +230,14 @@ def run_in_processes(config: CollectConfig, todo: list[TaskInstance], commit: Ca
                 raise RuntimeError(f"a collection worker failed to start: {record['worker_error']}")
             commit(record)
             pending -= 1
+        stopped = False
     finally:
         # Tasks no worker took (the workers died, or a worker's error stopped the run) would otherwise keep this
         # process from exiting: the queue's feeder thread waits to flush them into a pipe that nobody reads.
         tasks.cancel_join_thread()
         for p in procs:
+            if stopped:  # the tasks in flight are lost, as a stop promises; their workers would run the queue on
+                p.terminate()
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()

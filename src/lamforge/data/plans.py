@@ -785,8 +785,10 @@ def split_paths(out: Path) -> dict[str, Path]:
 
 
 def write_splits(pairs: list[PlanPair], out: Path, test_fraction: float) -> dict[str, int]:
+    """The test split first: the pipeline takes the train file as the stage done, and a kill between the two used
+    to leave the test file missing (LAM1's plan scores were then skipped without a word)."""
     paths = split_paths(out)
     return {
-        split: write_jsonl(path, (p for p in pairs if split_of(p, test_fraction) == split))
-        for split, path in paths.items()
+        split: write_jsonl(paths[split], (p for p in pairs if split_of(p, test_fraction) == split))
+        for split in ("test", "train")
     }

@@ -269,7 +269,9 @@ class TrainLoop(LocalSteps):
                     self.progress.step = done = step + 1
                     self.meter.update(record.get("loss", math.nan), tokens)
                     progress.update(bar, completed=done, **show(record, self.meter))
-                    if done < total and done % self.config.save_every == 0:
+                    # At the last step too: the held-out evaluation and the model's export after it take minutes
+                    # on a CPU, and a stop there would otherwise redo the steps since the last periodic save.
+                    if done % self.config.save_every == 0 or done == total:
                         self.save()
                     if stop_after is not None and done - self.start >= stop_after and done < total:
                         self.save()
@@ -290,7 +292,8 @@ class TrainLoop(LocalSteps):
         """After the main process wrote the phase's model: it removes the resume state; every process waits for
         that and releases accelerate's references."""
         if self.is_main:
-            shutil.rmtree(self.output_dir / STATE_DIR, ignore_errors=True)
+            for name in (STATE_DIR, f".{STATE_DIR}.tmp", f".{STATE_DIR}.old"):  # save()'s, left by a kill inside it
+                shutil.rmtree(self.output_dir / name, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         self.accelerator.free_memory()
 
