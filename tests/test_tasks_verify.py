@@ -66,6 +66,19 @@ def test_category_weights_must_name_trained_categories():
     assert weights == {"export_pdf": 3.0, "save_docx": 3.0}
 
 
+def test_a_run_folder_refuses_a_rerun_with_other_settings(tmp_path):
+    from lamforge.pipeline import PRESETS, check_same_settings
+
+    quick = PRESETS["quick"]
+    check_same_settings(tmp_path, quick)  # the first run records its settings
+    check_same_settings(tmp_path, quick)
+    check_same_settings(tmp_path, replace(quick, workers=1, online_workers=2))  # speed only
+    for changed, name in ((replace(quick, oracle_tasks=300), "oracle_tasks"),
+                          (replace(quick, category_weights={"character": 1.0}), "category_weights")):
+        with pytest.raises(ValueError, match=f"other settings \\({name};.*another --out, or delete"):
+            check_same_settings(tmp_path, changed)
+
+
 def test_quick_preset_warns_an_avx2_cpu_that_it_takes_hours(tmp_path):
     from lamforge.models.checkpoints import METRICS_FILE
     from lamforge.pipeline import PRESETS, slow_cpu_warning

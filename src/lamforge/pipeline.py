@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -147,6 +147,30 @@ def _done_collect(out: Path, n: int) -> bool:
     return summary.exists() and json.loads(summary.read_text()).get("tasks", 0) >= n
 
 
+RUN_SETTINGS = "pipeline.json"
+# Settings that change how fast a run goes, not what it makes: a rerun may change them.
+SPEED_ONLY = {"workers", "online_workers"}
+
+
+def check_same_settings(out: Path, p: PipelinePreset) -> None:
+    """A run folder holds the outputs of one preset's settings. Each stage skips itself when its output is there,
+    so a rerun with other settings (more tasks, other category weights, a preset edited in the code) would reuse
+    the earlier outputs as they are and mix them with new ones; refuse that, naming what changed. The first run
+    (or one of a folder from before this record) writes the record."""
+    settings = json.loads(json.dumps(asdict(p)))
+    record = out / RUN_SETTINGS
+    if not record.exists():
+        write_json(record, {"preset": settings})
+        return
+    before = json.loads(record.read_text()).get("preset", {})
+    changed = sorted(k for k in settings.keys() | before.keys()
+                     if k not in SPEED_ONLY and settings.get(k) != before.get(k))
+    if changed:
+        raise ValueError(f"{out} holds a run made with other settings ({', '.join(changed)}; see {record}); its "
+                         f"finished stages would be reused as they are. Give another --out, or delete {out} to "
+                         f"start over")
+
+
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool) -> str | None:
     """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
     CPUs with bf16 matrix units, and an AVX2-only one trains in fp32, ~3x slower (README, "Hardware"). None when no
@@ -183,6 +207,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     out = Path(out)
     data, models = out / "data", out / "models"
     data.mkdir(parents=True, exist_ok=True)
+    check_same_settings(out, p)
     timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     import torch  # loaded already by the training stages' imports
 
