@@ -108,3 +108,32 @@ def test_missing_configuration_says_what_to_set(monkeypatch):
 ])
 def test_normalize_base_url(given, expected):
     assert normalize_base_url(given) == expected
+
+
+@pytest.mark.parametrize("body", [b"this is not json", b'{"object": "list", "data": null}'])
+def test_a_model_listing_that_is_not_one_is_an_llm_error(body):
+    """The client promises LLMError only: a JSON content type on a body that is not JSON, or `data: null`, escaped
+    the agent loop as JSONDecodeError or TypeError before its first step."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = LLMClient(url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", model="m", max_retries=0)
+        with pytest.raises(LLMError, match="not a model listing"):
+            client.model_entries()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -224,3 +224,17 @@ def test_key_tokens_become_keysym_names_xdotool_accepts():
     assert xdotool_key(check_key_combo("é")) == "U00E9" and xdotool_key(check_key_combo("\\")) == "backslash"
     assert xdotool_key(check_key_combo("Ctrl+Shift+B")) == "ctrl+shift+b" and xdotool_key(["F5"]) == "F5"
     assert xdotool_key(check_key_combo("7")) == "7"
+
+
+@pytest.mark.parametrize("text", [
+    '{"function": "select_paragraph", "args": {"start_index": 0, "end_index": ' + "9" * 5000 + "}}",
+    '{"thought": ' + "[" * 3000 + "]" * 3000 + ', "function": "summary", "args": {"text": "x"}}',
+    '{"function": "save_as", "args": {"path": "a\\u0000.docx"}}',
+])
+def test_outputs_that_broke_the_parser_or_the_guard_are_parse_errors(text):
+    """A 5000-digit integer (Python's int limit), brackets nested past the recursion limit, a NUL in a path (the
+    guard's path functions raised on it): each used to escape the agent loop as an exception."""
+    from lamforge.schema import ActionParseError, parse_action
+
+    with pytest.raises(ActionParseError):
+        parse_action(text)

@@ -138,9 +138,16 @@ class LLMClient:
     def model_entries(self) -> list[dict[str, Any]]:
         """The server's model listing (GET /models) as it sent it, fields beyond OpenAI's included."""
         try:
-            return [m.model_dump() for m in self._sdk.models.list(**self._headers).data]
+            # A short timeout and one try: a listing is a few bytes, and a hung server would otherwise cost the
+            # full chat timeout and retries before every episode's first request (measured: ~6 minutes).
+            listing = self._sdk.with_options(timeout=min(10.0, self.timeout_s), max_retries=0).models.list(
+                **self._headers)
+            return [m.model_dump() for m in listing.data]
         except openai.OpenAIError as exc:
             raise self._error(exc, "/models") from exc
+        except (ValueError, TypeError, AttributeError) as exc:  # a body that is not JSON, "data": null
+            raise LLMError(f"{self.base_url}/models answered with something that is not a model listing: "
+                           f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
     def resolve_model(self) -> str:
         """The configured model name, or the server's first listed model (servers of one model need no name)."""
@@ -170,6 +177,9 @@ class LLMClient:
                                                            **options)
         except openai.OpenAIError as exc:
             raise self._error(exc, "/chat/completions") from exc
+        except (ValueError, TypeError) as exc:  # a JSON content type on a body that is not JSON, or wrong types
+            raise LLMError(f"{self.base_url}/chat/completions answered with something that is not a completion: "
+                           f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         latency = time.perf_counter() - start
         # The SDK does not validate a response, so a server's odd answer shows up here as missing fields.
         choices = getattr(completion, "choices", None)

@@ -92,6 +92,8 @@ class SaveAsArgs(_Args):
         # Surrounding spaces are a decoding slip, never a wish: after `"path": "` the model can emit " name.docx"
         # (a space-led token), which saved " sister_letter.docx" beside the file the user asked for.
         value = value.strip()
+        if any(ord(c) < 32 or c == "\x7f" for c in value):  # NUL made the path functions raise; no file has one
+            raise ValueError("path holds a control character")
         if PurePath(value).suffix.lower() not in SAVE_FORMATS:
             raise ValueError(f"path must end in one of {', '.join(SAVE_FORMATS)}")
         return value
@@ -308,6 +310,8 @@ def parse_action(data: str | dict | Action) -> Action:
             data = json.loads(extract_json_object(data))
         except json.JSONDecodeError as exc:
             raise ActionParseError(f"invalid JSON: {exc.msg} at char {exc.pos}") from exc
+        except (ValueError, RecursionError) as exc:  # an integer past 4300 digits; arrays nested ~1000 deep
+            raise ActionParseError(f"invalid JSON: {str(exc)[:200] or type(exc).__name__}") from exc
     if not isinstance(data, dict):
         raise ActionParseError("the action must be a JSON object")
     try:

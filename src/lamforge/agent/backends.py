@@ -171,7 +171,14 @@ class OpenAIBackend:
         """How many controls the served model was trained to see (the agent loop filters to them); None when the
         server does not say (any server but `lamforge serve`), and the loop then shows all."""
         card = self.served_card
-        return int(card.get("max_controls") or 0) if card is not None else None
+        if card is None:
+            return None
+        try:
+            return int(card.get("max_controls") or 0)
+        except (TypeError, ValueError):
+            logger.warning("the model card at %s says max_controls=%r; showing every control",
+                           self.client.base_url, card.get("max_controls"))
+            return None
 
     @property
     def forms(self) -> tuple[str, ...]:
