@@ -102,3 +102,6 @@ def test_check_paraphrase_reasons(sized):
                             held_out(sized)) == "added_quoted_text"
     assert check_paraphrase(sized.instruction + "!", sized, held_out(sized)) == "unchanged"
     assert check_paraphrase(ok + " " + " ".join(["very"] * 80), sized, held_out(sized)) == "too_long"
+    # One word off the held-out phrasing is refused too: it would teach the phrasing unseen_phrasing measures.
+    near = held_out(sized).rstrip(".") + " now."
+    assert check_paraphrase(near, sized, held_out(sized)) == "near_held_out_phrasing", near
