@@ -79,6 +79,30 @@ def test_a_run_folder_refuses_a_rerun_with_other_settings(tmp_path):
             check_same_settings(tmp_path, changed)
 
 
+def test_a_model_older_than_the_one_it_was_trained_from_is_refused(tmp_path):
+    import os
+
+    from lamforge.models.checkpoints import METRICS_FILE
+    from lamforge.pipeline import check_made_after
+
+    lam2, lam3 = tmp_path / "lam2", tmp_path / "lam3"
+    for folder, when in ((lam2, 1_000), (lam3, 2_000)):
+        folder.mkdir()
+        (folder / METRICS_FILE).write_text(json.dumps({"finished": True}))
+        os.utime(folder / METRICS_FILE, (when, when))
+    check_made_after(lam3, str(lam2), None)  # trained in order
+    os.utime(lam2 / METRICS_FILE, (3_000, 3_000))  # LAM2 trained again
+    with pytest.raises(ValueError, match="lam3 was made from an earlier .*lam2, which was trained again since; delete .*lam3"):
+        check_made_after(lam3, str(lam2), None)
+    check_made_after(tmp_path / "not_trained", str(lam2))  # nothing to check yet
+    result = tmp_path / "lam3.json"  # an evaluation of LAM3, made before LAM3 was trained again
+    result.write_text("{}")
+    os.utime(result, (2_500, 2_500))
+    os.utime(lam3 / METRICS_FILE, (4_000, 4_000))
+    with pytest.raises(ValueError, match="lam3.json was made from an earlier"):
+        check_made_after(result, lam3)
+
+
 def test_quick_preset_warns_an_avx2_cpu_that_it_takes_hours(tmp_path):
     from lamforge.models.checkpoints import METRICS_FILE
     from lamforge.pipeline import PRESETS, slow_cpu_warning

@@ -35,7 +35,7 @@ from lamforge.eval.offline import run_offline
 from lamforge.eval.online import run_online
 from lamforge.eval.report import write_report
 from lamforge.jsonl import read_jsonl, write_json, write_jsonl
-from lamforge.models.checkpoints import is_finished
+from lamforge.models.checkpoints import METRICS_FILE, is_finished
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
@@ -171,6 +171,21 @@ def check_same_settings(out: Path, p: PipelinePreset) -> None:
                          f"start over")
 
 
+def check_made_after(output: Path, *sources: str | Path | None) -> None:
+    """A finished model, or an evaluation's result file, must be newer than the finished models it was made from:
+    a model trained again since (its folder deleted by hand, a `lamforge train` into it) would leave this output
+    built on the old one, and the rerun would skip it as done."""
+    output = Path(output)
+    if output.is_dir() and not is_finished(output) or not output.exists():
+        return
+    made = (output / METRICS_FILE if output.is_dir() else output).stat().st_mtime
+    for source in sources:
+        if source and is_finished(source) and (Path(source) / METRICS_FILE).stat().st_mtime > made:
+            raise ValueError(f"{output} was made from an earlier {source}, which was trained again since; delete "
+                             f"{output} and the models, evaluations and report after it to rebuild them from the new "
+                             f"one")
+
+
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool) -> str | None:
     """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
     CPUs with bf16 matrix units, and an AVX2-only one trains in fp32, ~3x slower (README, "Hardware"). None when no
@@ -253,6 +268,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
 
     def train(phase: str, **overrides):
         config = build_config(phase, preset=p.train_preset, overrides={"runs_dir": str(models), **p.train_overrides, **overrides})
+        check_made_after(Path(config.output_dir), config.init_from, getattr(config, "reward_model", None))
         if not _stage(f"train phase {phase} -> {config.output_dir}", is_finished(Path(config.output_dir))):
             return
         if phase in ("1", "2", "3"):
@@ -287,6 +303,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     offline_dir.mkdir(parents=True, exist_ok=True)
     for name in ("lam1", "lam2", "lam3", "lam4"):
         target = offline_dir / f"{name}.json"
+        check_made_after(target, models / name)
         if _stage(f"11. offline eval {name}", target.exists()):
             timed(f"offline_{name}", lambda: run_offline(str(models / name), data / "test" / "samples.jsonl",
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
@@ -296,6 +313,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
 
     if not skip_online:
         online = out / "eval" / "online"
+        check_made_after(online / "online.json", *(models / name for name in p.agents))
         if _stage("12. online eval", (online / "online.json").exists()):
             from lamforge.data.ray_rollouts import ray_session  # Ray loads only for --ray runs
 
