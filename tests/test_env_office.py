@@ -45,3 +45,17 @@ def test_the_office_is_found_whatever_path_the_caller_has(monkeypatch, tmp_path)
     assert find_binary("Xvfb") is None
     with pytest.raises(OfficeNotInstalled, match=r"Xvfb not found\. Install with: apt-get install"):
         require_binaries()
+
+
+def test_a_failed_xdotool_is_the_steps_error_not_a_crash(monkeypatch):
+    """xdotool refusing a key (it exited 1 on '-' before key tokens went by keysym) escaped the step as a bare
+    CalledProcessError, and the episode ended as an environment error; the office was fine."""
+    from types import SimpleNamespace
+
+    import lamforge.env.office as office_module
+    from lamforge.env.office import Office, OfficeScriptError
+
+    monkeypatch.setattr(office_module, "find_binary", lambda name: "/bin/false")
+    fake = SimpleNamespace(display=":99", proc=None, alive=lambda: True)
+    with pytest.raises(OfficeScriptError, match=r"xdotool key -- minus failed \(exit 1\)"):
+        Office.xdotool(fake, "key", "--", "minus")

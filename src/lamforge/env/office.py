@@ -73,7 +73,7 @@ class OfficeNotInstalled(OfficeError):
 
 
 class OfficeScriptError(RuntimeError):
-    """lamforge's in-office script failed on a request; the office itself is fine."""
+    """lamforge's in-office script, or xdotool's input, failed on a request; the office itself is fine."""
 
 
 def find_binary(*names: str) -> str | None:
@@ -436,5 +436,9 @@ class Office:
                     pass
             if not self.alive():
                 raise OfficeError("the office is not running (it crashed or was killed)")
-            raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+            # The office is fine, the input was not sent: the step's own error (the agent sees it and goes on), not
+            # an environment error with a bare CalledProcessError as its reason.
+            said = (done.stderr or done.stdout or "").strip().splitlines()
+            raise OfficeScriptError(f"xdotool {' '.join(args)} failed (exit {done.returncode})"
+                                    + (f": {said[-1][:200]}" if said else ""))
         return done.stdout
