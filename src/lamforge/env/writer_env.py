@@ -296,21 +296,28 @@ class WriterEnv(gym.Env):
         # value): remember the dialog as it is, and after typing wait until it changed and held still.
         before = office.call("digest")["digest"] if self._obs.window == "dialog" else None
         for kind, value in parse_keys(keys):
-            if kind == "text":
-                for chunk in re.findall(r"[\x20-\x7e]+|[^\x20-\x7e]+", value):
-                    # Measured here: no delay drops repeated letters ("Hello" -> "Helo"); 3 ms was exact on an idle machine
-                    # but dropped about 1 doubled letter in 50 under heavy load, so 6 ms;
-                    # non-ASCII characters need a keymap change each and still dropped at 12 ms in a
-                    # long string, so they go one at a time.
-                    if chunk.isascii():
-                        office.xdotool("type", "--delay", str(TYPE_DELAY_MS), "--", chunk)
-                        continue
-                    for char in chunk:
-                        office.xdotool("type", "--delay", str(4 * TYPE_DELAY_MS), "--", char)
-                        time.sleep(0.03)
+            names = check_key_combo(value) if kind == "key" else []
+            if kind == "text" or (len(names) == 1 and len(names[0]) == 1):
+                # A one-character key token ({é}, {-}) is typed like text: a non-ASCII keysym sent by `xdotool key`
+                # was dropped now and then under load, as in long strings below.
+                self._type_text(value if kind == "text" else names[0])
             else:
-                office.xdotool("key", "--delay", "0", xdotool_key(check_key_combo(value)))
+                office.xdotool("key", "--delay", "0", xdotool_key(names))
         self._settle(0.05, changed_from=before)
+
+    def _type_text(self, text: str) -> None:
+        office = self._office()
+        for chunk in re.findall(r"[\x20-\x7e]+|[^\x20-\x7e]+", text):
+            # Measured here: no delay drops repeated letters ("Hello" -> "Helo"); 3 ms was exact on an idle machine
+            # but dropped about 1 doubled letter in 50 under heavy load, so 6 ms;
+            # non-ASCII characters need a keymap change each and still dropped at 12 ms in a
+            # long string, so they go one at a time.
+            if chunk.isascii():
+                office.xdotool("type", "--delay", str(TYPE_DELAY_MS), "--", chunk)
+                continue
+            for char in chunk:
+                office.xdotool("type", "--delay", str(4 * TYPE_DELAY_MS), "--", char)
+                time.sleep(0.03)
 
     def _settle(self, seconds: float | None = None, changed_from: str | None = None) -> None:
         # X input is asynchronous: give the office's event loop a moment to read it, then wait until the main
