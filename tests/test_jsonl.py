@@ -15,7 +15,7 @@ def test_records_round_trip_as_models_and_as_dicts(tmp_path):
     assert write_jsonl(path, PAIRS) == 3
     assert read_jsonl(path, PlanPair) == PAIRS
     assert [r["task_id"] for r in read_jsonl(path)] == ["t0", "t1", "t2"]
-    assert not (tmp_path / "sub" / "pairs.jsonl.tmp").exists()
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["pairs.jsonl"]  # no temporary left
 
 
 def test_a_bad_line_is_an_error_that_names_the_file_and_line(tmp_path):

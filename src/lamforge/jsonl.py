@@ -74,18 +74,31 @@ def record_line(record: BaseModel | dict) -> str:
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     """Write records atomically (temporary file, then rename); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as handle:
+
+    def fill(handle) -> None:
+        nonlocal n
         for record in records:
             handle.write(record_line(record) + "\n")
             n += 1
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+
+    _replace_whole(Path(path), fill)
     return n
+
+
+def _replace_whole(path: Path, fill) -> None:
+    """Write path through a temporary file beside it (per process: parallel builders may write one file), synced,
+    then renamed over it: a kill leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: str | Path, data: Any, indent: int | None = 1, **dumps) -> Path:
@@ -93,13 +106,7 @@ def write_json(path: str | Path, data: Any, indent: int | None = 1, **dumps) -> 
     read back when a killed run resumes, and a half-written one stopped the resume with a JSON syntax error."""
     text = json.dumps(data, indent=indent, **dumps)  # first: a value JSON cannot hold leaves no file behind
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel builders may write one file
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    _replace_whole(path, lambda handle: handle.write(text))
     return path
 
 

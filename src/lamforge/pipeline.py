@@ -176,7 +176,7 @@ def check_made_after(output: Path, *sources: str | Path | None) -> None:
     a model trained again since (its folder deleted by hand, a `lamforge train` into it) would leave this output
     built on the old one, and the rerun would skip it as done."""
     output = Path(output)
-    if output.is_dir() and not is_finished(output) or not output.exists():
+    if not output.exists() or (output.is_dir() and not is_finished(output)):
         return
     made = (output / METRICS_FILE if output.is_dir() else output).stat().st_mtime
     for source in sources:
