@@ -200,7 +200,7 @@ def test_unknown_routes_and_methods(served):
 def test_missing_content_length_is_411(served):
     server = served()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         head = sock.recv(1000).decode()
     assert head.startswith("HTTP/1.1 411")
@@ -286,8 +286,8 @@ def test_lamforge_serve_command_with_the_openai_client():
                 {"type": "text", "text": 5}]}])  # type: ignore[list-item]
         assert error.value.status_code == 422
         # Clients that go away: half a body, then a whole request whose reply nobody reads.
-        for request in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"mess",
-                        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        for request in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{\"mess",
+                        b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer k\r\n"
                         b"Content-Length: 63\r\n\r\n"
                         b'{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}'):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -349,7 +349,7 @@ def test_a_bad_content_length_is_4xx(served):
     server = served()
     for length in (b"abc", b"-5", b"99999999999999999999"):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + length +
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + length +
                          b"\r\n\r\n{}")
             head = sock.recv(1000).decode()
         assert head.startswith("HTTP/1.1 4"), (length, head[:80])
@@ -432,7 +432,7 @@ def test_requests_whose_clients_left_are_skipped(served):
     body = json.dumps({"messages": MESSAGES}).encode()
     for _ in range(4):
         with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
             time.sleep(0.1)
     release.set()
@@ -450,3 +450,27 @@ def test_only_json_bodies_are_read(served):
         got, data = post(chat_url(server), {"messages": MESSAGES}, {"Content-Type": kind})
         assert got == 415 and "application/json" in data["error"]["message"], kind
     assert post(chat_url(server), {"messages": MESSAGES}, {"Content-Type": "application/json; charset=utf-8"})[0] == 200
+
+
+def raw_request(port: int, host_header: str | None, path: str = "/v1/models") -> int:
+    """The status of a GET sent over a plain socket, with this Host header (or none): what a browser sends after
+    its page's name was made to resolve to 127.0.0.1."""
+    head = f"GET {path} HTTP/1.1\r\n" + (f"Host: {host_header}\r\n" if host_header is not None else "")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall((head + "Connection: close\r\n\r\n").encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_on_loopback_only_loopback_host_names_are_answered(served):
+    """DNS rebinding: a web page whose name now resolves to 127.0.0.1 sends its own name as Host."""
+    server = served()
+    for good in (f"127.0.0.1:{server.port}", "localhost", f"LOCALHOST:{server.port}", "[::1]:80", "127.0.0.2"):
+        assert raw_request(server.port, good) == 200, good
+    for bad in ("attacker.example", f"attacker.example:{server.port}", "127.0.0.1.attacker.example", "", None,
+                "[::1", "0.0.0.0"):
+        assert raw_request(server.port, bad) == 400, bad
+    got, data = post(chat_url(server), {"messages": MESSAGES})  # urllib sends 127.0.0.1:PORT: still served
+    assert got == 200

@@ -3,8 +3,6 @@ verify` under tasks (lamforge/cli.py)."""
 
 from __future__ import annotations
 
-import ipaddress
-
 import typer
 from rich.console import Console
 
@@ -17,15 +15,6 @@ from lamforge.tasks.cli import known_split
 
 app = typer.Typer(help="Run the LAM as an agent in Writer, or serve it to other agent frameworks.", no_args_is_help=True)
 console = Console(stderr=True)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -45,12 +34,12 @@ def serve(
     """Serve a LAM as an OpenAI-compatible /v1/chat/completions endpoint (for UFO or any other agent framework)."""
     from lamforge.agent.backends import BackendError
     from lamforge.agent.factory import make_backend
-    from lamforge.agent.server import LAMServer, ServeConfig
+    from lamforge.agent.server import LAMServer, ServeConfig, is_loopback
 
     if decoding not in ("auto", "free"):
         print_error(f"--decoding must be auto or free, not {decoding!r}")
         raise typer.Exit(2)
-    if not _is_loopback(host) and not api_key:
+    if not is_loopback(host) and not api_key:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach this port can "
                       "use the model. Pass --api-key.")
     with console.status(f"loading {model} ..."):

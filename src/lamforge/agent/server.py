@@ -5,6 +5,8 @@ use the LAM. It binds 127.0.0.1 unless told otherwise, can require an API key (B
 bad request with a 4xx JSON error in OpenAI's shape and keeps serving: malformed or too deeply nested JSON and a
 body that is not an object (400), a request that fails validation, content parts included (422), a body over the
 size limit (413), no Content-Length (411), a wrong or missing key (401), an unknown path (404) or method (405).
+Bound to loopback, it answers only requests whose Host header names loopback (400 otherwise): a web page can make
+the browser resolve its own name to 127.0.0.1 (DNS rebinding) and then read the replies as same-origin.
 
 Decoding is greedy (temperature is accepted and ignored: a LAM's action should not depend on a coin). A request
 that carries the structured observation (`lamforge_observation`, which lamforge's OpenAIBackend sends to this
@@ -28,9 +30,11 @@ import json
 import socket
 import threading
 import time
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -65,6 +69,47 @@ class ServeConfig:
     backlog: int = 2048
     """Connections the kernel queues before the server accepts them (the standard library's server had 5, and
     resets came at 50 concurrent clients)."""
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost, or a loopback address (127.0.0.0/8, ::1)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_header_name(value: str) -> str | None:
+    """The host of a Host header, without its port: "[::1]:8000" -> "::1" (None when it cannot be read).
+
+    Written here rather than with starlette's TrustedHostMiddleware, which cuts the header at its first colon and
+    so cannot tell IPv6 addresses apart."""
+    try:
+        return urlsplit("//" + value).hostname
+    except ValueError:
+        return None
+
+
+class LoopbackHostOnly:
+    """ASGI middleware: a request whose Host header does not name loopback gets `refuse`'s reply (see the module's
+    docstring: DNS rebinding). A plain ASGI class, not `@app.middleware("http")`: starlette's BaseHTTPMiddleware
+    hides a client's disconnect from the endpoint, and the server skips queued requests whose clients left."""
+
+    def __init__(self, app, refuse):
+        self.app, self.refuse = app, refuse
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if not is_loopback(host_header_name(host)):
+                response = await self.refuse(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # Bytes of an over-limit or unauthorised body read and thrown away so the client can read the error reply; a body
@@ -299,6 +344,14 @@ class LAMServer:
         def problem_response(problem: HTTPProblem) -> JSONResponse:
             return JSONResponse({"error": {"message": problem.message, "type": problem.kind, "code": problem.status}},
                                 status_code=problem.status)
+
+        if is_loopback(self.config.host):
+            async def refuse_host(request: Request) -> Response:
+                await drain(request)
+                return problem_response(HTTPProblem(400, f"this server answers requests to localhost only, not to "
+                                                         f"Host {request.headers.get('host', '')!r}"))
+
+            app.add_middleware(LoopbackHostOnly, refuse=refuse_host)
 
         @app.exception_handler(HTTPProblem)
         async def on_problem(request: Request, problem: HTTPProblem):
