@@ -212,3 +212,26 @@ def test_a_file_open_in_another_office_is_not_replaced(document, tmp_path):
     assert code == 2 and "is open in LibreOffice (by ada;" in said and "close it there first" in said
     code, said, _ = invoke("Do it", "--out", str(document), "--overwrite", "--model", "tiny")
     assert code == 2 and "is open in LibreOffice" in said
+
+
+def test_a_killed_runs_unfinished_save_is_removed_by_the_next_run(document, tmp_path, monkeypatch):
+    """`kill -9` mid-save leaves .lamforge-PID-XXXXXXXX.docx beside the output: the next run in that folder removes
+    it once its process is gone and it is old; a running save's temporary and the user's own files stay."""
+    import subprocess
+
+    gone = subprocess.Popen(["true"])  # a process id that was used and is free again
+    gone.wait()
+    old = time.time() - 3600
+    stale = tmp_path / f".lamforge-{gone.pid}-0123abcd.docx"
+    running = tmp_path / f".lamforge-{os.getpid()}-0123abcd.docx"
+    fresh = tmp_path / f".lamforge-{gone.pid}-89abcdef.odt"
+    users = tmp_path / f".lamforge-{gone.pid}-notours.docx"
+    for path in (stale, running, fresh, users):
+        path.write_bytes(b"half a document")
+    for path in (stale, running, users):
+        os.utime(path, (old, old))
+    monkeypatch.setattr(run_command, "_run_checked", lambda *a, **k: None)
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(tmp_path / "result.docx"), "--endpoint",
+                           "http://127.0.0.1:9/v1", "--endpoint-model", "m")
+    assert code == 0 and f"removed {stale}, the unfinished save of an earlier run that was killed" in said, said
+    assert not stale.exists() and running.exists() and fresh.exists() and users.exists()

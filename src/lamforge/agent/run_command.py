@@ -8,6 +8,7 @@
 - The result is written to a temporary file in the output's folder, given the replaced file's permissions, and
   renamed over the output, so a crash or a full disk never leaves half a document; and only when the agent says
   FINISH, unless --save-on-fail. SIGTERM and SIGHUP end the command as Ctrl-C does: nothing half-written stays.
+  A temporary that a SIGKILL left behind is removed by the next run in that folder (remove_stale_temporaries).
 - The agent may write new files in the output's own folder and nowhere else (run_policy).
 - Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
 """
@@ -15,8 +16,10 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import typer
@@ -158,6 +161,45 @@ def _temporary_beside(path: Path) -> Path:
     return path.with_name(f".lamforge-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
 
 
+# _temporary_beside's names; a run killed with SIGKILL (or a power cut) mid-save leaves one behind.
+TEMPORARY_NAME = re.compile(r"\.lamforge-(\d+)-[0-9a-f]{8}\.(docx|odt|pdf)")
+# A save is killed by the office's watchdog within a minute; a temporary this old is from no save still running
+# (its process id alone cannot tell: on a shared network folder it may be another machine's).
+STALE_AFTER_S = 600
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries of saves that were cut short by a killed `lamforge run` in folder: those whose
+    process is gone and that are older than STALE_AFTER_S. They never held a finished result (the rename is the
+    last step), so nothing of the user's is lost. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = TEMPORARY_NAME.fullmatch(path.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if path.is_file() and not path.is_symlink() and time.time() - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def _take_owner_and_mode(temporary: Path, replaced: Path) -> None:
     """The replaced file's permissions (a private 0600 document stays private; a fresh file would get the umask's
     0644) and, where this process may set them, its owner and group. A rename gives the name a new file, so a hard
@@ -268,6 +310,8 @@ def run(
         raise _bad("--screenshots", f"{shots} holds another run's step-NN.png, which this run would replace; "
                                     f"choose an empty or new folder")
     model_name = choose_model(model, endpoint)
+    for stale in remove_stale_temporaries(out_path.parent):
+        console.print(f"removed {stale}, the unfinished save of an earlier run that was killed", soft_wrap=True)
     _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
                  max_steps, shots, as_json)
 
