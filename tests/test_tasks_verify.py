@@ -33,6 +33,12 @@ def test_splits_are_disjoint_and_deterministic():
     assert all(i.phrasing < len(REGISTRY[i.family].phrasings) - 1 for i in train + test)
     assert [i.task_id for i in sample_instances("train", 40)] == [i.task_id for i in train]
     assert {i.family for i in sample_instances("unseen_family", 10)} <= set(UNSEEN_FAMILIES)
+    validation = sample_instances("validation", 40)
+    documents = {i.template_id for i in validation}
+    assert len(documents) >= 5 and not documents & {i.template_id for i in train + test}
+    assert {i.family for i in validation} == {i.family for i in train}  # the trained families, 40 tasks: each once
+    assert all(i.phrasing < len(REGISTRY[i.family].phrasings) - 1 for i in validation)
+    assert not {i.task_id for i in validation} & {i.task_id for i in train + test}
 
 
 def test_families_can_be_limited_to_categories():

@@ -61,7 +61,7 @@ def test_enough_varied_templates():
     descriptions = [s.description for s in SPECS]
     assert all(d.strip() and "\n" not in d for d in descriptions)
     assert len(set(descriptions)) == len(descriptions)
-    test_share = sum(s.split == "test" for s in SPECS) / len(SPECS)
+    test_share = sum(s.split == "test" for s in SPECS) / sum(s.split in ("train", "test") for s in SPECS)
     assert 0.25 <= test_share <= 0.45
 
 
@@ -101,13 +101,12 @@ def test_structures_needed_by_task_families_are_common():
 
 
 def test_test_split_covers_what_train_covers():
-    # Every structure a training task can use must also exist in unseen test documents, and the reverse.
-    train = set().union(*(_features(s) for s in SPECS if s.split == "train"))
-    test = set().union(*(_features(s) for s in SPECS if s.split == "test"))
+    # Every structure a training task can use must also exist in unseen test documents. (Validation has fewer: that
+    # every trained family draws validation tasks is checked in test_tasks_verify.py.)
     needed = {"table", "bullets", "numbered", "heading1", "heading2", "quote", "sortable", "delimited'\\t'",
               "delimited','", "long"}
-    assert needed <= train
-    assert needed <= test
+    for split in ("train", "test"):
+        assert needed <= set().union(*(_features(s) for s in SPECS if s.split == split)), split
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)

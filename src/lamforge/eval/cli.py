@@ -64,10 +64,12 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
 @app.command()
 def online(agents: str = typer.Option("reference,retrieval", help="Comma-separated: base, lam1..lam4, reference, retrieval, or model folders."),
            checkpoints: Optional[Path] = typer.Option(None, help="Folder with lam1..lam4 checkpoints."),
-           n: int = typer.Option(20, help="Test tasks (the held-out sets get n/2 each)."),
+           n: int = typer.Option(20, help="Test (or validation) tasks (the held-out sets get n/2 each)."),
            out: Path = typer.Option(Path("out/eval/online")),
            workers: int = typer.Option(1),
-           split: Optional[list[str]] = typer.Option(None, help="Only these splits (repeatable)."),
+           split: Optional[list[str]] = typer.Option(
+               None, help="Only these splits (repeatable). Default: test and the held-out ones; `--split validation` "
+                          "for A/Bs that choose settings (documents of their own, never test's)."),
            category: Optional[list[str]] = typer.Option(
                None, help="Only test and unseen-phrasing tasks of these categories (repeatable), as a pipeline "
                           "preset with categories evaluates."),

@@ -41,7 +41,8 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
                ray: str | None = None) -> dict:
     """Every agent on the tasks of every split.
 
-    n is the number of test tasks (the held-out splits get n_held_out, or n/2), or a count per split.
+    n is the number of test (and validation) tasks (the held-out splits get n_held_out, or n/2), or a count per
+    split. The validation split runs only when asked for (splits): it is for choosing settings, test for reporting.
     split_agents limits a split to some agents; agent_limits runs an agent on only the first so many tasks of each
     split (the same instances: the sampler is deterministic and draws them in order).
     categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families stay
@@ -52,7 +53,7 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
         if isinstance(n, dict):
             count = n.get(split, 0)
         else:
-            count = n if split == "test" else (n_held_out or max(1, n // 2))
+            count = n if split in ("test", "validation") else (n_held_out or max(1, n // 2))
         if not count:
             continue
         families = families_for(split, categories) if categories and split != "unseen_family" else None

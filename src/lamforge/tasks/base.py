@@ -26,7 +26,7 @@ Solution = Generator[Action, Observation, None]
 # Splits whose instructions are reworded by the phrasing rules (tasks/phrasing.py). The held-out splits keep the
 # plain template, so unseen_phrasing measures exactly the held-out wording and unseen_family stays as it was.
 # lo_templates asks the way test does, so that its column differs from test's by the documents alone.
-VARIED_SPLITS = ("train", "test", "lo_templates")
+VARIED_SPLITS = ("train", "validation", "test", "lo_templates")
 
 
 class Verdict(BaseModel):
@@ -55,7 +55,7 @@ class TaskInstance(BaseModel):
     template_id: str
     params: dict
     phrasing: int
-    split: str  # train | test | unseen_phrasing | unseen_family | lo_templates
+    split: str  # train | validation | test | unseen_phrasing | unseen_family | lo_templates
     difficulty: int = 0  # steps of the reference solution, filled in by verification/collection
 
 

@@ -109,7 +109,7 @@ def show(family: str, split: str = typer.Option("train", callback=known_split, h
 
 @app.command()
 def sample(family: str = typer.Option(None, help="Only this family."), n: int = 5, seed: int = 0,
-           split: str = typer.Option("train", callback=known_split, help="train | test | unseen_phrasing | unseen_family | lo_templates")):
+           split: str = typer.Option("train", callback=known_split, help="train | validation | test | unseen_phrasing | unseen_family | lo_templates")):
     """Print N task instances as JSON lines."""
     from lamforge.tasks.splits import sample_instances
 
@@ -124,7 +124,7 @@ def sample(family: str = typer.Option(None, help="Only this family."), n: int = 
 
 
 @app.command()
-def variety(split: str = typer.Option("train", callback=known_split, help="train | test | unseen_phrasing | unseen_family"),
+def variety(split: str = typer.Option("train", callback=known_split, help="train | validation | test | unseen_phrasing | unseen_family"),
             n: int = typer.Option(1000, help="Instances to sample."), seed: int = 0,
             as_json: bool = typer.Option(False, "--json")):
     """How varied the requests are: distinct instructions, wordings (values masked) and argument values per family."""

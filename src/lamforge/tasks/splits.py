@@ -2,6 +2,8 @@
 
 - train and test use different template documents (a template's `split` field), so test documents and their
   parameters are never seen in training.
+- validation: the train families and phrasings on documents of their own (new draws of the train kinds), for
+  choosing settings by A/B without looking at test; nearer to train than test is (the same content pools).
 - unseen_phrasing: test documents, phrased only with each family's last phrasing, which train and test never use.
 - unseen_family: whole families that no training touches, on test documents.
 - lo_templates: the seen families on LibreOffice's own templates (lo_templates.py), documents lamforge did not
@@ -22,7 +24,7 @@ from lamforge.models.embeddings import load_minilm
 from lamforge.tasks.base import REGISTRY, TaskInstance
 from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, list_templates
 
-SPLITS = ("train", "test", "unseen_phrasing", "unseen_family", LO_SPLIT)
+SPLITS = ("train", "validation", "test", "unseen_phrasing", "unseen_family", LO_SPLIT)
 # A family belongs to the lo_templates split when one of its first LO_PATIENCE seeds gives an instance on one of
 # LibreOffice's templates: they reject more parameter draws than generated ones (lo_fit).
 LO_PATIENCE = 8
@@ -48,8 +50,9 @@ def families_for(split: str, categories: list[str] | None = None) -> list[str]:
 
 
 def templates_for(split: str) -> list[TemplateDoc]:
-    """The documents a split's tasks start from: train templates, LibreOffice's (lo_templates), or test templates."""
-    return list_templates("train" if split == "train" else LO_SPLIT if split == LO_SPLIT else "test")
+    """The documents a split's tasks start from: train, validation or LibreOffice's (lo_templates) templates, or the
+    test templates (test and the unseen splits)."""
+    return list_templates(split if split in ("train", "validation", LO_SPLIT) else "test")
 
 
 @lru_cache(maxsize=1)

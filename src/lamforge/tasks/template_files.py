@@ -38,7 +38,7 @@ class TemplateInfo(BaseModel):
     id: str
     path: Path
     format: Literal["docx", "odt"]
-    split: Literal["train", "test"]
+    split: Literal["train", "validation", "test"]
     description: str
     spec_hash: str
     written: bool  # False when an up-to-date file was already there

@@ -152,7 +152,7 @@ class TemplateDoc(BaseModel):
     kind: str  # letter, report, essay, ...: the builder that made it
     description: str  # one line, used to match tasks to templates by semantic similarity
     format: Literal["docx", "odt"]
-    split: Literal["train", "test"]  # test templates are never used by training tasks
+    split: Literal["train", "validation", "test"]  # validation and test templates are never used by training tasks
     seed: int
     blocks: list[Block]
     regions: list[Region] = Field(default_factory=list)
@@ -457,7 +457,7 @@ class TemplateEntry:
     build: Callable[[random.Random], content.Draft]
     seed: int
     format: Literal["docx", "odt"]
-    split: Literal["train", "test"]
+    split: Literal["train", "validation", "test"]
 
 
 def _variant(builder: Callable[..., content.Draft], variant: str) -> Callable[[random.Random], content.Draft]:
@@ -479,6 +479,17 @@ REGISTRY: list[TemplateEntry] = [
     TemplateEntry("report_water_quality", "technical_report", content.build_lab_report, 1111, "docx", "train"),
     TemplateEntry("guide_coffee_machine", "user_guide", content.build_user_guide, 1112, "docx", "train"),
     TemplateEntry("memo_office_move", "memo", content.build_memo, 1113, "odt", "train"),
+    # validation: never seen by training tasks; train kinds drawn with other seeds or variants, for choosing settings
+    # (A/Bs) without looking at the test split. Nearer to train than test is: the same builders and content pools
+    # (17 of its 49 paragraphs over 40 characters are in a train document; none of test's 65 are), and no essay or
+    # lab report (their draws repeat the train ones), yet every trained family draws tasks on it.
+    TemplateEntry("report_sales_review", "report", content.build_report, 3101, "odt", "validation"),
+    TemplateEntry("letter_special_offer", "letter", _variant(content.build_letter, "offer"), 3102, "docx", "validation"),
+    TemplateEntry("recipe_lemon_cake", "recipe", _variant(content.build_recipe, "lemon cake"), 3103, "docx", "validation"),
+    TemplateEntry("newsletter_neighbours", "newsletter", content.build_newsletter, 3104, "odt", "validation"),
+    TemplateEntry("cv_applicant", "cv", content.build_cv, 3105, "odt", "validation"),
+    TemplateEntry("price_list_bread", "price_list", _variant(content.build_price_list, "bakery"), 3106, "odt",
+                  "validation"),
     # test: never seen by training tasks; together they cover every structure the train set has
     TemplateEntry("minutes_committee", "minutes", content.build_minutes, 2101, "docx", "test"),
     TemplateEntry("product_sheet_lanterns", "product_sheet", content.build_product_sheet, 2102, "odt", "test"),
