@@ -181,7 +181,7 @@ def test_a_backup_cut_short_never_stands_as_the_backup(document, monkeypatch):
         Path(destination).write_bytes(Path(source).read_bytes()[:10])
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(run_command.shutil, "copy2", copy_then_fail)
+    monkeypatch.setattr(run_command.shutil, "copyfile", copy_then_fail)
     with pytest.raises(OSError):
         run_command.keep_backup(document)
     assert sorted(p.name for p in document.parent.iterdir()) == ["mine.docx"] and document.read_bytes() == original
@@ -226,12 +226,15 @@ def test_a_killed_runs_unfinished_save_is_removed_by_the_next_run(document, tmp_
     running = tmp_path / f".lamforge-{os.getpid()}-0123abcd.docx"
     fresh = tmp_path / f".lamforge-{gone.pid}-89abcdef.odt"
     users = tmp_path / f".lamforge-{gone.pid}-notours.docx"
-    for path in (stale, running, fresh, users):
+    upper = tmp_path / f".lamforge-{gone.pid}-00ff00ff.DOCX"  # --out Report.DOCX keeps its suffix's case
+    huge = tmp_path / ".lamforge-99999999999999999999-0123abcd.docx"  # no process id: os.kill would overflow
+    for path in (stale, running, fresh, users, upper, huge):
         path.write_bytes(b"half a document")
-    for path in (stale, running, users):
+    for path in (stale, running, users, upper, huge):
         os.utime(path, (old, old))
     monkeypatch.setattr(run_command, "_run_checked", lambda *a, **k: None)
     code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(tmp_path / "result.docx"), "--endpoint",
                            "http://127.0.0.1:9/v1", "--endpoint-model", "m")
     assert code == 0 and f"removed {stale}, the unfinished save of an earlier run that was killed" in said, said
-    assert not stale.exists() and running.exists() and fresh.exists() and users.exists()
+    assert not stale.exists() and not upper.exists()
+    assert running.exists() and fresh.exists() and users.exists() and huge.exists()

@@ -352,3 +352,16 @@ def test_libreoffice_reads_every_template(built, tmp_path):
     for spec in essays:
         pdf = (tmp_path / "pdf" / f"{spec.id}.pdf").read_bytes()
         assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) >= 3, spec.id
+
+
+def test_validation_documents_change_no_train_or_test_task():
+    """Header and footer texts avoid every word of the documents (Writer's word completion); the validation
+    documents, added later, must not change which texts train and test tasks draw."""
+    from lamforge.tasks.families.page import _template_words
+
+    def words(split):
+        return {w.lower().strip(".,;:!?()") for s in SPECS if s.split == split for t in s.all_texts() for w in t.split()}
+
+    only_validation = words("validation") - words("train") - words("test")
+    assert only_validation and not only_validation & _template_words("train")
+    assert not only_validation & _template_words("test") and only_validation <= _template_words("validation")

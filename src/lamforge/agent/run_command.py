@@ -162,7 +162,7 @@ def _temporary_beside(path: Path) -> Path:
 
 
 # _temporary_beside's names; a run killed with SIGKILL (or a power cut) mid-save leaves one behind.
-TEMPORARY_NAME = re.compile(r"\.lamforge-(\d+)-[0-9a-f]{8}\.(docx|odt|pdf)")
+TEMPORARY_NAME = re.compile(r"\.lamforge-([0-9]{1,10})-[0-9a-f]{8}\.(?i:docx|odt|pdf)")
 # A save is killed by the office's watchdog within a minute; a temporary this old is from no save still running
 # (its process id alone cannot tell: on a shared network folder it may be another machine's).
 STALE_AFTER_S = 600
@@ -173,7 +173,7 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except (PermissionError, OverflowError, ValueError):  # another user's process; no id this system has: keep it
         return True
     return True
 
@@ -220,9 +220,13 @@ def keep_backup(path: Path) -> Path:
     backup = backup_path(path)
     temporary = _temporary_beside(path)
     try:
-        shutil.copy2(path, temporary)
+        # copyfile, the times copied after the rename: a temporary that bore the document's old mtime would look
+        # like a killed run's to remove_stale_temporaries (on a network folder, where process ids tell nothing).
+        shutil.copyfile(path, temporary)
+        shutil.copymode(path, temporary)
         _sync(temporary)
         os.replace(temporary, backup)
+        shutil.copystat(path, backup)
         _sync_folder(backup.parent)
     finally:
         temporary.unlink(missing_ok=True)

@@ -103,9 +103,12 @@ class LoopbackHostOnly:
         self.app, self.refuse = app, refuse
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
             if not is_loopback(host_header_name(host)):
+                if scope["type"] == "websocket":  # no such routes; closed before the handshake, the server says 403
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 response = await self.refuse(Request(scope, receive))
                 await response(scope, receive, send)
                 return
@@ -333,7 +336,10 @@ class LAMServer:
         async def drain(request: Request) -> None:
             """Read what is left of a body before answering an error: closing a connection with unread data makes
             the kernel reset it, and the client would see a reset instead of the 4xx."""
-            if int(request.headers.get("content-length", "0") or 0) > DRAIN_LIMIT:
+            try:
+                if int(request.headers.get("content-length", "0") or 0) > DRAIN_LIMIT:
+                    return
+            except ValueError:  # h11 refuses such a header before the app sees it; another server might not
                 return
             try:
                 async for _ in request.stream():

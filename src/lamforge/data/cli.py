@@ -117,7 +117,7 @@ def plans(
 @app.command("collect")
 def collect_cmd(
     demonstrator: str = typer.Option("oracle", help="oracle | plan | llm | model"),
-    split: str = typer.Option("train", help="train | test | unseen_phrasing | unseen_family"),
+    split: str = typer.Option("train", help="train | validation | test | unseen_phrasing | unseen_family | lo_templates"),
     n: int = typer.Option(100, help="Task instances (the same ones on every run with the same seed)."),
     workers: int = typer.Option(2, help="Parallel workers, each with its own LibreOffice."),
     out: Path = typer.Option(Path("out/data/collect"), help="Run folder; rerun the same command to resume."),

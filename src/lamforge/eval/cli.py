@@ -71,13 +71,13 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
                None, help="Only these splits (repeatable). Default: test and the held-out ones; `--split validation` "
                           "for A/Bs that choose settings (documents of their own, never test's)."),
            category: Optional[list[str]] = typer.Option(
-               None, help="Only test and unseen-phrasing tasks of these categories (repeatable), as a pipeline "
+               None, help="Only test, validation and unseen-phrasing tasks of these categories (repeatable), as a pipeline "
                           "preset with categories evaluates."),
            ray: Optional[str] = typer.Option(
                None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local "
                                    "instance), local, or a cluster ADDRESS."),
            as_json: bool = typer.Option(False, "--json")):
-    """Every agent runs every test task in the live app: TSR, time per task, steps and step latency."""
+    """Every agent runs every task of the splits in the live app: TSR, time per task, steps and step latency."""
     import contextlib
 
     from lamforge.data.ray_rollouts import ray_session  # start-up time, as run_online

@@ -484,7 +484,7 @@ REGISTRY: list[TemplateEntry] = [
     # (17 of its 49 paragraphs over 40 characters are in a train document; none of test's 65 are), and no essay or
     # lab report (their draws repeat the train ones), yet every trained family draws tasks on it.
     TemplateEntry("report_sales_review", "report", content.build_report, 3101, "odt", "validation"),
-    TemplateEntry("letter_special_offer", "letter", _variant(content.build_letter, "offer"), 3102, "docx", "validation"),
+    TemplateEntry("letter_job_offer", "letter", _variant(content.build_letter, "offer"), 3102, "docx", "validation"),
     TemplateEntry("recipe_lemon_cake", "recipe", _variant(content.build_recipe, "lemon cake"), 3103, "docx", "validation"),
     TemplateEntry("newsletter_neighbours", "newsletter", content.build_newsletter, 3104, "odt", "validation"),
     TemplateEntry("cv_applicant", "cv", content.build_cv, 3105, "odt", "validation"),

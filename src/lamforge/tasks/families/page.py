@@ -265,7 +265,7 @@ def _area_line(template, rng) -> str:
     """A header or footer line that the body does not contain (the checker tells the two apart by that), and whose
     last word is no prefix of a longer word in any template: Writer's word completion would offer the rest, and the
     text typed last stays with the offer appended."""
-    vocabulary = _template_words()
+    vocabulary = _template_words(template.split)
 
     def ok(text: str) -> bool:
         last = text.split()[-1].lower()
@@ -274,9 +274,11 @@ def _area_line(template, rng) -> str:
     return arguments.header_text(rng, ok)
 
 
-@lru_cache(maxsize=1)
-def _template_words() -> frozenset[str]:
-    texts = [text for t in list_templates() for text in t.all_texts()]
+@lru_cache(maxsize=4)
+def _template_words(split: str) -> frozenset[str]:
+    # Train and test documents always count (the words offered were chosen by them before validation documents
+    # existed: adding those must not change a train or test task), and a validation document's own split's too.
+    texts = [text for t in list_templates() if t.split in ("train", "test", split) for text in t.all_texts()]
     return frozenset(w.lower().strip(".,;:!?()") for text in texts for w in text.split())
 
 
