@@ -48,7 +48,7 @@ def first_params(family_id: str, split: str | None = None) -> tuple[dict, str]:
 def test_family_fits_train_and_test_templates_and_formats_every_phrasing(family_id):
     family = REGISTRY[family_id]
     assert len(family.phrasings) >= 5
-    fits = {"train": 0, "test": 0}
+    fits = {"train": 0, "validation": 0, "test": 0}
     for template in list_templates():
         params = family.sample(template, random.Random(7))
         if params is None:

@@ -221,6 +221,8 @@ def test_a_stop_signal_saves_the_resume_state_like_ctrl_c(pipeline, tmp_path, mo
             os.kill(os.getpid(), stop)
 
     monkeypatch.setattr(runtime.Meter, "update", update_then_signal)
+    # The loop takes over only a signal left at its default action; a test run started under `nohup` ignores SIGHUP.
+    previous = signal.signal(stop, signal.SIG_DFL)
     overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 4, "save_every": 100,
                  "eval_generate": 0, "init_from": "tiny", "output_dir": str(tmp_path / "run")}
     config = build_config("2", preset="tiny", overrides=overrides)
@@ -229,6 +231,7 @@ def test_a_stop_signal_saves_the_resume_state_like_ctrl_c(pipeline, tmp_path, mo
     assert stopped.value.step == 2
     assert (tmp_path / "run" / STATE_DIR / "model.safetensors").exists()
     assert signal.getsignal(stop) is signal.SIG_DFL  # the handler is the training loop's only
+    signal.signal(stop, previous)
     monkeypatch.setattr(runtime.Meter, "update", update)
     train_sft(config, "2")
     assert read_metrics(tmp_path / "run")["training"]["resumed_from_step"] == 2
