@@ -180,7 +180,10 @@ REUSABLE = {"env": None}
 
 
 def start(env, document: Path, out: Path, setup: list[str]) -> Observation:
-    if REUSABLE["env"] is env and env.observe()["window"] == "main":
+    # Reused only while it still shows this file's document: the env is the session's, and a test of another file
+    # run on the same xdist worker between two attacks leaves its own document open.
+    if (REUSABLE["env"] is env and env.observe()["window"] == "main"
+            and [p.text for p in env.doc_state().paragraphs] == TEXTS):
         env.out_dir = out.resolve()
         env.reset_step_count()
         obs = env.observe()
