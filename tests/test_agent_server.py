@@ -104,6 +104,21 @@ def test_lamforge_prompts_get_guided_decoding_over_the_prompt_controls(served):
     assert data["choices"][0]["message"]["content"] == ghost
 
 
+def test_max_tokens_and_stop_also_end_a_guided_reply(served, tokenizer):  # noqa: F811
+    """Guided decoding writes the whole action at once; a client's max_tokens and stop still end it, as with any
+    OpenAI-compatible server (they were ignored: a 2-token request got the whole action)."""
+    server = served()
+    status, data = post(chat_url(server), {"messages": MESSAGES, "max_tokens": 2})
+    choice = data["choices"][0]
+    assert status == 200 and choice["finish_reason"] == "length" and data["usage"]["completion_tokens"] == 2
+    assert choice["message"]["content"] == tokenizer.decode(tokenizer(ACTION, add_special_tokens=False)["input_ids"][:2])
+    _, data = post(chat_url(server), {"messages": MESSAGES, "stop": [', "control_label"', "never"]})
+    choice = data["choices"][0]
+    assert choice["message"]["content"] == ACTION.split(', "control_label"')[0] and choice["finish_reason"] == "stop"
+    _, data = post(chat_url(server), {"messages": MESSAGES, "max_tokens": 100})  # room enough: the whole action
+    assert data["choices"][0]["message"]["content"] == ACTION and data["choices"][0]["finish_reason"] == "stop"
+
+
 def test_lamforges_client_gets_the_local_decoding_from_the_server(served, tokenizer):  # noqa: F811
     """OpenAIBackend sends a `lamforge serve` endpoint the observation, so the served model grounds a select_text
     span in the document as the in-process backend does; from the prompt alone the server has no document."""

@@ -14,7 +14,8 @@ server) is decoded exactly as the in-process agent decodes it: guided, the contr
 `select_text` span among the document's. A request whose prompt is lamforge's own (its system prompt, with a
 control list) but carries no observation is guided over the controls read back from the prompt (no document to
 ground spans in). Any other prompt is decoded freely, and a reply that starts with '{' ends where that JSON object
-closes, so a LAM answers with exactly one action. GET /v1/models says how the model was trained (`lamforge`:
+closes, so a LAM answers with exactly one action. A request's max_tokens and stop end every reply, a guided one
+included (it is cut once written, finish_reason "length" or "stop"). GET /v1/models says how the model was trained (`lamforge`:
 max_controls, prompt_version), so a client shows it the prompt it learned on.
 
 The model has one KV cache, so requests reach it one at a time (an asyncio lock, the model running in a worker
@@ -293,8 +294,8 @@ class LAMServer:
                                            f"read: {exc}") from exc
             if obs is not None:
                 reply = self.backend.decide(messages, obs, prompt_task(messages), [])
-                text, prompt_tokens, completion_tokens, reason = (reply.text, reply.prompt_tokens,
-                                                                  reply.tokens_generated, "stop")
+                text, completion_tokens, reason = self._cut(reply.text, max_tokens, stop)
+                prompt_tokens = reply.prompt_tokens
             else:
                 text, prompt_tokens, completion_tokens, reason = self.backend.complete(messages, max_tokens, stop)
         except BackendError as exc:  # e.g. a prompt longer than the model's context
@@ -303,6 +304,21 @@ class LAMServer:
             raise HTTPProblem(400, f"the model's chat template rejects this conversation: {exc}") from exc
         return completion_payload(f"chatcmpl-{uuid.uuid4().hex[:24]}", self.config.model_name, text,
                                   prompt_tokens, completion_tokens, reason)
+
+    def _cut(self, text: str, max_tokens: int, stop: list[str]) -> tuple[str, int, str]:
+        """A guided reply under the request's stop strings and max_tokens, as free decoding would end it: cut before
+        the first stop string ("stop"), or after max_tokens tokens ("length"). Guided decoding writes the whole
+        action at once, so the cut comes after it; a client that asks for fewer tokens gets the truncated text, as
+        from any OpenAI-compatible server. Returns (text, completion tokens, finish_reason)."""
+        cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+        reason = "stop"
+        if cuts:
+            text = text[: min(cuts)]
+        ids = self.backend.encode(text)
+        if len(ids) > max_tokens:
+            ids, reason = ids[:max_tokens], "length"
+            text = self.backend.tokenizer.decode(ids)
+        return text, len(ids), reason
 
     def _authorize(self, authorization: str | None) -> None:
         key = self.config.api_key
