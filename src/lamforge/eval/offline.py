@@ -31,17 +31,24 @@ def evaluate_steps(backend, samples: list[StepSample], progress: bool = True,
                    train_values: set[str] | None = None) -> dict:
     """Step metrics of held-out samples; with `train_values` (training_values of the training targets), also Args
     Acc split by whether the step's argument values occur in training."""
-    rows = []
     keep = getattr(backend, "max_controls", 0)  # a LAM is shown the controls it was trained with
-    for sample in track(samples, description="offline eval", disable=not progress):
-        state = sample.state.shown(keep)
+    states = [sample.state.shown(keep) for sample in samples]
+    messages = [state.messages() for state in states]
+    rows: list[dict | None] = [None] * len(samples)
+    # Steps are decoded in the order of their prompts' text, so that steps on the same window and document follow
+    # each other and the backend's KV cache reuses their common prefix (the first steps of tasks on one document,
+    # the same dialog in several tasks); each step is decided from its own prompt alone, and the rows keep the
+    # samples' order.
+    order = sorted(range(len(samples)), key=lambda i: [m["content"] for m in messages[i]])
+    for i in track(order, description="offline eval", disable=not progress):
+        sample, state = samples[i], states[i]
         try:
-            text = backend.decide(state.messages(), state.observation, state.task, state.history).text
+            text = backend.decide(messages[i], state.observation, state.task, state.history).text
         except Exception as exc:  # a failed decode is a wrong step, not a crashed evaluation
             text = f"error: {exc}"
         row = score_step(text, sample.target, sample.acceptable)
-        rows.append(dict(row, trajectory_id=sample.trajectory_id, family=sample.family, category=sample.category,
-                         predicted=text, target=sample.target))
+        rows[i] = dict(row, trajectory_id=sample.trajectory_id, family=sample.family, category=sample.category,
+                       predicted=text, target=sample.target)
     result = aggregate(rows)
     if train_values is not None:
         result.update(args_by_value_novelty(rows, train_values))
