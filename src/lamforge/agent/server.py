@@ -15,8 +15,8 @@ server) is decoded exactly as the in-process agent decodes it: guided, the contr
 control list) but carries no observation is guided over the controls read back from the prompt (no document to
 ground spans in). Any other prompt is decoded freely, and a reply that starts with '{' ends where that JSON object
 closes, so a LAM answers with exactly one action. A request's max_tokens and stop end every reply, a guided one
-included (it is cut once written, finish_reason "length" or "stop"). GET /v1/models says how the model was trained (`lamforge`:
-max_controls, prompt_version), so a client shows it the prompt it learned on.
+included (it is cut once written, finish_reason "length" or "stop"). GET /v1/models says how the model was
+trained (`lamforge`: max_controls, prompt_version), so a client shows it the prompt it learned on.
 
 The model has one KV cache, so requests reach it one at a time (an asyncio lock, the model running in a worker
 thread); uvicorn keeps accepting and queueing meanwhile (listen backlog 2048). A client that goes away while its
