@@ -510,3 +510,79 @@ def test_train_bench_measures_quick_before_and_quick_side_by_side_each_with_its_
     assert results["quick"]["settings"]["lora_layers"] == build_config("2", preset="quick").lora_layers > 0
     for result in results.values():
         assert result["examples"] >= 4 and result["seconds"] > 0 and math.isfinite(result["first_loss"])
+
+
+def test_kept_bottom_layer_states_give_the_same_loss_and_gradients_in_any_micro_batch(tokenizer, tmp_path):
+    from lamforge.train import runtime
+    from lamforge.train.layer_cache import LayerCache
+
+    torch.manual_seed(0)
+    model = runtime.add_lora(loading.load_model("tiny"), SFTConfig(lora_r=4, lora_alpha=8, lora_layers=1,
+                                                                   lora_dropout=0.0))
+    for name, p in model.named_parameters():  # LoRA's B starts at zero; give the adapter something to change
+        if "lora_B" in name:
+            p.data.normal_(0, 0.1)
+    base = synthetic_step_samples(6, seed=11, min_controls=3, max_controls=9)[::2]
+    twin = base[0].model_copy(update={"state": base[0].state.model_copy(update={"task": "Another request"})})
+    samples = [base[0], base[1], twin, base[2]]
+    encoded = [encode_example(tokenizer, s.messages(), s.target) for s in samples]
+    pad = tokenizer.pad_token_id
+
+    def loss_and_grads(parts, cache):
+        model.zero_grad()
+        total = 0.0
+        for part in parts:
+            loss, _ = target_loss_sum(model, part, cache)
+            loss.backward()
+            total += float(loss)
+        return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    cache = LayerCache(tmp_path / "states", first=1)
+    # Drawn first in one arrangement (the whole decoder runs and its states are kept), then in another.
+    first = micro_batches(encoded, 4, pad, prompt_gradients=False, prompt_tail=8, keys=[10, 11, 12, 13])
+    whole_loss, whole = loss_and_grads(first, cache)
+    assert cache.known == {10, 11, 12, 13} and cache.misses == 4 and cache.hits == 0
+    second = micro_batches([encoded[i] for i in (3, 1, 0, 2)], 2, pad, prompt_gradients=False, prompt_tail=8,
+                           keys=[13, 11, 10, 12])
+    plain_loss, plain = loss_and_grads(second, None)
+    kept_loss, kept = loss_and_grads(second, cache)
+    assert cache.hits == 4 and cache.misses == 4
+    assert kept_loss == pytest.approx(plain_loss, rel=1e-5) and whole_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert whole.keys() == kept.keys() and any("lora_A" in n for n in kept)
+    for name in kept:
+        assert torch.allclose(kept[name], plain[name], atol=1e-5, rtol=1e-4), name
+    # A new cache over the same folder (a resumed run) knows the kept examples; an unknown one runs whole.
+    again = LayerCache(tmp_path / "states", first=1)
+    assert again.has_all([10, 13]) and not again.has_all([10, 14]) and not again.has_all(None)
+
+
+def test_layer_cache_opens_only_where_it_pays_and_fits_and_forgets_other_data(tiny_model, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from lamforge.train import layer_cache
+    from lamforge.train.layer_cache import open_layer_cache
+
+    decoder = tiny_model.get_decoder()
+    config = SFTConfig(lora_layers=1)
+    ids = [[1, 2, 3], [1, 2, 4], [5, 6]]
+    twice, once = [[0, 1], [2, 0]], [[0, 1], [2]]
+    folder = tmp_path / "states"
+    assert open_layer_cache(SFTConfig(lora_layers=0), decoder, twice, 0, ids, folder) == (None, "")
+    assert open_layer_cache(SFTConfig(lora_layers=1, keep_layer_states=False), decoder, twice, 0, ids, folder)[0] is None
+    assert open_layer_cache(config, decoder, once, 0, ids, folder) == (None, "")  # no example is drawn again
+    cache, line = open_layer_cache(config, decoder, twice, 0, ids, folder, processes=2)
+    assert cache is None and "one process" in line
+    cache, line = open_layer_cache(config, decoder, twice, 0, ids, folder)
+    assert cache.wanted == {0} and "1 examples drawn more than once" in line
+    cache.store(0, torch.zeros(3, 4))
+    cache.store(2, torch.zeros(2, 4))  # drawn once: not worth keeping
+    assert cache.known == {0} and not (folder / "2.pt").exists()
+    # A stopped run resumed on the same data keeps its states; on other data (or another model) they go.
+    assert open_layer_cache(config, decoder, twice, 0, ids, folder)[0].known == {0}
+    assert open_layer_cache(config, decoder, twice, 0, [[9, 9, 9], [1, 2, 4], [5, 6]], folder)[0].known == set()
+    # A disk without room: nothing more is stored, and the line says so.
+    monkeypatch.setattr(layer_cache.shutil, "disk_usage", lambda _: namedtuple("U", "total used free")(9, 9, 10**6))
+    cache, line = open_layer_cache(config, decoder, twice, 0, ids, folder)
+    assert cache.stopped and "not kept" in line and "free" in line
+    cache.store(0, torch.zeros(3, 4))
+    assert cache.known == set()

@@ -207,6 +207,30 @@ def test_interrupted_training_resumes_from_the_saved_step(pipeline, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_kept_layer_states_train_the_same_model_and_survive_a_resume(pipeline, tmp_path):
+    """LoRA on the top layer only, two epochs: later draws start from the kept states of layer 0's output. The run
+    stops after its first epoch and resumes; its losses and weights are those of a run that keeps nothing."""
+    overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 0, "epochs": 2, "batch_size": 8,
+                 "micro_batch_size": 4, "save_every": 100, "eval_generate": 0, "init_from": "tiny", "lora_layers": 1,
+                 "share_prefix": True}
+    plain = build_config("2", preset="tiny", overrides={**overrides, "keep_layer_states": False,
+                                                        "output_dir": str(tmp_path / "plain")})
+    train_sft(plain, "2")
+    kept = build_config("2", preset="tiny", overrides={**overrides, "output_dir": str(tmp_path / "kept")})
+    with pytest.raises(TrainingInterrupted):
+        train_sft(kept, "2", stop_after=2)
+    assert len(list((tmp_path / "kept" / "layer_states").glob("*.pt"))) >= 8
+    train_sft(kept, "2")
+    card = read_metrics(tmp_path / "kept")
+    states = card["training"]["layer_states"]
+    assert states["draws_from_cache"] > 0 and states["first_layer"] == 1
+    assert "layer_states" not in read_metrics(tmp_path / "plain")["training"]
+    assert not (tmp_path / "kept" / "layer_states").exists()  # removed with the resume state
+    assert card["losses"] == pytest.approx(read_metrics(tmp_path / "plain")["losses"], rel=1e-4)
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "kept")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_saves_the_resume_state_like_ctrl_c(pipeline, tmp_path, monkeypatch, stop):
     """`kill` (SIGTERM) or a closed terminal (SIGHUP) after the second update: the run saves at update 2, not at its

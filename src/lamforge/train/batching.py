@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from lamforge.models.formatting import IGNORE_INDEX, Encoded
+from lamforge.train.layer_cache import run_top
 
 MIN_SHARED_PREFIX = 16  # shorter common prefixes are not worth a separate pass
 BRANCH_OVERHEAD = 64  # tokens' worth of cost of one more forward pass (a branch of a frozen micro-batch)
@@ -73,6 +74,7 @@ class MicroBatch:
     prefix_ids: torch.Tensor | None  # [1, P]: the prompt prefix every example shares, or None
     branches: list[Branch]
     freeze_prompt: bool = False  # the prefix, segments and frozen parts run without gradients
+    keys: list[int] | None = None  # each example's key in a layer cache (its index in the training data), in order
 
     @property
     def prefix_length(self) -> int:
@@ -97,7 +99,7 @@ class MicroBatch:
 
     def to(self, device) -> "MicroBatch":
         prefix = None if self.prefix_ids is None else self.prefix_ids.to(device)
-        return MicroBatch(prefix, [b.to(device) for b in self.branches], self.freeze_prompt)
+        return MicroBatch(prefix, [b.to(device) for b in self.branches], self.freeze_prompt, self.keys)
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -163,9 +165,10 @@ def _branch_rows(examples: list[Encoded], start: int, cuts: list[int]) -> list[l
 
 
 def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = True,
-                     prompt_gradients: bool = True, prompt_tail: int = 0) -> MicroBatch:
+                     prompt_gradients: bool = True, prompt_tail: int = 0, keys: list[int] | None = None) -> MicroBatch:
     """One micro-batch; every output that is per example (lengths, target rows, last-token states) keeps the order
-    of `examples`. Without prompt gradients, the last `prompt_tail` prompt tokens of each row train with them."""
+    of `examples`. Without prompt gradients, the last `prompt_tail` prompt tokens of each row train with them.
+    `keys` name the examples in a layer cache (train/layer_cache.py)."""
     prefix = 0
     if share_prefix and len(examples) > 1:
         # Stop one token before the first target token: the last prefix position predicts the first suffix token,
@@ -176,24 +179,27 @@ def make_micro_batch(examples: list[Encoded], pad_id: int, share_prefix: bool = 
     prefix_ids = torch.tensor([examples[0].input_ids[:prefix]]) if prefix else None
     if prompt_gradients:
         rows = list(range(len(examples)))
-        return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, [prefix] * len(examples), pad_id)])
+        return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, [prefix] * len(examples), pad_id)],
+                          keys=keys)
     # Without prompt gradients, each row's prompt up to its last token (or its last prompt_tail tokens) is frozen;
     # the last prompt token stays in the trained part, because its hidden state predicts the first action token.
     cuts = [max(prefix, e.prompt_length - 1 - prompt_tail) for e in examples]
     groups = _branch_rows(examples, prefix, cuts) if share_prefix else [list(range(len(examples)))]
     return MicroBatch(prefix_ids, [_branch(examples, rows, prefix, cuts, pad_id, share_prefix) for rows in groups],
-                      freeze_prompt=True)
+                      freeze_prompt=True, keys=keys)
 
 
 def micro_batches(examples: list[Encoded], size: int, pad_id: int, share_prefix: bool = True,
-                  prompt_gradients: bool = True, prompt_tail: int = 0) -> list[MicroBatch]:
+                  prompt_gradients: bool = True, prompt_tail: int = 0,
+                  keys: list[int] | None = None) -> list[MicroBatch]:
     """Split an optimizer batch into micro-batches of consecutive examples in token order, so that examples whose
     prompts share a prefix (the same window and document) land in the same micro-batch and share its pass. The
     examples of a micro-batch are in that order, not the order given: callers that need per-example outputs in
-    their own order build one micro-batch with make_micro_batch."""
-    ordered = sorted(examples, key=lambda e: e.input_ids)
-    return [make_micro_batch(ordered[i : i + size], pad_id, share_prefix, prompt_gradients, prompt_tail)
-            for i in range(0, len(ordered), size)]
+    their own order build one micro-batch with make_micro_batch. `keys` (one per example) go along with them."""
+    order = sorted(range(len(examples)), key=lambda i: examples[i].input_ids)
+    return [make_micro_batch([examples[i] for i in part], pad_id, share_prefix, prompt_gradients, prompt_tail,
+                             None if keys is None else [keys[i] for i in part])
+            for part in (order[i : i + size] for i in range(0, len(order), size))]
 
 
 def unwrap(model):
@@ -212,16 +218,120 @@ def _extend(decoder, cache, ids: torch.Tensor, mask: torch.Tensor | None, positi
     return out, _cache_of(out)
 
 
-def branch_hidden_states(model, batch: MicroBatch) -> list[torch.Tensor]:
+def branch_hidden_states(model, batch: MicroBatch, layer_cache=None) -> list[torch.Tensor]:
     """Last-layer hidden states [n, S] of each branch's trained part: the shared prefix run once, then per branch
-    its segment once, each row's frozen prompt (if any), and the trained part on top of that KV cache."""
+    its segment once, each row's frozen prompt (if any), and the trained part on top of that KV cache.
+
+    With a `layer_cache` (train/layer_cache.py) and keys on the micro-batch, a micro-batch whose every example was
+    drawn before starts from the kept states and runs only the adapted layers; any other runs every layer and keeps
+    its examples' states."""
     decoder = decoder_of(model)
+    if layer_cache is None or batch.keys is None:
+        return _run_branches(batch, _whole_decoder(decoder), _TokenPieces(batch))
+    if layer_cache.has_all(batch.keys):
+        layer_cache.hits += batch.size
+        device = batch.branches[0].input_ids.device
+        states = [layer_cache.load(key).to(device) for key in batch.keys]
+
+        def top_layers(kv, hidden, mask, positions):
+            return run_top(decoder, layer_cache.first, kv, hidden, mask, positions)
+
+        return _run_branches(batch, top_layers, _StatePieces(batch, states))
+    layer_cache.misses += batch.size
+    with layer_cache.capture(decoder) as seen:
+        out = _run_branches(batch, _whole_decoder(decoder), _TokenPieces(batch))
+    for key, states in zip(batch.keys, _row_states(batch, seen)):
+        layer_cache.store(key, states)
+    return out
+
+
+def _whole_decoder(decoder):
+    def run(kv, ids, mask, positions):
+        output, kv = _extend(decoder, kv, ids, mask, positions)
+        return output.last_hidden_state, kv
+    return run
+
+
+class _TokenPieces:
+    """The parts of a micro-batch as token ids, for the whole decoder."""
+
+    def __init__(self, batch: MicroBatch):
+        self.batch = batch
+
+    def prefix(self):
+        return self.batch.prefix_ids
+
+    def segment(self, branch: Branch):
+        return branch.segment_ids
+
+    def frozen(self, branch: Branch):
+        return branch.frozen_ids
+
+    def trained(self, branch: Branch):
+        return branch.input_ids
+
+
+class _StatePieces:
+    """The same parts as kept hidden states [length, H] per example, cut and right-padded (with zeros, which the
+    mask hides) as the token parts are."""
+
+    def __init__(self, batch: MicroBatch, states: list[torch.Tensor]):
+        self.batch, self.states = batch, states
+
+    def prefix(self):
+        p = self.batch.prefix_length
+        return self.states[0][:p].unsqueeze(0) if p else None
+
+    def segment(self, branch: Branch):
+        p, c = self.batch.prefix_length, branch.segment_length
+        return self.states[branch.rows[0]][p : p + c].unsqueeze(0) if c else None
+
+    def frozen(self, branch: Branch):
+        if branch.frozen_ids is None:
+            return None
+        start = self.batch.prefix_length + branch.segment_length
+        return self._pad([self.states[r][start : start + f] for r, f in zip(branch.rows, branch.frozen_lengths)],
+                         branch.frozen_ids.shape[1])
+
+    def trained(self, branch: Branch):
+        start = self.batch.prefix_length + branch.segment_length
+        frozen = branch.frozen_lengths or [0] * len(branch.rows)
+        return self._pad([self.states[r][start + f : start + f + n]
+                          for r, f, n in zip(branch.rows, frozen, branch.lengths)], branch.input_ids.shape[1])
+
+    @staticmethod
+    def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+        out = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return out
+
+
+def _row_states(batch: MicroBatch, seen: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each example's states [its length, H], put together from what layer_cache.capture saw in the decoder calls of
+    _run_branches (in its order: prefix, then per branch segment, frozen part, trained part)."""
+    calls = iter(seen)
+    prefix = next(calls)[0] if batch.prefix_ids is not None else None
+    rows: list[torch.Tensor | None] = [None] * batch.size
+    for branch in batch.branches:
+        segment = next(calls)[0] if branch.segment_ids is not None else None
+        frozen = next(calls) if branch.frozen_ids is not None else None
+        trained = next(calls)
+        for i, row in enumerate(branch.rows):
+            parts = [prefix, segment, None if frozen is None else frozen[i, : branch.frozen_lengths[i]],
+                     trained[i, : branch.lengths[i]]]
+            rows[row] = torch.cat([part for part in parts if part is not None])
+    return rows
+
+
+def _run_branches(batch: MicroBatch, run, pieces) -> list[torch.Tensor]:
+    """branch_hidden_states over `pieces` (token ids or kept states), each extension of the KV cache by `run`."""
     device = batch.branches[0].input_ids.device
     prefix_cache, prefix = None, batch.prefix_length
     frozen = torch.no_grad() if batch.freeze_prompt else contextlib.nullcontext()
     if batch.prefix_ids is not None:
         with frozen:
-            _, prefix_cache = _extend(decoder, None, batch.prefix_ids, None, torch.arange(prefix, device=device)[None])
+            _, prefix_cache = run(None, pieces.prefix(), None, torch.arange(prefix, device=device)[None])
     out = []
     for number, branch in enumerate(batch.branches):
         n = len(branch.rows)
@@ -233,7 +343,7 @@ def branch_hidden_states(model, batch: MicroBatch) -> list[torch.Tensor]:
             if branch.segment_ids is not None:
                 c = branch.segment_length
                 mask = torch.ones((1, seen + c), dtype=torch.long, device=device)
-                _, cache = _extend(decoder, cache, branch.segment_ids, mask, torch.arange(seen, seen + c, device=device)[None])
+                _, cache = run(cache, pieces.segment(branch), mask, torch.arange(seen, seen + c, device=device)[None])
                 seen += c
             if cache is not None:
                 cache.batch_repeat_interleave(n)
@@ -246,12 +356,12 @@ def branch_hidden_states(model, batch: MicroBatch) -> list[torch.Tensor]:
                 mask[i, seen + frozen_width : seen + frozen_width + length] = 1
             if branch.frozen_ids is not None:
                 positions = torch.arange(seen, seen + frozen_width, device=device).unsqueeze(0).expand(n, -1)
-                _, cache = _extend(decoder, cache, branch.frozen_ids, mask[:, : seen + frozen_width], positions)
+                _, cache = run(cache, pieces.frozen(branch), mask[:, : seen + frozen_width], positions)
         # Each row continues at its own position: its frozen part may be shorter than the padded width.
         offsets = torch.tensor(branch.frozen_lengths or [0] * n, device=device) + seen
         positions = offsets.unsqueeze(1) + torch.arange(width, device=device).unsqueeze(0)
-        trained, _ = _extend(decoder, cache, branch.input_ids, mask if cache is not None else None, positions)
-        out.append(trained.last_hidden_state)
+        trained, _ = run(cache, pieces.trained(branch), mask if cache is not None else None, positions)
+        out.append(trained)
     return out
 
 
@@ -264,12 +374,12 @@ def _cache_kwarg(decoder) -> str:
     return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
-def target_logits(model, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def target_logits(model, batch: MicroBatch, layer_cache=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits [N, V] (fp32) at the N positions that predict a target token, the targets [N], and each one's row [N]
     (its position in the micro-batch's examples)."""
     head = unwrap(model).get_output_embeddings()
     logits, targets, rows = [], [], []
-    for branch, hidden in zip(batch.branches, branch_hidden_states(model, batch)):
+    for branch, hidden in zip(batch.branches, branch_hidden_states(model, batch, layer_cache)):
         wanted = branch.labels[:, 1:]
         where = wanted != IGNORE_INDEX
         logits.append(head(hidden[:, :-1][where]).float())
@@ -279,9 +389,9 @@ def target_logits(model, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor,
     return torch.cat(logits), torch.cat(targets), torch.cat(rows)
 
 
-def target_loss_sum(model, batch: MicroBatch) -> tuple[torch.Tensor, int]:
+def target_loss_sum(model, batch: MicroBatch, layer_cache=None) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over target tokens, and their count (the caller normalises over the whole batch)."""
-    logits, targets, _ = target_logits(model, batch)
+    logits, targets, _ = target_logits(model, batch, layer_cache)
     return F.cross_entropy(logits, targets, reduction="sum"), targets.numel()
 
 

@@ -69,6 +69,11 @@ class CommonConfig:
     """Adapt only the top N decoder layers (0: all). The layers below then need no backward pass, and with a frozen
     prompt the action's tokens run through them without gradients: on SmolLM2-135M, the top 15 of 30 layers halve
     the cost of the trained part of a step (3.7 s against 7.2 s per batch of 16, prompt excluded)."""
+    keep_layer_states: bool = True
+    """With lora_layers, keep on disk (output_dir/layer_states, removed when the phase ends) what the unadapted
+    layers make of each example drawn more than once, so its later draws run only the adapted layers: the same
+    computation, up to float rounding (train/layer_cache.py). Supervised phases in one process; ~3 MB per
+    1,300-token example of SmolLM2, and kept only where the disk has room for it."""
     bf16: str = "auto"
     """'auto': bf16 where the hardware has it (autocast on CPU, bf16 weights on GPU); 'true' or 'false' to force."""
     device: str = "auto"

@@ -11,6 +11,8 @@ batch. Learning rate: linear warm-up then cosine decay, as in the paper.
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,14 +20,18 @@ from lamforge.jsonl import read_jsonl
 from lamforge.models.checkpoints import is_finished
 from lamforge.models.loading import load_tokenizer
 from lamforge.records import PlanPair, StepSample
-from lamforge.train.batching import autocast, make_micro_batch, micro_batches, target_loss_sum
+from lamforge.train.batching import autocast, decoder_of, make_micro_batch, micro_batches, target_loss_sum
 from lamforge.train.model_card import write_card
 from lamforge.train.config import SFTConfig
 from lamforge.train.data import EncodedSet, data_summary, encode_records, load_family_weights, split_records
 from lamforge.train.distributed import call
 from lamforge.train.evaluate import action_accuracy, plan_accuracy, validation_loss
+from lamforge.train.layer_cache import open_layer_cache
 from lamforge.train.loop import TrainLoop
 from lamforge.train.selfboost import NewSamples, collect_new_samples, failed_task_ids, union_with_explorations
+
+
+LAYER_STATES = "layer_states"  # output_dir's folder of kept layer states (train/layer_cache.py)
 
 
 def load_phase_records(config: SFTConfig, phase: str, new_samples: NewSamples = None):
@@ -83,13 +89,19 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
     start = loop.start_supervised(model, [e.record for e in train.examples])
     schedule = loop.schedule
     pad = tokenizer.pad_token_id
+    layer_cache, line = open_layer_cache(config, decoder_of(model), schedule, start,
+                                         [e.encoded.input_ids for e in train.examples], output_dir / LAYER_STATES,
+                                         loop.processes)
+    if line and loop.is_main:
+        print(f"phase {phase}: {line}", file=sys.stderr, flush=True)
 
     def train_step(step: int) -> tuple[dict, int]:
         encoded = [train.examples[i].encoded for i in schedule[step]]
         rows = sorted(range(len(encoded)), key=lambda i: encoded[i].input_ids)  # the order micro_batches uses
         mine, padding = loop.my_rows(rows, config.micro_batch_size)
         parts = micro_batches([encoded[i] for i in mine], config.micro_batch_size, pad, loop.share_prefix,
-                              config.prompt_gradients, config.prompt_tail) if mine else []
+                              config.prompt_gradients, config.prompt_tail,
+                              keys=[schedule[step][i] for i in mine]) if mine else []
         # Padding micro-batches only keep the processes in step; their loss counts zero.
         dummy = [make_micro_batch([encoded[rows[0]]], pad, loop.share_prefix, config.prompt_gradients,
                                   config.prompt_tail)] * padding
@@ -98,7 +110,7 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
         for k, part in enumerate(parts + dummy):
             with loop.micro_step(last=k == len(parts) + len(dummy) - 1):
                 with autocast(loop.device, loop.bf16):
-                    loss_sum, _ = call(loop.model, target_loss_sum, part.to(loop.device))
+                    loss_sum, _ = call(loop.model, target_loss_sum, part.to(loop.device), layer_cache)
                 if k < len(parts):
                     loss = loss_sum / n_targets
                     total += loss_sum.detach().item()
@@ -114,14 +126,17 @@ def train_sft(config: SFTConfig, phase: str = "2", new_samples: NewSamples = Non
                                                           "speed": f"{meter.tokens_per_second:.0f} tok/s"}, stop_after)
     model = loop.trained_model(lambda: loop.load_model(config.init_from, quantized=False))
     if loop.is_main:
+        training = {"layer_states": layer_cache.describe()} if layer_cache else {}
         _write_policy(model, tokenizer, held, phase, config, loop, data_info, extra, len(train.examples), start,
-                      seconds)
+                      seconds, training)
     loop.finish()
+    if loop.is_main:
+        shutil.rmtree(output_dir / LAYER_STATES, ignore_errors=True)
     return output_dir
 
 
 def _write_policy(model, tokenizer, held: EncodedSet, phase: str, config: SFTConfig, loop: TrainLoop, data_info: dict,
-                  extra: dict, examples: int, start: int, seconds: float) -> None:
+                  extra: dict, examples: int, start: int, seconds: float, more: dict | None = None) -> None:
     """Merge, evaluate and save the policy with its model card (main process)."""
     if config.use_lora and config.merge:
         model = model.merge_and_unload()
@@ -135,7 +150,7 @@ def _write_policy(model, tokenizer, held: EncodedSet, phase: str, config: SFTCon
         "steps": len(loop.schedule), "resumed_from_step": start, "examples": examples,
         "epochs": config.epochs, "first_loss": losses[0] if losses else math.nan,
         "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])), "seconds_this_run": round(seconds, 1),
-        "tokens_per_second": round(loop.meter.tokens_per_second, 1), **loop.describe(),
+        "tokens_per_second": round(loop.meter.tokens_per_second, 1), **loop.describe(), **(more or {}),
     }
     notes = []
     if "self_boosting" in extra:
