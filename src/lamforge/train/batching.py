@@ -228,6 +228,9 @@ def branch_hidden_states(model, batch: MicroBatch, layer_cache=None) -> list[tor
     decoder = decoder_of(model)
     if layer_cache is None or batch.keys is None:
         return _run_branches(batch, _whole_decoder(decoder), _TokenPieces(batch))
+    if not layer_cache.has_all(batch.keys) and not any(layer_cache.wants(key) for key in batch.keys):
+        layer_cache.misses += batch.size  # nothing here to keep: no capture, no copies
+        return _run_branches(batch, _whole_decoder(decoder), _TokenPieces(batch))
     if layer_cache.has_all(batch.keys):
         layer_cache.hits += batch.size
         device = batch.branches[0].input_ids.device

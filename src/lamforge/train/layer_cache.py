@@ -57,9 +57,10 @@ def open_layer_cache(config, decoder, schedule: list[list[int]], start: int, tok
     first = decoder.config.num_hidden_layers - config.lora_layers
     if first <= 0:
         return None, ""
-    reason = unsupported_reason(decoder)
     if processes > 1 or config.sharding != "none":
         reason = "it is kept for training in one process only"
+    else:
+        reason = unsupported_reason(decoder)
     if reason:
         return None, f"layer states are not kept: {reason}"
     draws = Counter(key for batch in schedule[start:] for key in batch)
@@ -124,8 +125,12 @@ class LayerCache:
     def load(self, key: int) -> torch.Tensor:
         return torch.load(self.folder / f"{key}.pt", map_location="cpu", weights_only=True, mmap=True)
 
+    def wants(self, key: int) -> bool:
+        """Whether a state for `key` would be stored now (worth keeping, not kept yet, room left)."""
+        return not self.stopped and key not in self.known and (self.wanted is None or key in self.wanted)
+
     def store(self, key: int, states: torch.Tensor) -> None:
-        if self.stopped or key in self.known or (self.wanted is not None and key not in self.wanted):
+        if not self.wants(key):
             return
         path, tmp = self.folder / f"{key}.pt", self.folder / f".{key}.pt.tmp"
         try:
