@@ -95,6 +95,18 @@ def test_keys_typed_in_a_dialog_show_in_the_next_observation(writer_env):
     assert office.call("settle", {"changed_from": still, "timeout_s": 0.5}) == {"ok": True, "changed": False,
                                                                                 "stable": False}
     assert time.perf_counter() - t0 < 5
+    # A half-read search changes the window too; the text typed must show before the window counts as settled.
+    search = next(c for c in Observation.model_validate(obs).controls if c.name == "Search:")
+    assert search.value == "section sign"
+    office.xdotool("key", "ctrl+a", "BackSpace")
+    office.call("settle", {"changed_from": still})
+    cleared = office.call("digest")["digest"]
+    office.xdotool("type", "--delay", "6", "--", "sec")
+    assert office.call("settle", {"changed_from": cleared, "shows": "section", "timeout_s": 0.5}) == {
+        "ok": True, "changed": False, "stable": False, "shows": False}
+    office.xdotool("type", "--delay", "6", "--", "tion")
+    assert office.call("settle", {"changed_from": cleared, "shows": "section"}) == {
+        "ok": True, "changed": True, "stable": True, "shows": True}
     click(writer_env, obs, "Cancel", "push button")
     assert Observation.model_validate(writer_env.observe()).window == "main"
 

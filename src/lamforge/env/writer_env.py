@@ -31,6 +31,8 @@ SAVE_FILTERS = {".docx": "MS Word 2007 XML", ".odt": "writer8", ".pdf": "writer_
 BLANK = "private:factory/swriter"
 LOAD_TIMEOUT_S = 30
 TYPE_DELAY_MS = 6
+# Controls whose value shows the text typed into them (the observation's type names of the office's text roles).
+TEXT_FIELD_TYPES = ("text", "combo box", "spin box")
 
 
 # The parts a package must have for LibreOffice to open it as a text document.
@@ -293,9 +295,15 @@ class WriterEnv(gym.Env):
         office = self._office()
         self._focus_active_window()
         # In a dialog the next observation must show what the keys did (a search filtering a list, a field's new
-        # value): remember the dialog as it is, and after typing wait until it changed and held still.
-        before = office.call("digest")["digest"] if self._obs.window == "dialog" else None
-        for kind, value in parse_keys(keys):
+        # value): remember the dialog as it is, and after typing wait until it changed and held still; for plain
+        # text typed into a focused field, until the field shows all of it (a half-read search holds still too).
+        dialog = self._obs.window == "dialog"
+        before = office.call("digest")["digest"] if dialog else None
+        tokens = parse_keys(keys)
+        focused = next((c for c in self._obs.controls if "focused" in c.states), None)
+        shows = (tokens[0][1] if dialog and len(tokens) == 1 and tokens[0][0] == "text" and focused is not None
+                 and focused.type in TEXT_FIELD_TYPES else None)
+        for kind, value in tokens:
             names = check_key_combo(value) if kind == "key" else []
             if kind == "text" or (len(names) == 1 and len(names[0]) == 1):
                 # A one-character key token ({é}, {-}) is typed like text: a non-ASCII keysym sent by `xdotool key`
@@ -303,7 +311,7 @@ class WriterEnv(gym.Env):
                 self._type_text(value if kind == "text" else names[0])
             else:
                 office.xdotool("key", "--delay", "0", xdotool_key(names))
-        self._settle(0.05, changed_from=before)
+        self._settle(0.05, changed_from=before, shows=shows)
 
     def _type_text(self, text: str) -> None:
         office = self._office()
@@ -319,12 +327,14 @@ class WriterEnv(gym.Env):
                 office.xdotool("type", "--delay", str(4 * TYPE_DELAY_MS), "--", char)
                 time.sleep(0.03)
 
-    def _settle(self, seconds: float | None = None, changed_from: str | None = None) -> None:
+    def _settle(self, seconds: float | None = None, changed_from: str | None = None, shows: str | None = None) -> None:
         # X input is asynchronous: give the office's event loop a moment to read it, then wait until the main
         # loop has handled everything queued so far (typed keys, toolbar updates); with `changed_from` (the active
-        # window's digest before the input), also until that window changed and held still (office-side settle).
+        # window's digest before the input), also until that window changed (and shows `shows`) and held still
+        # (office-side settle).
         time.sleep(self.settle_s if seconds is None else seconds)
-        self._office().call("settle", {"changed_from": changed_from} if changed_from is not None else None)
+        payload = None if changed_from is None else {"changed_from": changed_from, **({"shows": shows} if shows else {})}
+        self._office().call("settle", payload)
 
     def _document_center(self) -> tuple[int, int]:
         controls = self._obs.controls

@@ -903,25 +903,47 @@ def settle(payload="{}"):
     before typed keys were sent), also wait, at most "timeout_s", until the active window differs from that digest
     and then holds still for one "interval_s": X input reaches the office's queue asynchronously, so a barrier alone
     can run before the keys were read, and a dialog (the Special Characters search filtering its grid) can redraw
-    a moment after it. Returns whether the window changed and whether it held still."""
+    a moment after it. With "shows" (the text the keys typed), the window counts as changed only once a control's
+    value contains that text: on a loaded machine the office read the first letters of a search, held still for
+    an interval, and the observation showed the grid of that partial search (a clean-clone CI run lost the symbol
+    so). Returns whether the window changed, whether it held still, and whether it shows the text."""
     _barrier()
     opts = json.loads(payload or "{}")
     before = opts.get("changed_from")
     if before is None:
         return json.dumps({"ok": True})
-    deadline = time.monotonic() + float(opts.get("timeout_s", 1.5))
+    shows = opts.get("shows")
+    deadline = time.monotonic() + float(opts.get("timeout_s", 1.5 if shows is None else 3.0))
     interval = float(opts.get("interval_s", 0.1))
+
+    def changed_from_before(digest):
+        return digest != before and (shows is None or _shows(shows))
+
     last = _controls_digest()
-    changed = last != before
+    changed = changed_from_before(last)
     while time.monotonic() < deadline:
         time.sleep(interval)
         _barrier(rounds=1)
         now = _controls_digest()
         if changed and now == last:
-            return json.dumps({"ok": True, "changed": True, "stable": True})
-        changed = changed or now != before
+            return _settled(True, True, shows)
+        changed = changed or changed_from_before(now)
         last = now
-    return json.dumps({"ok": True, "changed": changed, "stable": False})
+    return _settled(changed, False, shows)
+
+
+def _shows(text):
+    """Whether a control of the active window has `text` in its value (the field the keys went to)."""
+    kind, _wname, root = _active_window()
+    controls, _registry = _collect(root, kind)
+    return any(text in str(c["value"] or "") for c in controls)
+
+
+def _settled(changed, stable, shows):
+    reply = {"ok": True, "changed": changed, "stable": stable}
+    if shows is not None:
+        reply["shows"] = _shows(shows)
+    return json.dumps(reply)
 
 
 def digest(payload="{}"):
