@@ -580,6 +580,15 @@ def test_layer_cache_opens_only_where_it_pays_and_fits_and_forgets_other_data(ti
     # A stopped run resumed on the same data keeps its states; on other data (or another model) they go.
     assert open_layer_cache(config, decoder, twice, 0, ids, folder)[0].known == {0}
     assert open_layer_cache(config, decoder, twice, 0, [[9, 9, 9], [1, 2, 4], [5, 6]], folder)[0].known == set()
+    open_layer_cache(config, decoder, twice, 0, ids, folder)[0].store(0, torch.zeros(3, 4))
+    weight = decoder.layers[0].mlp.down_proj.weight
+    with torch.no_grad():  # the same path's model trained again: its bottom layers' weights differ
+        weight[0, 0] += 1.0
+    try:
+        assert open_layer_cache(config, decoder, twice, 0, ids, folder)[0].known == set()
+    finally:
+        with torch.no_grad():
+            weight[0, 0] -= 1.0
     # A disk without room: nothing more is stored, and the line says so.
     monkeypatch.setattr(layer_cache.shutil, "disk_usage", lambda _: namedtuple("U", "total used free")(9, 9, 10**6))
     cache, line = open_layer_cache(config, decoder, twice, 0, ids, folder)

@@ -67,7 +67,12 @@ def open_layer_cache(config, decoder, schedule: list[list[int]], start: int, tok
     wanted = {key for key, count in draws.items() if count > 1}
     if not wanted and not folder.exists():
         return None, ""
-    digest = hashlib.sha256(f"{config.init_from}|{first}|{decoder.config.hidden_size}".encode())
+    digest = hashlib.sha256(f"{first}|{decoder.config.hidden_size}".encode())
+    # The weights that make the kept states, not the path they came from: a model at the same path trained again
+    # (a new LAM1 before phase 2 resumes) must not meet the old model's states. ~0.2 s for SmolLM2's bottom half.
+    for part in (decoder.embed_tokens, *decoder.layers[:first]):
+        for tensor in part.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     for ids in token_ids:
         digest.update(len(ids).to_bytes(4, "little"))
         digest.update(array("l", ids).tobytes())
