@@ -207,6 +207,21 @@ def test_interrupted_training_resumes_from_the_saved_step(pipeline, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_a_resume_refuses_a_start_model_trained_again_at_the_same_path(pipeline, tmp_path):
+    overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 2, "save_every": 100,
+                 "eval_generate": 0, "eval_loss_examples": 1}
+    start = tmp_path / "lam1"
+    train_sft(build_config("2", preset="tiny", overrides={**overrides, "init_from": "tiny", "output_dir": str(start)}), "2")
+    config = build_config("2", preset="tiny", overrides={**overrides, "init_from": str(start),
+                                                         "output_dir": str(tmp_path / "lam2")})
+    with pytest.raises(TrainingInterrupted):
+        train_sft(config, "2", stop_after=1)
+    card = start / "metrics.json"
+    card.write_text(card.read_text().replace("{", '{"trained": "again", ', 1))  # a new card: LAM1 trained again
+    with pytest.raises(RuntimeError, match=f"training from an earlier {start}, which was trained again since; delete"):
+        train_sft(config, "2")
+
+
 def test_kept_layer_states_train_the_same_model_and_survive_a_resume(pipeline, tmp_path):
     """LoRA on the top layer only, two epochs: later draws start from the kept states of layer 0's output. The run
     stops after its first epoch and resumes; its losses and weights are those of a run that keeps nothing."""

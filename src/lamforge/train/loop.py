@@ -337,8 +337,14 @@ class TrainLoop(LocalSteps):
             raise RuntimeError(f"{folder} was written by an older lamforge and cannot be resumed; "
                                "delete it to start over")
         saved = torch.load(folder / PROGRESS_FILE, map_location="cpu", weights_only=False)
+        # A key the saved state lacks was not recorded by the lamforge that saved it: not a difference.
         changed = sorted(k for k, v in self.progress.trajectory.items()
-                         if saved["trajectory"].get(k) != v and k != "max_steps")
+                         if k in saved["trajectory"] and saved["trajectory"][k] != v and k != "max_steps")
+        retrained = [k.removesuffix(" made") for k in changed if k.endswith(" made")]
+        if retrained:
+            model = self.progress.trajectory[retrained[0]]
+            raise RuntimeError(f"{folder} was saved while training from an earlier {model}, which was trained again "
+                               f"since; delete {folder} to train from the new one")
         if changed:
             raise RuntimeError(f"{folder} was saved by a run with other settings ({', '.join(changed)}); "
                                f"use the same config to resume, or delete that folder to start over")

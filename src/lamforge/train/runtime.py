@@ -5,6 +5,7 @@ its resume state) is loop.py."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import random
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from lamforge.models.checkpoints import METRICS_FILE
 from lamforge.progress import Progress
 from lamforge.train.config import CommonConfig
 
@@ -187,10 +189,21 @@ def batch_schedule(n_examples: int, batch_size: int, epochs: float, seed: int, m
     return steps
 
 
+# Fields naming a model this run starts from or scores with: the same path may hold a model trained again since.
+MODEL_FIELDS = ("init_from", "reward_model")
+
+
 def trajectory(config: CommonConfig) -> dict:
-    """The values of TRAJECTORY_FIELDS: what a resume state must have been saved with."""
+    """The values of TRAJECTORY_FIELDS: what a resume state must have been saved with. For a finished lamforge model
+    in a MODEL_FIELDS path, also which training made it (a digest of its model card): a LAM1 trained again at the
+    same path before phase 2 resumes would otherwise go on from LAM2 weights trained on top of the old one."""
     values = dataclasses.asdict(config)
-    return {k: values[k] for k in TRAJECTORY_FIELDS if k in values}
+    fields = {k: values[k] for k in TRAJECTORY_FIELDS if k in values}
+    for name in MODEL_FIELDS:
+        card = Path(str(values.get(name) or "")) / METRICS_FILE
+        if values.get(name) and card.is_file():
+            fields[f"{name} made"] = hashlib.sha256(card.read_bytes()).hexdigest()[:16]
+    return fields
 
 
 # ---------------------------------------------------------------------------------------------------------------
