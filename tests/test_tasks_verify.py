@@ -109,19 +109,21 @@ def test_a_model_older_than_the_one_it_was_trained_from_is_refused(tmp_path):
         check_made_after(result, lam3)
 
 
-def test_quick_preset_warns_an_avx2_cpu_that_it_takes_hours(tmp_path):
+def test_quick_preset_warns_a_cpu_without_amx_that_it_takes_hours(tmp_path):
     from lamforge.models.checkpoints import METRICS_FILE
     from lamforge.pipeline import PRESETS, slow_cpu_warning
 
     quick, models = PRESETS["quick"], tmp_path / "models"
-    warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False)
+    warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False, has_amx=False)
     assert "no bf16 matrix units" in warning and "about 5 hours" in warning and "the same command resumes" in warning
-    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True) is None
-    assert slow_cpu_warning(quick, models, has_gpu=True, has_bf16=False) is None
-    assert slow_cpu_warning(PRESETS["tiny"], models, has_gpu=False, has_bf16=False) is None
+    warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True, has_amx=False)
+    assert "without AMX" in warning and "Zen 4" in warning and "the same command resumes" in warning
+    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True, has_amx=True) is None
+    assert slow_cpu_warning(quick, models, has_gpu=True, has_bf16=False, has_amx=False) is None
+    assert slow_cpu_warning(PRESETS["tiny"], models, has_gpu=False, has_bf16=False, has_amx=False) is None
     (models / "lam4").mkdir(parents=True)  # a finished pipeline: only evaluation is left, no training
     (models / "lam4" / METRICS_FILE).write_text(json.dumps({"finished": True}))
-    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False) is None
+    assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False, has_amx=False) is None
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))

@@ -41,7 +41,7 @@ from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
-from lamforge.train.runtime import cpu_has_bf16, cpu_name
+from lamforge.train.runtime import cpu_has_amx, cpu_has_bf16, cpu_name
 from lamforge.train.sft import train_sft
 
 console = Console()
@@ -186,16 +186,27 @@ def check_made_after(output: Path, *sources: str | Path | None) -> None:
                              f"one")
 
 
-def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool) -> str | None:
+# Measured by `make demo` on 2026-12-04 (README, "Hardware"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX; the
+# stages before evaluation measured, the total projected (its evaluations were run apart, not timed as stages).
+ZEN4_DEMO_HOURS = "124 minutes before its evaluations, 2.5-3 hours in all"
+
+
+def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool, has_amx: bool) -> str | None:
     """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
-    CPUs with bf16 matrix units, and an AVX2-only one trains in fp32, ~3x slower (README, "Hardware"). None when no
-    training is left or the machine is one the budget holds on."""
-    if p.train_preset != "quick" or has_gpu or has_bf16 or is_finished(models / "lam4"):
+    CPUs with AMX matrix units; an AVX-512 one with bf16 but no AMX took ~1.5x as long, and an AVX2-only one trains
+    in fp32, ~3x slower (README, "Hardware"). None when no training is left or the machine is one the budget holds
+    on."""
+    if p.train_preset != "quick" or has_gpu or (has_bf16 and has_amx) or is_finished(models / "lam4"):
         return None
+    then = ("The progress lines say the time left; Ctrl-C or `kill` saves the training state, and the same command "
+            "resumes.")
+    if has_bf16:
+        return (f"this CPU ({cpu_name()}) trains in bf16 without AMX matrix units: the quick preset's 2-hour budget "
+                f"was measured on CPUs with them (Intel AMX), and on a 2-core AMD Zen 4 `make demo` took "
+                f"{ZEN4_DEMO_HOURS} (README, \"Hardware\"). {then}")
     return (f"this CPU ({cpu_name()}) has no bf16 matrix units, so training runs in fp32: the quick preset's "
             "2-hour budget was measured on CPUs with them (Intel AMX), and on a 2-core AVX2 CPU `make demo` takes "
-            "about 5 hours (README, \"Hardware\"). The progress lines say the time left; Ctrl-C or `kill` saves the "
-            "training state, and the same command resumes.")
+            f"about 5 hours (README, \"Hardware\"). {then}")
 
 
 def _stage(name: str, done: bool) -> bool:
@@ -226,7 +237,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     import torch  # loaded already by the training stages' imports
 
-    warning = slow_cpu_warning(p, models, torch.cuda.is_available(), cpu_has_bf16())
+    warning = slow_cpu_warning(p, models, torch.cuda.is_available(), cpu_has_bf16(), cpu_has_amx())
     if warning:
         print_warning(warning, console)
     t_all = time.perf_counter()

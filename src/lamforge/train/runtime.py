@@ -54,6 +54,17 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX tiles (Intel since Sapphire Rapids), where the quick preset's 2-hour budget was
+    measured; an AVX-512 bf16 CPU without them (AMD Zen 4) took ~1.5x as long (README, "Hardware"). Linux's flag
+    list: torch exposes no query for it."""
+    try:
+        return any(line.startswith("flags") and "amx_bf16" in line.split()
+                   for line in Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return False
+
+
 def cpu_name() -> str:
     """The CPU's model name, for model cards: phase times differ ~3x between CPUs with bf16 matrix units and
     AVX2-only ones (README, "Hardware"). Read from /proc/cpuinfo: platform.processor() says only "x86_64" on Linux."""
