@@ -193,7 +193,7 @@ ZEN4_DEMO_HOURS = "124 minutes before its evaluations, 2.5-3 hours in all"
 
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool, has_amx: bool) -> str | None:
     """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
-    CPUs with AMX matrix units; an AVX-512 one with bf16 but no AMX took ~1.5x as long, and an AVX2-only one trains
+    CPUs with AMX matrix units; on an AVX-512 one with bf16 but no AMX phase 2 took ~1.5x as long; an AVX2-only one trains
     in fp32, ~3x slower (README, "Hardware"). None when no training is left or the machine is one the budget holds
     on."""
     if p.train_preset != "quick" or has_gpu or (has_bf16 and has_amx) or is_finished(models / "lam4"):

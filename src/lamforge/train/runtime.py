@@ -56,7 +56,7 @@ def cpu_has_bf16() -> bool:
 
 def cpu_has_amx() -> bool:
     """Whether the CPU has AMX tiles (Intel since Sapphire Rapids), where the quick preset's 2-hour budget was
-    measured; an AVX-512 bf16 CPU without them (AMD Zen 4) took ~1.5x as long (README, "Hardware"). Linux's flag
+    measured; on an AVX-512 bf16 CPU without them (AMD Zen 4) phase 2 took ~1.5x as long (README, "Hardware"). Linux's flag
     list: torch exposes no query for it."""
     try:
         return any(line.startswith("flags") and "amx_bf16" in line.split()
