@@ -41,7 +41,7 @@ from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
-from lamforge.train.runtime import cpu_has_amx, cpu_has_bf16, cpu_name
+from lamforge.models.cpu import cpu_has_amx, cpu_has_bf16, cpu_name
 from lamforge.train.sft import train_sft
 
 console = Console()

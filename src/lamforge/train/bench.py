@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from lamforge.jsonl import read_jsonl
 from lamforge.models.base_model import resolve_model
+from lamforge.models.cpu import cpu_has_bf16
 from lamforge.models.formatting import IGNORE_INDEX, encode_example
 from lamforge.models.loading import load_model, load_tokenizer
 from lamforge.records import StepSample
@@ -122,7 +123,7 @@ def measure(names: list[str], model_name: str, batch_size: int, micro_batch_size
     encoded = {i: encode_example(tokenizer, *record_messages(records[i]))
                for needed in plans.values() for batch in needed for i in batch}
     device = torch.device("cpu")
-    bf16 = lora and runtime.cpu_has_bf16()
+    bf16 = lora and cpu_has_bf16()
     # One model (and optimizer) per LoRA layout: configurations that adapt different layers cannot share one.
     models, optimizers = {}, {}
     for layers in sorted({c.lora_layers for c in configs.values()}):

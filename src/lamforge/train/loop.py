@@ -30,6 +30,7 @@ import torch
 
 from lamforge.allocator import running_under_jemalloc
 from lamforge.train import distributed, runtime
+from lamforge.models.cpu import cpu_name
 from lamforge.models.loading import load_model
 from lamforge.signals import stop_signals_interrupt
 from lamforge.train.config import CommonConfig
@@ -141,7 +142,7 @@ class TrainLoop(LocalSteps):
 
     def describe(self) -> dict:
         """Where and how the run trained, for the model card."""
-        return {"device": str(self.device), "cpu": runtime.cpu_name(), "torch_threads": torch.get_num_threads(),
+        return {"device": str(self.device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
                 "bf16": self.bf16, "processes": self.processes,
                 "distributed": self.accelerator.distributed_type.value, "sharding": self.config.sharding,
                 "gradient_checkpointing": self.config.gradient_checkpointing,

@@ -16,6 +16,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lamforge.models.checkpoints import METRICS_FILE
+from lamforge.models.cpu import cpu_has_bf16
 from lamforge.progress import Progress
 from lamforge.train.config import CommonConfig
 
@@ -45,38 +46,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no GPU; use device = 'cpu' or 'auto'")
     return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def cpu_has_amx() -> bool:
-    """Whether the CPU has AMX tiles (Intel since Sapphire Rapids), where the quick preset's 2-hour budget was
-    measured; on an AVX-512 bf16 CPU without them (AMD Zen 4) phase 2 took ~1.5x as long (README, "Hardware"). Linux's flag
-    list: torch exposes no query for it."""
-    try:
-        return any(line.startswith("flags") and "amx_bf16" in line.split()
-                   for line in Path("/proc/cpuinfo").read_text().splitlines())
-    except OSError:
-        return False
-
-
-def cpu_name() -> str:
-    """The CPU's model name, for model cards: phase times differ ~3x between CPUs with bf16 matrix units and
-    AVX2-only ones (README, "Hardware"). Read from /proc/cpuinfo: platform.processor() says only "x86_64" on Linux."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def use_bf16(setting: str, device: torch.device) -> bool:
