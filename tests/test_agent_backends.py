@@ -281,9 +281,15 @@ def test_a_prompt_longer_than_the_context_is_an_error(tokenizer):
         backend.decide(MESSAGES, OBS, "t", [])
 
 
-def test_dtype_resolution():
+def test_dtype_resolution(monkeypatch):
+    import lamforge.models.loading as loading
+
     assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
-    assert resolve_dtype("auto", "cpu") is torch.float32  # the same greedy result on every CPU
+    monkeypatch.setattr(loading, "cpu_has_bf16", lambda: True)
+    assert resolve_dtype("auto", "cpu") is torch.bfloat16  # native bf16: faster, the same replies (README)
+    monkeypatch.setattr(loading, "cpu_has_bf16", lambda: False)
+    assert resolve_dtype("auto", "cpu") is torch.float32  # emulated bf16 would be ~100x slower
+    assert resolve_dtype("float32", "cpu") is torch.float32
     assert resolve_dtype("int8", "cpu") is torch.float32  # loaded in float32, then quantised
     with pytest.raises(BaseModelError, match="CPU only"):
         resolve_dtype("int8", "cuda")

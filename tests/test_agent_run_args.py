@@ -77,6 +77,7 @@ def test_input_is_never_the_output(document, tmp_path):
     (["Do it", "--out", "{tmp}/r.docx", "--endpoint", "127.0.0.1:8000"], "not an http(s) URL"),
     (["Do it", "--out", "{tmp}/r.docx", "--model", "./no/such/model"], "not a model folder"),
     (["Do it", "--out", "{tmp}/r.docx", "--model", "tiny", "--screenshots", "{tmp}/notes.txt"], "screenshots"),
+    (["Do it", "--out", "{tmp}/r.docx", "--model", "tiny", "--dtype", "int8"], "unknown dtype 'int8'"),
 ])
 def test_bad_arguments_are_refused_clearly_and_at_once(args, message, document, tmp_path):
     (tmp_path / "notes.txt").write_text("not a document")
@@ -238,3 +239,20 @@ def test_a_killed_runs_unfinished_save_is_removed_by_the_next_run(document, tmp_
     assert code == 0 and f"removed {stale}, the unfinished save of an earlier run that was killed" in said, said
     assert not stale.exists() and not upper.exists()
     assert running.exists() and fresh.exists() and users.exists() and huge.exists()
+
+
+def test_dtype_reaches_the_local_model(document, tmp_path, monkeypatch):
+    from lamforge.agent import factory
+    from lamforge.agent.backends import BackendError
+
+    asked = {}
+
+    def make_backend(kind, **kwargs):
+        asked.update(kwargs)
+        raise BackendError("stopped here by the test")
+
+    monkeypatch.setattr(factory, "make_backend", make_backend)
+    monkeypatch.setattr(run_command, "_run_checked", RUN_CHECKED)
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(tmp_path / "r.docx"), "--model", "tiny",
+                           "--dtype", "float32")
+    assert code == 1 and "stopped here by the test" in said and asked == {"model": "tiny", "dtype": "float32"}, said

@@ -24,7 +24,7 @@ def serve(
     api_key: str = typer.Option(None, envvar="LAMFORGE_SERVE_KEY",
                                 help="Require `Authorization: Bearer KEY` (or set LAMFORGE_SERVE_KEY)."),
     model_name: str = typer.Option("lamforge", help="The model id clients send and /v1/models lists."),
-    dtype: str = typer.Option("auto", help="auto (float32 on CPU), float32, bfloat16, float16 or int8 (CPU)."),
+    dtype: str = typer.Option("auto", help="auto (bfloat16 where the CPU runs it natively, else float32), float32, bfloat16, float16 or int8 (CPU)."),
     decoding: str = typer.Option("auto", help="auto: guided for lamforge prompts, free otherwise; or free."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     threads: int = typer.Option(None, help="CPU threads for torch."),
@@ -70,7 +70,7 @@ def bench(model: str = typer.Option(None, help="Model folder, or 'default' (Smol
                                      "--endpoint, the model name there (default: the first it lists)."),
           tasks: int = typer.Option(4, help="Test tasks to run after one warm-up task."),
           max_steps: int = typer.Option(4),
-          dtype: str = typer.Option("auto", help="auto (float32 on CPU), bfloat16 or int8."),
+          dtype: str = typer.Option("auto", help="auto (bfloat16 where the CPU runs it natively, else float32), float32, bfloat16 or int8."),
           max_controls: int = typer.Option(None, help="Show the model at most this many controls."),
           teacher_forced: bool = typer.Option(False, "--teacher-forced", help="Time the model at every step but "
                                               "execute the reference action, so episodes walk real multi-step routes."),

@@ -46,9 +46,9 @@ class HFBackendConfig:
     max_new_tokens: int = 160
     """Cap on freely generated tokens per reply; the JSON normally closes long before."""
     dtype: str = "auto"
-    """'auto' (float32 on CPU, so greedy results are the same on every machine; bfloat16 or float16 on a GPU),
-    'float32', 'bfloat16', 'float16', or 'int8' (CPU only: dynamic int8 quantisation of the linear layers, the
-    fastest option on CPU in our measurements; check its accuracy against float32 before relying on it)."""
+    """'auto' (bfloat16 on a CPU that runs it natively, float32 on one that does not, bfloat16 or float16 on a
+    GPU: see models/loading.py, resolve_dtype), 'float32', 'bfloat16', 'float16', or 'int8' (CPU only: dynamic
+    int8 quantisation of the linear layers; a trained LAM lost most of its accuracy in it, README)."""
     device: str = "auto"
     """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ..."""
     threads: int | None = None
