@@ -890,12 +890,18 @@ def shortcuts(payload="{}"):
     return json.dumps({"shortcuts": out})
 
 
-def _controls_digest():
-    """What the active window shows, as one comparable value: its kind, name and every listed control's name, type,
-    value and states (what an observation would report, without the rectangles, which do not matter here)."""
+def _window_view():
+    """What the active window shows, as one comparable value (its kind, name and every listed control's name, type,
+    value and states: what an observation would report, without the rectangles, which do not matter here), and
+    the controls it was made from."""
     kind, wname, root = _active_window()
     controls, _registry = _collect(root, kind)
-    return "%s|%s|%s" % (kind, wname, json.dumps([(c["name"], c["type"], c["value"], c["states"]) for c in controls]))
+    digest = "%s|%s|%s" % (kind, wname, json.dumps([(c["name"], c["type"], c["value"], c["states"]) for c in controls]))
+    return digest, controls
+
+
+def _controls_digest():
+    return _window_view()[0]
 
 
 def settle(payload="{}"):
@@ -916,33 +922,33 @@ def settle(payload="{}"):
     deadline = time.monotonic() + float(opts.get("timeout_s", 1.5 if shows is None else 3.0))
     interval = float(opts.get("interval_s", 0.1))
 
-    def changed_from_before(digest):
-        return digest != before and (shows is None or _shows(shows))
+    def changed_from_before(view):
+        digest, controls = view
+        return digest != before and (shows is None or _shows(shows, controls))
 
-    last = _controls_digest()
+    # One walk of the window per poll serves both the digest and `shows`.
+    last = _window_view()
     changed = changed_from_before(last)
     while time.monotonic() < deadline:
         time.sleep(interval)
         _barrier(rounds=1)
-        now = _controls_digest()
-        if changed and now == last:
-            return _settled(True, True, shows)
+        now = _window_view()
+        if changed and now[0] == last[0]:
+            return _settled(True, True, shows, now[1])
         changed = changed or changed_from_before(now)
         last = now
-    return _settled(changed, False, shows)
+    return _settled(changed, False, shows, last[1])
 
 
-def _shows(text):
-    """Whether a control of the active window has `text` in its value (the field the keys went to)."""
-    kind, _wname, root = _active_window()
-    controls, _registry = _collect(root, kind)
+def _shows(text, controls):
+    """Whether one of the controls has `text` in its value (the field the keys went to)."""
     return any(text in str(c["value"] or "") for c in controls)
 
 
-def _settled(changed, stable, shows):
+def _settled(changed, stable, shows, controls):
     reply = {"ok": True, "changed": changed, "stable": stable}
     if shows is not None:
-        reply["shows"] = _shows(shows)
+        reply["shows"] = _shows(shows, controls)
     return json.dumps(reply)
 
 
