@@ -57,6 +57,9 @@ def test_llm_demonstrator_over_http(tmp_path, llm_server, monkeypatch):  # noqa:
     # With an endpoint, the train instruction is first offered for paraphrasing; this server answers with an action,
     # not a paraphrase, so the instance keeps its rule-based wording.
     assert summary["this_run"]["paraphrase"]["kept_rule_phrasing"] == {"unparsable_answer": 1}
+    # The run says which backend decided (a local model's names its dtype, which the CPU chooses).
+    assert summary["this_run"]["backends"] == ["openai:scripted"]
+    assert _lines(tmp_path / "trajectories.jsonl")[0]["backend"] == "openai:scripted"
     request = server.chat_requests[1].body
     assert "\nTask: " in request["messages"][1]["content"]
     record = _lines(tmp_path / "trajectories.jsonl")[0]

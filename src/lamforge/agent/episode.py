@@ -50,6 +50,9 @@ class Episode(BaseModel):
     split: str
     demonstrator: str
     """The agent that acted: a collection's demonstrator (oracle, plan, llm, model, retrieval) or the backend's name."""
+    backend: str = ""
+    """The backend that decided, when an agent acted (hf:lam4:bfloat16, openai:MODEL): a local model's weights are
+    bfloat16 or float32 as the CPU decides (models/loading.py), and greedy replies can differ between the two."""
     attempt: int = 1
     steps: list[StepRecord] = Field(default_factory=list)
     judge: dict | None = None
@@ -77,11 +80,12 @@ def run_episode(env, instance: TaskInstance, agent: Agent | None, out_dir: Path,
     task: an exception becomes the episode's reason, an office failure its env_error outcome. Files the task writes
     may go into `out_dir` and nowhere else (the guard's policy)."""
     family = REGISTRY[instance.family]
-    name = demonstrator or (getattr(agent.backend, "name", type(agent.backend).__name__) if agent else "untouched")
+    backend = getattr(agent.backend, "name", type(agent.backend).__name__) if agent else ""
+    name = demonstrator or backend or "untouched"
     episode = Episode(task_id=instance.task_id, trajectory_id=f"{instance.task_id}-{name}-a{attempt}",
                       family=instance.family, category=instance.category, instruction=instance.instruction,
                       template_id=instance.template_id, params=instance.params, split=instance.split,
-                      demonstrator=name, attempt=attempt)
+                      demonstrator=name, backend=backend, attempt=attempt)
     timing = episode.timing
     t0 = time.perf_counter()
     try:

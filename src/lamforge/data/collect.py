@@ -344,7 +344,8 @@ def summarize(config: CollectConfig, wanted: set[str] | None, new_records: list[
                      "executor": (f"ray ({config.ray})" if config.ray
                                   else "processes" if config.workers > 1 else "in-process"),
                      "tasks_per_hour": round(len(new_records) / wall_s * 3600, 1) if new_records and wall_s else 0.0,
-                     "time_split_s": timing},
+                     "time_split_s": timing,
+                     "backends": sorted({r.get("backend") or "" for r in new_records} - {""})},
         "per_family": {f: {"success": s, "tasks": t} for f, (s, t) in sorted(by_family.items())},
     }
     if judged:
