@@ -106,7 +106,7 @@ def test_report_gives_libreoffice_templates_a_column_and_a_table(tmp_path):
         return {"tasks": tasks, "env_errors": 0, "tsr": tsr, "median_time_s": 1.0, "mean_steps": 2.0,
                 "median_step_latency_s": 0.5, "by": {"category": {}, "family": {}, "difficulty": {}}}
 
-    online = {"test": {"reference": metrics(100.0, 4), "lam4": metrics(75.0, 4)},
+    online = {"test": {"reference": metrics(100.0, 4), "lam4": {**metrics(75.0, 4), "backends": ["hf:lam4:bfloat16"]}},
               "lo_templates": {"reference": metrics(100.0, 2), "lam4": metrics(50.0, 2)}}
     (tmp_path / "eval" / "online").mkdir(parents=True)
     (tmp_path / "eval" / "online" / "online.json").write_text(json.dumps(online))
@@ -114,6 +114,8 @@ def test_report_gives_libreoffice_templates_a_column_and_a_table(tmp_path):
     md = md_path.read_text()
     assert "| agent | TSR % test (tasks) | TSR % LibreOffice's templates (tasks) |" in md
     assert "| lam4 | 75.0 (4) | 50.0 (2) |" in md
+    # Each agent's row names the backend that decided (a local model's dtype follows the CPU); older runs: "-".
+    assert "| lam4 | 75.0 | 4 | 1.0 | 2.0 | 0.5 | 0 | hf:lam4:bfloat16 |" in md and "| reference | 100.0 | 2 | 1.0 | 2.0 | 0.5 | 0 | - |" in md
     assert "## Online, lo_templates (LibreOffice's templates)" in md
 
 
@@ -154,3 +156,14 @@ def test_exact_match_is_stricter_than_the_papers_step_metrics():
     fuzzy = ["Choose Format > Paragraph.", "Click OK."]
     assert plan_match(fuzzy, ref)["recall"] == 1.0 and plan_exact_match(fuzzy, ref)["recall"] == 0.0
     assert plan_exact_match_rates([plan_exact_match(ref, ref), plan_exact_match([], ref)])["plan_exact_match"] == 0.5
+
+
+def test_online_metrics_name_the_backends_that_decided():
+    from lamforge.eval.online import agent_metrics
+
+    def record(backend):
+        return {"task_id": "t", "family": "bold", "category": "character", "success": True, "outcome": "success",
+                "timing": {"execute_s": 1.0}, "steps": [], **({"backend": backend} if backend is not None else {})}
+
+    assert agent_metrics([record("hf:lam4:float32"), record("hf:lam4:bfloat16"), record(None)], {})["backends"] == \
+        ["hf:lam4:bfloat16", "hf:lam4:float32"]  # a run resumed on another CPU shows both

@@ -226,10 +226,12 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
             sections_md.append(f"### Online by category, {split}\n\n{md}")
     for split, per_agent in online.items():
         rows = [[a, m.get("tsr", "-"), m.get("tasks", 0), m.get("median_time_s", "-"), m.get("mean_steps", "-"),
-                 m.get("median_step_latency_s", "-"), m.get("env_errors", 0)] for a, m in per_agent.items()]
+                 m.get("median_step_latency_s", "-"), m.get("env_errors", 0), ", ".join(m.get("backends", [])) or "-"]
+                for a, m in per_agent.items()]
         if split == "test":
-            rows += [[f"paper {k}", t, 435, s, st, sp, ""] for k, (t, s, st, sp) in PAPER_ONLINE.items()]
-        h, md = _table(["agent", "TSR %", "tasks", "median s/task", "mean steps", "median s/step", "env errors"], rows)
+            rows += [[f"paper {k}", t, 435, s, st, sp, "", ""] for k, (t, s, st, sp) in PAPER_ONLINE.items()]
+        h, md = _table(["agent", "TSR %", "tasks", "median s/task", "mean steps", "median s/step", "env errors",
+                        "backend"], rows)
         title = f"{split} ({SPLIT_TITLES[split]})" if split == "lo_templates" else split
         sections_html.append(f"<h2>Online, {html.escape(title)}</h2>{h}")
         sections_md.append(f"## Online, {title}\n\n{md}")
