@@ -72,6 +72,11 @@ class Episode(BaseModel):
         return self.agent_outcome == "finish" and not any(s.error for s in self.steps)
 
 
+def backends_of(records: list[dict]) -> list[str]:
+    """The backends that decided these episodes (trajectories.jsonl lines), for a run's summary and its metrics."""
+    return sorted({r.get("backend") or "" for r in records} - {""})
+
+
 def run_episode(env, instance: TaskInstance, agent: Agent | None, out_dir: Path, *, demonstrator: str | None = None,
                 attempt: int = 1, judge: Judge | None = None) -> Episode:
     """Reset `env` to the instance's document, run its setup, let `agent` act, and let the family's checker decide.

@@ -20,7 +20,7 @@ from typing import Callable
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 import lamforge.tasks.families  # noqa: F401  (registers the task families, also in spawned workers)
-from lamforge.agent.episode import run_episode
+from lamforge.agent.episode import backends_of, run_episode
 from lamforge.agent.factory import make_backend
 from lamforge.agent.loop import Agent, AgentConfig
 from lamforge.data.judge import judge
@@ -345,7 +345,7 @@ def summarize(config: CollectConfig, wanted: set[str] | None, new_records: list[
                                   else "processes" if config.workers > 1 else "in-process"),
                      "tasks_per_hour": round(len(new_records) / wall_s * 3600, 1) if new_records and wall_s else 0.0,
                      "time_split_s": timing,
-                     "backends": sorted({r.get("backend") or "" for r in new_records} - {""})},
+                     "backends": backends_of(new_records)},
         "per_family": {f: {"success": s, "tasks": t} for f, (s, t) in sorted(by_family.items())},
     }
     if judged:

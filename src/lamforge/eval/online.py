@@ -10,6 +10,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from lamforge.agent.episode import backends_of
 from lamforge.data.collect import CollectConfig, collect, load_records
 from lamforge.jsonl import write_json
 from lamforge.tasks.splits import families_for
@@ -101,7 +102,7 @@ def agent_metrics(records: list[dict], difficulty: dict[str, int]) -> dict:
         "mean_steps": round(statistics.mean(steps), 2) if steps else 0.0,
         "median_step_latency_s": _median(latencies),
         "p95_step_latency_s": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 3) if latencies else 0.0,
-        "backends": sorted({r.get("backend") or "" for r in records} - {""}),  # a local model's dtype, say
+        "backends": backends_of(records),  # a local model's dtype, say
         "by": {k: {g: {"tsr": round(100 * sum(v) / len(v), 1), "tasks": len(v)} for g, v in sorted(groups.items())}
                for k, groups in breakdown.items()},
     }

@@ -92,6 +92,9 @@ def load_policy(name_or_path: str | Path, device: str | None = None, dtype=None)
     return model, tokenizer
 
 
+INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+
+
 def resolve_dtype(name: str, device: str):
     """The torch dtype to load weights in for inference ('int8' loads float32 and is quantised after loading)."""
     import torch
@@ -103,7 +106,7 @@ def resolve_dtype(name: str, device: str):
     if name != "auto":
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
-            raise BaseModelError(f"unknown dtype {name!r}; use auto, float32, bfloat16, float16 or int8")
+            raise BaseModelError(f"unknown dtype {name!r}; use {', '.join(INFERENCE_DTYPES[:-1])} or int8")
         return dtype
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
