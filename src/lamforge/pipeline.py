@@ -186,9 +186,9 @@ def check_made_after(output: Path, *sources: str | Path | None) -> None:
                              f"one")
 
 
-# Measured by `make demo` on 2026-12-04 (README, "Hardware"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX; the
-# stages before evaluation measured, the total projected (its evaluations were run apart, not timed as stages).
-ZEN4_DEMO_HOURS = "124 minutes before its evaluations, 2.5-3 hours in all"
+# Measured by `make demo` on 2026-12-04 (README, "Hardware"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX:
+# 124.0 minutes of stages before evaluation, 148.4 with it (bf16 inference; LAM4's online runs, made apart, ~7.6 more).
+ZEN4_DEMO_HOURS = "124 minutes before its evaluations, about 2.5 hours in all"
 
 
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool, has_amx: bool) -> str | None:
