@@ -167,3 +167,24 @@ def test_online_metrics_name_the_backends_that_decided():
 
     assert agent_metrics([record("hf:lam4:float32"), record("hf:lam4:bfloat16"), record(None)], {})["backends"] == \
         ["hf:lam4:bfloat16", "hf:lam4:float32"]  # a run resumed on another CPU shows both
+
+
+def test_offline_evaluation_takes_a_dtype_and_says_which_backend_decided(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from lamforge.eval.cli import app
+    from lamforge.jsonl import write_jsonl
+    from lamforge.train.synthetic import synthetic_step_samples
+
+    data = tmp_path / "samples.jsonl"
+    write_jsonl(data, [s.model_copy(update={"success": True}) for s in synthetic_step_samples(4)])
+    result = CliRunner().invoke(app, ["offline", "--model", "tiny", "--data", str(data), "--dtype", "float32",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    said = json.loads(result.stdout)
+    assert said["backend"].startswith("hf:") and said["backend"].endswith(":float32"), said["backend"]
+    assert said["steps"]["steps"] == 4
+    bad = CliRunner().invoke(app, ["offline", "--model", "tiny", "--data", str(data), "--dtype", "float7"])
+    assert bad.exit_code == 1 and "unknown dtype 'float7'" in bad.output and bad.exception.__class__ is SystemExit

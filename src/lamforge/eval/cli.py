@@ -30,8 +30,11 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             train_data: Optional[Path] = typer.Option(
                 None, help="The training samples.jsonl: adds Args Acc on steps whose argument values no training "
                            "target has (args_acc_unseen_values) and on the rest."),
+            dtype: str = typer.Option("auto", help="The model's weights: auto (bfloat16 where the CPU runs it "
+                                                   "natively, else float32), float32, bfloat16, float16 or int8."),
             as_json: bool = typer.Option(False, "--json")):
     """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
+    from lamforge.agent.backends import BackendError
     from lamforge.eval.offline import run_offline
 
     for path in (data, train_data):
@@ -40,15 +43,16 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             raise typer.Exit(1)
     try:
         result = run_offline(model, data, plans, limit, out, progress=not as_json, plan_limit=plan_limit,
-                             train_data=train_data)
-    except DataError as exc:
+                             train_data=train_data, dtype=dtype)
+    except (DataError, BackendError) as exc:
         print_error(str(exc))
         raise typer.Exit(1)
     steps = {k: v for k, v in result["steps"].items() if k not in ("rows", "per_family")}
     if as_json:
-        print(json.dumps({"model": model, "steps": steps, "plans": result.get("plans")}, indent=1))
+        print(json.dumps({"model": model, "backend": result["backend"], "steps": steps, "plans": result.get("plans")},
+                         indent=1))
         return
-    table = Table(title=f"offline: {model}")
+    table = Table(title=f"offline: {model} ({result['backend']})")
     keys = ["object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "ssr_exact", "tsr_exact", "steps",
             "tasks"]
     keys += [k for k in ("args_acc_unseen_values", "steps_unseen_values", "args_acc_seen_values", "steps_seen_values")

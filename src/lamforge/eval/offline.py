@@ -73,13 +73,15 @@ def evaluate_plans(backend, pairs: list[PlanPair], progress: bool = True) -> dic
 
 
 def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | None = None, out: Path | None = None,
-                progress: bool = True, plan_limit: int | None = None, train_data: Path | None = None) -> dict:
+                progress: bool = True, plan_limit: int | None = None, train_data: Path | None = None,
+                dtype: str = "auto") -> dict:
     """limit: steps of at most this many trajectories; plan_limit: at most this many task-plan pairs; train_data:
-    the training samples, for Args Acc by value novelty."""
+    the training samples, for Args Acc by value novelty; dtype: the model's weights (models/loading.py)."""
     # Every training target counts, successful or not: a value the model was ever shown is not new to it.
     seen = training_values(s.target for s in load_samples(train_data, successful_only=False)) if train_data else None
-    backend = make_backend("model", model=model)
-    result = {"model": str(model), "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
+    backend = make_backend("model", model=model, dtype=dtype)
+    # The backend's name says its dtype: greedy replies can differ between float32 and bfloat16 (1 of 360 steps did).
+    result = {"model": str(model), "backend": backend.name, "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
     if plans is not None and Path(plans).exists():
         pairs = read_jsonl(plans, PlanPair)
         result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)
