@@ -164,3 +164,21 @@ def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
     # Other families shift the shared random stream: a clear error, not an endless search.
     with pytest.raises(ValueError, match="not among the train instances"):
         sample_instances("train", len(wanted), seed=1, families=["italic", "bold", "align"], task_ids=wanted)
+
+
+def test_the_model_demonstrator_loads_in_the_dtype_asked_for(tmp_path, monkeypatch):
+    """CollectConfig.dtype reaches the backend (eval online --dtype pins float32 or bfloat16 for an A/B)."""
+    import lamforge.data.collect as collect_module
+
+    asked = {}
+
+    def make_backend(demonstrator, plans, model, **options):
+        asked.update(options, demonstrator=demonstrator, model=model)
+        raise RuntimeError("stopped here by the test")
+
+    monkeypatch.setattr(collect_module, "make_backend", make_backend)
+    monkeypatch.setattr(collect_module, "WriterEnv", lambda **kwargs: None)  # no office: only the plumbing is tested
+    with pytest.raises(RuntimeError, match="stopped here"):
+        collect_module.TaskRunner(CollectConfig(out=tmp_path, demonstrator="model", model="tiny", dtype="float32",
+                                                device="cpu"))
+    assert asked == {"demonstrator": "model", "model": "tiny", "device": "cpu", "dtype": "float32"}

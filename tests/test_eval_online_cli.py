@@ -55,3 +55,9 @@ def test_online_evaluation_runs_on_ray_actors(tmp_path, ray_env):
     assert json.loads(done.stdout)["test"]["reference"]["tasks"] == 3
     run = json.loads((tmp_path / "online" / "test" / "reference" / "summary.json").read_text())["this_run"]
     assert run["executor"] == "ray (local)" and run["tasks"] == 3
+
+
+def test_an_unknown_dtype_is_refused_before_any_office_starts(tmp_path):
+    done = _online(tmp_path, "--dtype", "float7")
+    assert done.returncode == 1 and "unknown dtype 'float7'" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "online").exists()

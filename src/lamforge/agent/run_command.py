@@ -30,7 +30,7 @@ from lamforge.console import print_error, print_warning
 from lamforge.env.office import OfficeError
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
-from lamforge.models.loading import INFERENCE_DTYPES
+from lamforge.models.loading import INFERENCE_DTYPES, dtype_problem
 from lamforge.signals import stop_signals_interrupt
 
 console = Console(stderr=True)
@@ -57,9 +57,9 @@ def _bad(param: str, message: str) -> typer.BadParameter:
 def check_dtype_argument(dtype: str) -> None:
     """A dtype the loader knows, before a model loads or the office starts (int8 is left out: a trained LAM lost
     most of its accuracy in it, README "Agent step latency")."""
-    known = [d for d in INFERENCE_DTYPES if d != "int8"]
-    if dtype not in known:
-        raise _bad("--dtype", f"unknown dtype {dtype!r}; use {', '.join(known[:-1])} or {known[-1]}")
+    problem = dtype_problem(dtype, tuple(d for d in INFERENCE_DTYPES if d != "int8"))
+    if problem:
+        raise _bad("--dtype", problem)
 
 
 def check_document_argument(doc: str) -> Path:

@@ -75,6 +75,9 @@ class CollectConfig:
     device: str = "auto"
     """Where the model demonstrator's weights go. 'auto': local worker i takes GPU i mod the GPU count, a Ray actor
     the GPU Ray gave it, and without a GPU the CPU; or one device for all: 'cpu', 'cuda:1', ..."""
+    dtype: str = "auto"
+    """The model demonstrator's weights (models/loading.py): 'auto' is bfloat16 on a CPU that runs it natively,
+    else float32; greedy replies can differ between the two (1 of 360 steps did), so an A/B may pin one."""
     ray: str | None = None
     """Run the episodes in Ray actors, one office each: 'auto' (the cluster RAY_ADDRESS names or `ray start` began
     on this machine, else a new local instance), 'local' (a new local instance) or a cluster address (host:port,
@@ -133,7 +136,8 @@ class TaskRunner:
     def __init__(self, config: CollectConfig, worker_index: int = 0):
         self.config = config
         self.env = WriterEnv(max_steps=config.max_steps + 5)
-        options = {"device": worker_device(config.device, worker_index)} if config.demonstrator == "model" else {}
+        options = ({"device": worker_device(config.device, worker_index), "dtype": config.dtype}
+                   if config.demonstrator == "model" else {})
         self.backend = make_backend(config.demonstrator, config.plans, config.model, **options)
         if config.temperature and hasattr(getattr(self.backend, "config", None), "temperature"):
             self.backend.config.temperature = config.temperature  # sampled attempts for self-boosting

@@ -80,6 +80,8 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
            ray: Optional[str] = typer.Option(
                None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local "
                                    "instance), local, or a cluster ADDRESS."),
+           dtype: str = typer.Option("auto", help="The model agents' weights: auto (bfloat16 where the CPU runs it "
+                                                  "natively, else float32), float32, bfloat16, float16 or int8."),
            as_json: bool = typer.Option(False, "--json")):
     """Every agent runs every task of the splits in the live app: TSR, time per task, steps and step latency."""
     import contextlib
@@ -87,11 +89,16 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
     from lamforge.data.ray_rollouts import ray_session  # start-up time, as run_online
     from lamforge.eval.online import EVAL_SPLITS, run_online
 
+    from lamforge.models.loading import dtype_problem
+
+    if dtype_problem(dtype):  # before any office starts
+        print_error(dtype_problem(dtype))
+        raise typer.Exit(1)
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:
         with ray_session(ray, workers) if ray else contextlib.nullcontext():  # one Ray connection for every agent
             summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
-                                 progress=not as_json, categories=category or None, ray=ray)
+                                 progress=not as_json, categories=category or None, ray=ray, dtype=dtype)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print_error(str(exc))
         raise typer.Exit(1)

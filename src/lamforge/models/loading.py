@@ -95,6 +95,13 @@ def load_policy(name_or_path: str | Path, device: str | None = None, dtype=None)
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 
 
+def dtype_problem(name: str, allowed: tuple[str, ...] = INFERENCE_DTYPES) -> str | None:
+    """Why `name` is not a dtype to load a model in (None when it is): commands check it before they start."""
+    if name in allowed:
+        return None
+    return f"unknown dtype {name!r}; use {', '.join(allowed[:-1])} or {allowed[-1]}"
+
+
 def resolve_dtype(name: str, device: str):
     """The torch dtype to load weights in for inference ('int8' loads float32 and is quantised after loading)."""
     import torch
@@ -106,7 +113,7 @@ def resolve_dtype(name: str, device: str):
     if name != "auto":
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
-            raise BaseModelError(f"unknown dtype {name!r}; use {', '.join(INFERENCE_DTYPES[:-1])} or int8")
+            raise BaseModelError(dtype_problem(name) or f"unknown dtype {name!r}")
         return dtype
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
