@@ -36,12 +36,12 @@ from lamforge.eval.online import run_online
 from lamforge.eval.report import write_report
 from lamforge.jsonl import read_jsonl, write_json, write_jsonl
 from lamforge.models.checkpoints import METRICS_FILE, is_finished
+from lamforge.models.cpu import cpu_has_amx, cpu_has_bf16, cpu_name
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
-from lamforge.models.cpu import cpu_has_amx, cpu_has_bf16, cpu_name
 from lamforge.train.sft import train_sft
 
 console = Console()

@@ -333,7 +333,7 @@ def run(
 
 
 def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
-                 max_steps, shots, as_json, dtype="auto"):
+                 max_steps, shots, as_json, dtype):
     # start-up time: the backends import the openai SDK (~0.4 s), and every `lamforge` command imports this module
     from lamforge.agent.backends import BackendError
     from lamforge.agent.factory import make_backend

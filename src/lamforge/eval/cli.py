@@ -88,11 +88,11 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
 
     from lamforge.data.ray_rollouts import ray_session  # start-up time, as run_online
     from lamforge.eval.online import EVAL_SPLITS, run_online
-
     from lamforge.models.loading import dtype_problem
 
-    if dtype_problem(dtype):  # before any office starts
-        print_error(dtype_problem(dtype))
+    problem = dtype_problem(dtype)
+    if problem:  # before any office starts
+        print_error(problem)
         raise typer.Exit(1)
     names = [a.strip() for a in agents.split(",") if a.strip()]
     try:

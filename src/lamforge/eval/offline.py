@@ -81,7 +81,8 @@ def run_offline(model: str, data: Path, plans: Path | None = None, limit: int | 
     seen = training_values(s.target for s in load_samples(train_data, successful_only=False)) if train_data else None
     backend = make_backend("model", model=model, dtype=dtype)
     # The backend's name says its dtype: greedy replies can differ between float32 and bfloat16 (1 of 360 steps did).
-    result = {"model": str(model), "backend": backend.name, "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
+    result = {"model": str(model), "backend": backend.name,
+              "steps": evaluate_steps(backend, load_samples(data, limit=limit), progress, seen)}
     if plans is not None and Path(plans).exists():
         pairs = read_jsonl(plans, PlanPair)
         result["plans"] = evaluate_plans(backend, pairs[:plan_limit], progress)

@@ -29,9 +29,9 @@ from typing import Callable
 import torch
 
 from lamforge.allocator import running_under_jemalloc
-from lamforge.train import distributed, runtime
 from lamforge.models.cpu import cpu_name
 from lamforge.models.loading import load_model
+from lamforge.train import distributed, runtime
 from lamforge.signals import stop_signals_interrupt
 from lamforge.train.config import CommonConfig
 from lamforge.train.data import example_weights, load_family_weights, prefix_group
