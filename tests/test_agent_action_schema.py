@@ -98,3 +98,15 @@ def test_valid_action_means_parsed_and_naming_a_live_control():
     assert valid_action(VALID[3].to_json(), OBS)
     assert not valid_action('{"function": "click_input", "control_name": "Underline", "args": {}}', OBS)
     assert not valid_action("I would click Bold.", OBS)
+
+
+def test_a_control_that_is_disabled_everywhere_is_not_offered():
+    # The office refuses to click or type into it, so neither the schema nor valid_action allows it; its label is
+    # still copied, so the loop can report the office's own message.
+    obs = make_obs()
+    obs.controls.append(Control(label="6", name="Paste", type="push button", states=["visible"]))
+    paste = Action(control_label="6", control_name="Paste", function="click_input").to_json()
+    assert not validator(obs).is_valid(json.loads(paste))
+    assert not valid_action(paste, obs)
+    assert "Paste" not in action_json_schema(obs)["anyOf"][0]["properties"]["control_name"]["enum"]
+    assert with_label_of_name(paste.replace('"6"', '"1"'), obs) == paste

@@ -164,6 +164,19 @@ def test_guided_decoding_can_only_pick_live_controls(tokenizer):
     assert OBS.control(action.control_label).name == action.control_name
 
 
+def test_guided_decoding_never_names_a_disabled_control(tokenizer):
+    # The office refuses to click a greyed-out control; the model that wants one gets an enabled one instead.
+    controls = [Control(label="1", name="Hiragana", type="menu item", states=["visible"]),
+                Control(label="2", name="UPPERCASE", type="menu item", states=["enabled", "visible"]),
+                Control(label="3", name="lowercase", type="menu item", states=["enabled", "visible"])]
+    obs = Observation(controls=controls)
+    text = Action(control_label="1", control_name="Hiragana", function="click_input").to_json()
+    reply = teacher_backend(tokenizer, text).decide(render_prompt("t", 1, obs, []), obs, "t", [])
+    action = parse_action(reply.text)
+    assert action.control_name in {"UPPERCASE", "lowercase"}
+    assert obs.control(action.control_label).name == action.control_name
+
+
 def test_guided_decoding_on_a_random_model_always_writes_the_skeleton(tokenizer, tiny_model):
     backend = HFBackend(HFBackendConfig(max_new_tokens=12), model=tiny_model, tokenizer=tokenizer)
     history = []

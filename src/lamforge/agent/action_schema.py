@@ -36,10 +36,18 @@ def controls_by_name(obs: Observation) -> dict[str, Control]:
     return by_name
 
 
+def actionable_controls(obs: Observation) -> dict[str, Control]:
+    """The controls an action may name, by name: the enabled ones. The office refuses to click or type into a
+    disabled control, so offering one offers an error: in the Zen 4 `make demo`'s LAM4 runs (2026-12-04) the one
+    target of 5,936 recorded (demonstrations and online steps) on a control with no enabled instance was LAM4
+    clicking the greyed-out "Hiragana" for "block capitals", which ended that task."""
+    return {name: c for name, c in controls_by_name(obs).items() if c.enabled}
+
+
 def action_json_schema(obs: Observation, thought: bool = False, plan: bool = False) -> dict:
     """One branch per function, its properties in `Action.to_json`'s order (the order the model was trained on;
     llama.cpp and xgrammar generate properties in schema order). thought/plan: allow the optional fields."""
-    by_name = controls_by_name(obs)
+    by_name = actionable_controls(obs)
     branches = []
     for function, spec in FUNCTIONS.items():
         if spec.needs_control and not by_name:
@@ -80,10 +88,10 @@ def with_label_of_name(text: str, obs: Observation) -> str:
 
 
 def valid_action(text: str, obs: Observation) -> bool:
-    """What guided decoding guarantees: `text` parses as an action, and one that acts on a control names a control
-    of `obs` exactly."""
+    """What guided decoding guarantees: `text` parses as an action, and one that acts on a control names an enabled
+    control of `obs` exactly."""
     try:
         action = parse_action(text)
     except ActionParseError:
         return False
-    return not FUNCTIONS[action.function].needs_control or action.control_name in controls_by_name(obs)
+    return not FUNCTIONS[action.function].needs_control or action.control_name in actionable_controls(obs)

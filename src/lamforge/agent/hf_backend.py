@@ -18,7 +18,7 @@ from typing import Callable, Literal
 
 # torch is imported where it is used: start-up time for commands that only name this module.
 
-from lamforge.agent.action_schema import controls_by_name
+from lamforge.agent.action_schema import actionable_controls
 from lamforge.agent.backends import BackendError, BackendReply, prompt_mismatch
 from lamforge.agent.grounded_text import document_spans, occurs, partial_string_value
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
@@ -310,7 +310,7 @@ class HFBackend:
             return options[choose([text for _, text in options])][0]
 
         # Names, not labels, are what the model chooses among (Action.to_json's order); the label is looked up.
-        by_name = controls_by_name(obs)
+        by_name = actionable_controls(obs)
         names = list(by_name)
         # Each option carries the fixed text that follows it. BPE merges a value's closing quote with what comes
         # next ('",', '"}'), so an option cut at its bare quote ends in a token the model never saw there, and
