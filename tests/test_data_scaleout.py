@@ -156,3 +156,11 @@ def test_bad_shard_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["data", "collect", "--shard", "3", "--n", "2", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "write it as i/n" in result.output
     assert not (tmp_path / "x" / "trajectories.jsonl").exists()
+
+
+def test_an_unknown_dtype_is_refused_before_any_office_starts(tmp_path):
+    result = CliRunner().invoke(app, ["data", "collect", "--demonstrator", "model", "--model", "tiny",
+                                      "--dtype", "float7", "--n", "2", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "unknown dtype 'float7'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "x").exists()

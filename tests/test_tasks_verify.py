@@ -83,6 +83,15 @@ def test_a_run_folder_refuses_a_rerun_with_other_settings(tmp_path):
                           (replace(quick, category_weights={"character": 1.0}), "category_weights")):
         with pytest.raises(ValueError, match=f"other settings \\({name};.*another --out, or delete"):
             check_same_settings(tmp_path, changed)
+    # The agents' dtype is a setting too; a record from before it counts as 'auto'.
+    check_same_settings(tmp_path, quick, "auto")
+    with pytest.raises(ValueError, match="other settings \\(dtype;"):
+        check_same_settings(tmp_path, quick, "float32")
+    record = tmp_path / "pipeline.json"
+    old = json.loads(record.read_text())
+    del old["preset"]["dtype"]
+    record.write_text(json.dumps(old))
+    check_same_settings(tmp_path, quick)
 
 
 def test_a_model_older_than_the_one_it_was_trained_from_is_refused(tmp_path):

@@ -329,6 +329,15 @@ def test_cli_says_how_to_resume_an_interrupted_phase(monkeypatch, tmp_path):
     assert "error" not in result.output
 
 
+def test_pipeline_refuses_an_unknown_dtype_before_any_stage(tmp_path):
+    from lamforge.cli import app as lamforge_app
+
+    result = CliRunner().invoke(lamforge_app, ["pipeline", "--preset", "tiny", "--out", str(tmp_path / "run"),
+                                               "--dtype", "float7"])
+    assert result.exit_code == 1 and "unknown dtype 'float7'" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_refuses_a_changed_config(pipeline, tmp_path):
     overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 3, "eval_generate": 0,
                  "init_from": "tiny", "output_dir": str(tmp_path / "run")}

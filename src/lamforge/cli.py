@@ -41,7 +41,10 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
              skip_online: bool = typer.Option(False, help="Stop after offline evaluation."),
              ray: Optional[str] = typer.Option(
                  None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
-                                     "or a cluster ADDRESS.")):
+                                     "or a cluster ADDRESS."),
+             dtype: str = typer.Option("auto", help="The weights exploration and evaluation load the models in: auto "
+                                                    "(bfloat16 where the CPU runs it natively, else float32), "
+                                                    "float32, bfloat16, float16 or int8.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
     from lamforge.signals import stop_signals_interrupt
@@ -49,7 +52,7 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
 
     try:
         with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C in every stage, not only in training
-            run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray)
+            run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray, dtype=dtype)
     except TrainingInterrupted as stop:  # Ctrl-C, SIGTERM or SIGHUP during a training phase: not an error
         print_warning(f"{stop}; run the same command to resume")
         raise typer.Exit(130)

@@ -37,6 +37,7 @@ from lamforge.eval.report import write_report
 from lamforge.jsonl import read_jsonl, write_json, write_jsonl
 from lamforge.models.checkpoints import METRICS_FILE, is_finished
 from lamforge.models.cpu import cpu_has_amx, cpu_has_bf16, cpu_name
+from lamforge.models.loading import dtype_problem
 from lamforge.tasks.base import REGISTRY
 from lamforge.tasks.splits import families_for
 from lamforge.train.config import build_config
@@ -152,17 +153,18 @@ RUN_SETTINGS = "pipeline.json"
 SPEED_ONLY = {"workers", "online_workers"}
 
 
-def check_same_settings(out: Path, p: PipelinePreset) -> None:
+def check_same_settings(out: Path, p: PipelinePreset, dtype: str = "auto") -> None:
     """A run folder holds the outputs of one preset's settings. Each stage skips itself when its output is there,
     so a rerun with other settings (more tasks, other category weights, a preset edited in the code) would reuse
     the earlier outputs as they are and mix them with new ones; refuse that, naming what changed. The first run
-    (or one of a folder from before this record) writes the record."""
-    settings = json.loads(json.dumps(asdict(p)))
+    (or one of a folder from before this record) writes the record. dtype: the model agents' weights, a setting too
+    (greedy replies can differ between dtypes); a record from before it was one ran with 'auto'."""
+    settings = {**json.loads(json.dumps(asdict(p))), "dtype": dtype}
     record = out / RUN_SETTINGS
     if not record.exists():
         write_json(record, {"preset": settings})
         return
-    before = json.loads(record.read_text()).get("preset", {})
+    before = {"dtype": "auto", **json.loads(record.read_text()).get("preset", {})}
     changed = sorted(k for k in settings.keys() | before.keys()
                      if k not in SPEED_ONLY and settings.get(k) != before.get(k))
     if changed:
@@ -223,17 +225,22 @@ def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
     return out
 
 
-def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: str | None = None) -> Path:
+def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: str | None = None,
+                 dtype: str = "auto") -> Path:
     """The stages in order; `ray` runs collection, exploration and online evaluation in Ray actors (each stage
     connects on its own, so no Ray processes sit beside training; online evaluation keeps one connection for all
-    its agents and splits)."""
+    its agents and splits). dtype: the weights LAM2's exploration and the offline and online evaluations load the
+    models in (models/loading.py; training keeps the preset's own)."""
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    problem = dtype_problem(dtype)
+    if problem:
+        raise ValueError(problem)
     p = PRESETS[preset_name]
     out = Path(out)
     data, models = out / "data", out / "models"
     data.mkdir(parents=True, exist_ok=True)
-    check_same_settings(out, p)
+    check_same_settings(out, p, dtype)
     timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     import torch  # loaded already by the training stages' imports
 
@@ -303,7 +310,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
                                                        n=len(failed), task_ids=failed, seed=1, workers=1,
                                                        families=families_for("train", p.categories),
                                                        attempts=p.explore_attempts, temperature=0.7,
-                                                       max_steps=p.max_steps, ray=ray)))
+                                                       max_steps=p.max_steps, ray=ray, dtype=dtype)))
     explored = explore / "samples.jsonl"
     train("3", train_file=str(demos), new_samples_file=str(explored) if explored.exists() else "")
     everything = _concat(data / "all_steps.jsonl", [demos, explored])
@@ -320,7 +327,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
                                                                    plans=data / "plans.test.jsonl" if name == "lam1" else None,
                                                                    limit=p.baseline_tasks if name in BASELINES else p.offline_limit,
                                                                    plan_limit=p.plan_limit, out=target,
-                                                                   train_data=demos))
+                                                                   train_data=demos, dtype=dtype))
 
     if not skip_online:
         online = out / "eval" / "online"
@@ -334,7 +341,7 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
                                                    workers=online_workers, max_steps=p.max_steps, categories=p.categories,
                                                    split_agents=p.online_agents,
                                                    agent_limits=dict.fromkeys(BASELINES, p.baseline_tasks)
-                                                   if p.baseline_tasks else None, ray=ray))
+                                                   if p.baseline_tasks else None, ray=ray, dtype=dtype))
 
     html_path, _ = write_report(out)
     timings["pipeline_wall_this_run"] = round(time.perf_counter() - t_all, 1)

@@ -137,15 +137,23 @@ def collect_cmd(
         None, help="i/n: collect only the i-th of n shares of the tasks (from 0); join them with `lamforge data "
                    "merge`."),
     device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
+    dtype: str = typer.Option("auto", help="The model demonstrator's weights: auto (bfloat16 where the CPU runs it "
+                                           "natively, else float32), float32, bfloat16, float16 or int8."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
     from lamforge.data.collect import CollectConfig, collect  # start-up time: the agent, models and task suite
+    from lamforge.models.loading import dtype_problem
 
+    problem = dtype_problem(dtype)
+    if problem:  # before any office starts
+        print_error(problem)
+        raise typer.Exit(1)
     console = Console(stderr=as_json)
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
-                           families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device)
+                           families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device,
+                           dtype=dtype)
     from lamforge.signals import stop_signals_interrupt
 
     try:
