@@ -18,6 +18,7 @@ from lamforge.console import print_error, print_warning
 from lamforge.data.cli import app as data_app
 from lamforge.env.cli import app as env_app
 from lamforge.eval.cli import app as eval_app, report
+from lamforge.models.loading import DTYPE_HELP
 from lamforge.tasks.cli import app as tasks_app
 from lamforge.train.cli import app as train_app
 
@@ -42,9 +43,8 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
              ray: Optional[str] = typer.Option(
                  None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
                                      "or a cluster ADDRESS."),
-             dtype: str = typer.Option("auto", help="The weights exploration and evaluation load the models in: auto "
-                                                    "(bfloat16 where the CPU runs it natively, else float32), "
-                                                    "float32, bfloat16, float16 or int8.")):
+             dtype: str = typer.Option("auto", help=f"The weights exploration and evaluation load the models in: "
+                                                    f"{DTYPE_HELP}.")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
     from lamforge.signals import stop_signals_interrupt

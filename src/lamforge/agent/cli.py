@@ -8,6 +8,7 @@ from rich.console import Console
 
 from lamforge.agent.run_command import run
 from lamforge.console import print_error
+from lamforge.models.loading import DTYPE_HELP
 from lamforge.tasks.cli import known_split
 
 # serve, bench and verify_tasks import the backends (the openai SDK, transformers), the server (FastAPI, uvicorn) and
@@ -24,7 +25,7 @@ def serve(
     api_key: str = typer.Option(None, envvar="LAMFORGE_SERVE_KEY",
                                 help="Require `Authorization: Bearer KEY` (or set LAMFORGE_SERVE_KEY)."),
     model_name: str = typer.Option("lamforge", help="The model id clients send and /v1/models lists."),
-    dtype: str = typer.Option("auto", help="auto (bfloat16 where the CPU runs it natively, else float32), float32, bfloat16, float16 or int8 (CPU)."),
+    dtype: str = typer.Option("auto", help=f"{DTYPE_HELP} (CPU)."),
     decoding: str = typer.Option("auto", help="auto: guided for lamforge prompts, free otherwise; or free."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     threads: int = typer.Option(None, help="CPU threads for torch."),

@@ -16,6 +16,7 @@ from lamforge.data.plan_pairs import make_plan_files
 from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundError
 from lamforge.env.office import OfficeNotInstalled
 from lamforge.jsonl import write_jsonl
+from lamforge.models.loading import DTYPE_HELP
 
 # `collect` imports the dataflow inside itself and `plans` the LLM client: start-up time (the agent's backends, the
 # models and the openai SDK are seconds that every `lamforge` invocation would pay, since it imports this module).
@@ -137,8 +138,7 @@ def collect_cmd(
         None, help="i/n: collect only the i-th of n shares of the tasks (from 0); join them with `lamforge data "
                    "merge`."),
     device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
-    dtype: str = typer.Option("auto", help="The model demonstrator's weights: auto (bfloat16 where the CPU runs it "
-                                           "natively, else float32), float32, bfloat16, float16 or int8."),
+    dtype: str = typer.Option("auto", help=f"The model demonstrator's weights: {DTYPE_HELP}."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""

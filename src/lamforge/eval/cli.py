@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lamforge.console import print_error
 from lamforge.jsonl import DataError
+from lamforge.models.loading import DTYPE_HELP
 
 # Each command imports its implementation inside itself: start-up time (every `lamforge` invocation imports this
 # module; offline evaluation loads the agent's backends and the openai SDK, online the office and the task suite).
@@ -30,8 +31,7 @@ def offline(model: str = typer.Option(..., help="A trained LAM folder (or 'defau
             train_data: Optional[Path] = typer.Option(
                 None, help="The training samples.jsonl: adds Args Acc on steps whose argument values no training "
                            "target has (args_acc_unseen_values) and on the rest."),
-            dtype: str = typer.Option("auto", help="The model's weights: auto (bfloat16 where the CPU runs it "
-                                                   "natively, else float32), float32, bfloat16, float16 or int8."),
+            dtype: str = typer.Option("auto", help=f"The model's weights: {DTYPE_HELP}."),
             as_json: bool = typer.Option(False, "--json")):
     """Object, Operation, Args and Status accuracy, step and task success rate on held-out trajectories."""
     from lamforge.agent.backends import BackendError
@@ -80,8 +80,7 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
            ray: Optional[str] = typer.Option(
                None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local "
                                    "instance), local, or a cluster ADDRESS."),
-           dtype: str = typer.Option("auto", help="The model agents' weights: auto (bfloat16 where the CPU runs it "
-                                                  "natively, else float32), float32, bfloat16, float16 or int8."),
+           dtype: str = typer.Option("auto", help=f"The model agents' weights: {DTYPE_HELP}."),
            as_json: bool = typer.Option(False, "--json")):
     """Every agent runs every task of the splits in the live app: TSR, time per task, steps and step latency."""
     import contextlib

@@ -93,6 +93,9 @@ def load_policy(name_or_path: str | Path, device: str | None = None, dtype=None)
 
 
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+DTYPE_HELP = (f"auto (bfloat16 where the CPU runs it natively, else float32), {', '.join(INFERENCE_DTYPES[1:-1])} or "
+              f"{INFERENCE_DTYPES[-1]}")
+"""The dtype choices as the commands' --dtype help says them."""
 
 
 def dtype_problem(name: str, allowed: tuple[str, ...] = INFERENCE_DTYPES) -> str | None:
