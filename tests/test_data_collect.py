@@ -47,6 +47,27 @@ def test_oracle_collection_outputs(tmp_path):
     assert again["this_run"]["tasks"] == 0 and again["tasks"] == 4
 
 
+def test_demonstrations_on_drawn_documents(tmp_path):
+    """Train tasks on other draws of the train documents: built, opened and solved like the registry's own; the
+    header's words avoid the drawn document's (Writer's word completion)."""
+    from typer.testing import CliRunner
+
+    from lamforge.cli import app
+
+    out = tmp_path / "drawn"
+    args = ["data", "collect", "--n", "3", "--workers", "1", "--document-draws", "6", "--out", str(out),
+            "--family", "header_text", "--family", "insert_table", "--family", "find_replace", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    trajectories = _lines(out / "trajectories.jsonl")
+    assert len(trajectories) == 3 and all(t["success"] for t in trajectories), trajectories
+    assert sum("~" in t["template_id"] for t in trajectories) >= 2
+    assert json.loads((out / "collect.json").read_text())["document_draws"] == 6
+    refused = CliRunner().invoke(app, ["data", "collect", "--split", "test", "--document-draws", "2", "--n", "1",
+                                       "--out", str(tmp_path / "test")])
+    assert refused.exit_code == 1 and "train split only" in refused.output
+
+
 def test_llm_demonstrator_over_http(tmp_path, llm_server, monkeypatch):  # noqa: F811
     server = llm_server(['{"function": "summary", "args": {"text": "nothing to do"}, "status": "FINISH"}'])
     monkeypatch.setenv("LAMFORGE_LLM_URL", server.url)

@@ -41,6 +41,21 @@ def test_splits_are_disjoint_and_deterministic():
     assert not {i.task_id for i in validation} & {i.task_id for i in train + test}
 
 
+def test_train_tasks_can_start_from_drawn_documents():
+    fixed = sample_instances("train", 40)
+    assert sample_instances("train", 40, document_draws=1) == fixed
+    drawn = sample_instances("train", 40, document_draws=8)
+    assert drawn == sample_instances("train", 40, document_draws=8)
+    documents = {i.template_id for i in drawn}
+    assert sum("~" in d for d in documents) >= 20 and len(documents) > len({i.template_id for i in fixed})
+    assert {i.family for i in drawn} == {i.family for i in fixed}
+    test = sample_instances("test", 40)
+    assert not {i.task_id for i in drawn} & {i.task_id for i in test}
+    for split in ("test", "validation", "lo_templates"):
+        with pytest.raises(ValueError, match="train split only"):
+            sample_instances(split, 4, document_draws=2)
+
+
 def test_families_can_be_limited_to_categories():
     character = families_for("train", ["character"])
     assert character and {REGISTRY[f].category for f in character} == {"character"}
@@ -80,7 +95,8 @@ def test_a_run_folder_refuses_a_rerun_with_other_settings(tmp_path):
     check_same_settings(tmp_path, quick)
     check_same_settings(tmp_path, replace(quick, workers=1, online_workers=2))  # speed only
     for changed, name in ((replace(quick, oracle_tasks=300), "oracle_tasks"),
-                          (replace(quick, category_weights={"character": 1.0}), "category_weights")):
+                          (replace(quick, category_weights={"character": 1.0}), "category_weights"),
+                          (replace(quick, document_draws=16), "document_draws")):
         with pytest.raises(ValueError, match=f"other settings \\({name};.*another --out, or delete"):
             check_same_settings(tmp_path, changed)
     # The agents' dtype is a setting too; a record from before it counts as 'auto'.
@@ -89,9 +105,11 @@ def test_a_run_folder_refuses_a_rerun_with_other_settings(tmp_path):
         check_same_settings(tmp_path, quick, "float32")
     record = tmp_path / "pipeline.json"
     old = json.loads(record.read_text())
-    del old["preset"]["dtype"]
+    del old["preset"]["dtype"], old["preset"]["document_draws"]  # a record from before both: 'auto', one draw
     record.write_text(json.dumps(old))
     check_same_settings(tmp_path, quick)
+    with pytest.raises(ValueError, match="document_draws"):
+        check_same_settings(tmp_path, replace(quick, document_draws=2))
 
 
 def test_a_model_older_than_the_one_it_was_trained_from_is_refused(tmp_path):

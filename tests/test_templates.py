@@ -24,6 +24,7 @@ from lamforge.tasks.templates import (
     Region,
     TableBlock,
     TemplateDoc,
+    drawn_templates,
     get_template,
     list_templates,
     spec_from_draft,
@@ -31,6 +32,9 @@ from lamforge.tasks.templates import (
 
 SPECS = list_templates()
 IDS = [s.id for s in SPECS]
+# Two other draws of each train document (document_draws=3): they must hold what a registry document holds.
+DRAWN = drawn_templates(3)[len(list_templates("train")):]
+WITH_DRAWN = SPECS + DRAWN
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,7 @@ def test_enough_varied_templates():
     assert 0.25 <= test_share <= 0.45
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@pytest.mark.parametrize("spec", WITH_DRAWN, ids=[s.id for s in WITH_DRAWN])
 def test_each_template_is_a_realistic_size(spec):
     assert 8 <= len(spec.paragraphs) <= 40
     text = spec.full_text()
@@ -109,7 +113,7 @@ def test_test_split_covers_what_train_covers():
         assert needed <= set().union(*(_features(s) for s in SPECS if s.split == split)), split
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@pytest.mark.parametrize("spec", WITH_DRAWN, ids=[s.id for s in WITH_DRAWN])
 def test_regions_are_usable(spec):
     for region in spec.regions_of("sortable_lines"):
         lines = spec.region_lines(region)
@@ -141,6 +145,38 @@ def test_get_template():
     with pytest.raises(KeyError, match="unknown template"):
         get_template("no_such_template")
     assert {s.split for s in list_templates("test")} == {"test"}
+
+
+def test_train_documents_drawn_anew():
+    train = list_templates("train")
+    assert drawn_templates(1) == train
+    three = drawn_templates(3)
+    assert three[: len(train)] == train and len(three) == 3 * len(train)
+    assert {s.split for s in three} == {"train"} and len({s.id for s in three}) == len(three)
+    for spec in DRAWN:
+        base = get_template(spec.id.split("~")[0])
+        assert spec.kind == base.kind and spec.format == base.format
+        assert spec.paragraph_texts() != base.paragraph_texts()  # another document, not a copy
+        assert get_template(spec.id) == spec  # any process resolves a drawn id (a worker that only read a task)
+    again = drawn_templates(3)
+    assert [s.spec_hash() for s in again] == [s.spec_hash() for s in three]
+    # Many draws vary the documents widely, and none takes a held-out document's paragraph into training.
+    sixteen = drawn_templates(16)
+    train_texts = {t for s in sixteen for t in s.paragraph_texts()}
+    assert len(train_texts) > 4 * len({t for s in train for t in s.paragraph_texts()})
+    assert not train_texts & {t for s in list_templates("test") for t in s.paragraph_texts() if len(t) > 40}
+    for bad in ("report_quarterly_sales~0", "report_quarterly_sales~x", "report_quarterly_sales~01",
+                "minutes_committee~1", "no_such~1"):
+        with pytest.raises(KeyError, match="unknown template"):
+            get_template(bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        drawn_templates(0)
+
+
+def test_drawn_documents_are_written_as_their_specs(tmp_path):
+    docs = [next(s for s in DRAWN if s.format == fmt) for fmt in ("docx", "odt")]
+    for info in build_templates(tmp_path, ids=[s.id for s in docs]):
+        assert read_document(info.path) == list(get_template(info.id).blocks)
 
 
 def test_a_process_that_imported_only_the_registry_finds_libreoffices_source():
@@ -181,7 +217,7 @@ def test_phrases_are_exactly_once_and_respect_substrings():
     assert "sat on the" not in phrases  # more than max_words
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@pytest.mark.parametrize("spec", WITH_DRAWN, ids=[s.id for s in WITH_DRAWN])
 def test_phrases_occur_exactly_once_in_the_document(spec):
     text = spec.full_text()
     for in_tables in (False, True):

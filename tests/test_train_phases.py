@@ -338,6 +338,23 @@ def test_pipeline_refuses_an_unknown_dtype_before_any_stage(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_pipeline_document_draws_is_a_run_setting(tmp_path):
+    """--document-draws replaces the preset's: a run folder made with another count is refused before any stage."""
+    from lamforge.cli import app as lamforge_app
+    from lamforge.pipeline import PRESETS, check_same_settings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    check_same_settings(run, PRESETS["tiny"])  # a tiny run folder on the registry's documents
+    result = CliRunner().invoke(lamforge_app, ["pipeline", "--preset", "tiny", "--out", str(run),
+                                               "--document-draws", "3"])
+    assert result.exit_code == 1 and "other settings (document_draws;" in result.output
+    assert sorted(p.name for p in run.iterdir()) == ["data", "pipeline.json"]
+    result = CliRunner().invoke(lamforge_app, ["pipeline", "--preset", "tiny", "--out", str(run),
+                                               "--document-draws", "0"])
+    assert result.exit_code == 2 and "document-draws" in result.output
+
+
 def test_resume_refuses_a_changed_config(pipeline, tmp_path):
     overrides = {"train_file": str(pipeline["root"] / "steps.jsonl"), "max_steps": 3, "eval_generate": 0,
                  "init_from": "tiny", "output_dir": str(tmp_path / "run")}

@@ -44,7 +44,10 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
                  None, "--ray", help="Run collection, exploration and online evaluation in Ray actors: auto, local "
                                      "or a cluster ADDRESS."),
              dtype: str = typer.Option("auto", help=f"The weights exploration and evaluation load the models in: "
-                                                    f"{DTYPE_HELP}.")):
+                                                    f"{DTYPE_HELP}."),
+             document_draws: Optional[int] = typer.Option(
+                 None, min=1, help="Train tasks start from this many draws of each of the 13 train documents (default: "
+                                   "the preset's, 1).")):
     """The main job: mine plans, collect trajectories, train LAM1-LAM4 and the reward model, evaluate, report."""
     from lamforge.pipeline import run_pipeline  # start-up time: the pipeline imports torch and every stage
     from lamforge.signals import stop_signals_interrupt
@@ -52,7 +55,8 @@ def pipeline(preset: str = typer.Option("quick", help="tiny (CI, minutes) | quic
 
     try:
         with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C in every stage, not only in training
-            run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray, dtype=dtype)
+            run_pipeline(preset, out or Path("out") / preset, skip_online=skip_online, ray=ray, dtype=dtype,
+                         document_draws=document_draws)
     except TrainingInterrupted as stop:  # Ctrl-C, SIGTERM or SIGHUP during a training phase: not an error
         print_warning(f"{stop}; run the same command to resume")
         raise typer.Exit(130)

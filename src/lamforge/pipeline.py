@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -85,6 +85,9 @@ class PipelinePreset:
     category_weights: dict[str, float] = field(default_factory=dict)
     """Phase 2 draws the samples of a category's families this many times as often as their share (a family
     weights file, train.config family_weights; the same number of updates); a category not named keeps 1."""
+    document_draws: int = 1
+    """Train tasks (demonstrations and exploration) start from this many draws of each of the 13 train documents
+    (tasks/templates.drawn_templates); 1: the registry's documents only."""
     online_workers: int | None = None
     """Workers of online evaluation (None: `workers`). A model agent's step is CPU-bound: on 2 cores two workers
     share them with two offices, and each task waits for the other's."""
@@ -164,7 +167,8 @@ def check_same_settings(out: Path, p: PipelinePreset, dtype: str = "auto") -> No
     if not record.exists():
         write_json(record, {"preset": settings})
         return
-    before = {"dtype": "auto", **json.loads(record.read_text()).get("preset", {})}
+    # A record from before a setting existed ran with its default.
+    before = {"dtype": "auto", "document_draws": 1, **json.loads(record.read_text()).get("preset", {})}
     changed = sorted(k for k in settings.keys() | before.keys()
                      if k not in SPEED_ONLY and settings.get(k) != before.get(k))
     if changed:
@@ -226,17 +230,22 @@ def _concat(out: Path, parts: list[Path], keep=lambda record: True) -> Path:
 
 
 def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: str | None = None,
-                 dtype: str = "auto") -> Path:
+                 dtype: str = "auto", document_draws: int | None = None) -> Path:
     """The stages in order; `ray` runs collection, exploration and online evaluation in Ray actors (each stage
     connects on its own, so no Ray processes sit beside training; online evaluation keeps one connection for all
     its agents and splits). dtype: the weights LAM2's exploration and the offline and online evaluations load the
-    models in (models/loading.py; training keeps the preset's own)."""
+    models in (models/loading.py; training keeps the preset's own). document_draws: the preset's document_draws
+    replaced (an A/B of it as two run folders)."""
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
     problem = dtype_problem(dtype)
     if problem:
         raise ValueError(problem)
     p = PRESETS[preset_name]
+    if document_draws is not None:
+        if document_draws < 1:
+            raise ValueError(f"document_draws must be at least 1 (the registry's own documents), not {document_draws}")
+        p = replace(p, document_draws=document_draws)
     out = Path(out)
     data, models = out / "data", out / "models"
     data.mkdir(parents=True, exist_ok=True)
@@ -265,6 +274,8 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
     def collect_stage(title, folder, n, families=None, **kw):
         if _stage(title, _done_collect(folder, n)):
             families = families or families_for(kw.get("split", "train"), p.categories)
+            if kw.get("split", "train") == "train":
+                kw["document_draws"] = p.document_draws
             summary = timed(folder.name, lambda: collect(CollectConfig(out=folder, n=n, workers=p.workers,
                                                                        max_steps=p.max_steps, families=families,
                                                                        ray=ray, **kw)))
@@ -310,7 +321,8 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
                                                        n=len(failed), task_ids=failed, seed=1, workers=1,
                                                        families=families_for("train", p.categories),
                                                        attempts=p.explore_attempts, temperature=0.7,
-                                                       max_steps=p.max_steps, ray=ray, dtype=dtype)))
+                                                       max_steps=p.max_steps, ray=ray, dtype=dtype,
+                                                       document_draws=p.document_draws)))
     explored = explore / "samples.jsonl"
     train("3", train_file=str(demos), new_samples_file=str(explored) if explored.exists() else "")
     everything = _concat(data / "all_steps.jsonl", [demos, explored])

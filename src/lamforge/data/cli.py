@@ -137,6 +137,8 @@ def collect_cmd(
     shard: Optional[str] = typer.Option(
         None, help="i/n: collect only the i-th of n shares of the tasks (from 0); join them with `lamforge data "
                    "merge`."),
+    document_draws: int = typer.Option(
+        1, min=1, help="Train tasks start from this many draws of each train document (1: the 13 fixed ones)."),
     device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
     dtype: str = typer.Option("auto", help=f"The model demonstrator's weights: {DTYPE_HELP}."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -153,7 +155,7 @@ def collect_cmd(
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
                            families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device,
-                           dtype=dtype)
+                           dtype=dtype, document_draws=document_draws)
     from lamforge.signals import stop_signals_interrupt
 
     try:

@@ -82,6 +82,9 @@ class CollectConfig:
     """Run the episodes in Ray actors, one office each: 'auto' (the cluster RAY_ADDRESS names or `ray start` began
     on this machine, else a new local instance), 'local' (a new local instance) or a cluster address (host:port,
     ray://host:port). None: local worker processes."""
+    document_draws: int = 1
+    """Train tasks start from this many draws of each train document (tasks/templates.drawn_templates): 1 is the 13
+    registry documents; more vary the documents as the requests already are."""
     shard: str | None = None
     """'i/n' (0 <= i < n): run only the i-th of n shares of the sampled tasks; `lamforge data merge` joins the
     shard folders."""
@@ -89,7 +92,7 @@ class CollectConfig:
 
 # Fields that say which records a run folder holds; merged folders must agree on them (shards.py).
 IDENTITY_FIELDS = ("demonstrator", "split", "n", "seed", "families", "task_ids", "model", "plans", "attempts",
-                   "temperature", "max_steps", "paraphrase")
+                   "temperature", "max_steps", "paraphrase", "document_draws")
 
 
 def identity(config: CollectConfig) -> dict:
@@ -270,7 +273,7 @@ def select_shard(instances: list[TaskInstance], spec: str) -> list[TaskInstance]
 def plan_tasks(config: CollectConfig) -> list[TaskInstance]:
     """The run's instances: the deterministic sample, or this shard's share of it."""
     instances = sample_instances(config.split, config.n, seed=config.seed, families=config.families,
-                                 task_ids=config.task_ids)
+                                 task_ids=config.task_ids, document_draws=config.document_draws)
     return select_shard(instances, config.shard) if config.shard else instances
 
 

@@ -62,7 +62,10 @@ def load_samples(out: Path) -> list[dict]:
 
 def read_identity(out: Path) -> dict | None:
     path = Path(out) / IDENTITY
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    # A folder from before document draws existed holds tasks on the registry's documents: one draw.
+    return {"document_draws": 1, **json.loads(path.read_text())}
 
 
 def write_identity(out: Path, identity: dict) -> None:

@@ -22,7 +22,7 @@ from functools import lru_cache
 import lamforge.tasks.families  # noqa: F401  (registers every family)
 from lamforge.models.embeddings import load_minilm
 from lamforge.tasks.base import REGISTRY, TaskInstance
-from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, list_templates
+from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, drawn_templates, list_templates
 
 SPLITS = ("train", "validation", "test", "unseen_phrasing", "unseen_family", LO_SPLIT)
 # A family belongs to the lo_templates split when one of its first LO_PATIENCE seeds gives an instance on one of
@@ -49,9 +49,15 @@ def families_for(split: str, categories: list[str] | None = None) -> list[str]:
     return [f for f in names if categories is None or REGISTRY[f].category in categories]
 
 
-def templates_for(split: str) -> list[TemplateDoc]:
+def templates_for(split: str, document_draws: int = 1) -> list[TemplateDoc]:
     """The documents a split's tasks start from: train, validation or LibreOffice's (lo_templates) templates, or the
-    test templates (test and the unseen splits)."""
+    test templates (test and the unseen splits). document_draws > 1: each train document and that many - 1 other
+    draws of its builder (templates.drawn_templates); train only."""
+    if document_draws != 1:
+        if split != "train":
+            raise ValueError(f"document_draws applies to the train split only (held-out documents stay fixed), "
+                             f"not to {split!r}")
+        return drawn_templates(document_draws)
     return list_templates(split if split in ("train", "validation", LO_SPLIT) else "test")
 
 
@@ -82,10 +88,11 @@ def template_scores(family_ids: list[str], templates: list[TemplateDoc]) -> dict
 
 
 def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | None = None,
-                     task_ids: list[str] | None = None) -> list[TaskInstance]:
+                     task_ids: list[str] | None = None, document_draws: int = 1) -> list[TaskInstance]:
     """n instances, round-robin over families so every family is represented; deterministic for (split, n, seed,
-    families), and the first n of a larger draw are the n of a smaller one. With `task_ids`, exactly those
-    instances come back, in draw order.
+    families, document_draws), and the first n of a larger draw are the n of a smaller one. With `task_ids`, exactly
+    those instances come back, in draw order. document_draws > 1 (train only): the tasks start from that many draws
+    of each train document instead of one (templates_for).
 
     As in UFO's dataflow, each draw picks the template document by matching the family's request against the
     templates' one-line descriptions with all-MiniLM-L6-v2, sampled with probability rising steeply with similarity:
@@ -97,7 +104,7 @@ def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | No
     unknown = [f for f in family_ids if f not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown task families {unknown}; see `lamforge tasks list`")
-    templates = templates_for(split)
+    templates = templates_for(split, document_draws)
     if not family_ids or not templates:
         return []  # e.g. lo_templates on a machine without LibreOffice's templates
     scores = template_scores(family_ids, templates)
@@ -119,8 +126,8 @@ def sample_instances(split: str, n: int, seed: int = 0, families: list[str] | No
                 # were sampled with; anything else would draw forever.
                 missing = sorted(wanted - {i.task_id for i in out})
                 raise ValueError(f"{len(missing)} task ids (e.g. {missing[0]}) are not among the {split} instances of "
-                                 f"seed {seed} over these families; sample them with the families, split and seed "
-                                 f"they were collected with")
+                                 f"seed {seed} over these families; sample them with the families, split, seed "
+                                 f"and document draws they were collected with")
             instance = _draw(family_id, templates, scores[family_id], counters, rng, split, seed)
             if instance is None:
                 exhausted.add(family_id)

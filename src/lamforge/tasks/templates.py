@@ -28,7 +28,7 @@ import hashlib
 import importlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Callable, Literal, Union
@@ -529,6 +529,38 @@ def spec_from_draft(entry: TemplateEntry, draft: content.Draft) -> TemplateDoc:
     )
 
 
+# Train documents drawn anew: "<id>~<k>" (k >= 1) is the k-th other draw of train entry <id>'s builder, the same
+# kind of document with other paragraphs, names, numbers and order (how much varies is the builder's: another seed
+# of a builder shares 1-22 of its 14-27 paragraph texts). Every training task opening one of 13 fixed documents lets a
+# choice follow the document rather than the request (README, "Thirteen training documents"); draws are opt-in
+# (`document_draws`) until an A/B keeps them. Only train entries are drawn: validation and test stay as they are.
+DRAW_MARK = "~"
+
+
+def drawn_id(template_id: str, draw: int) -> str:
+    """The id of draw `draw` of a train template; draw 0 is the registry's own document."""
+    return template_id if draw == 0 else f"{template_id}{DRAW_MARK}{draw}"
+
+
+@lru_cache(maxsize=1024)
+def _drawn_spec(template_id: str) -> TemplateDoc:
+    base, _, draw = template_id.partition(DRAW_MARK)
+    entry = next((e for e in REGISTRY if e.id == base), None)
+    if entry is None or entry.split != "train" or not draw.isdigit() or int(draw) < 1 or draw != str(int(draw)):
+        raise KeyError(f"unknown template {template_id!r}: a drawn document is a train template's id, "
+                       f"{DRAW_MARK!r} and a draw number from 1 (e.g. {REGISTRY[0].id}{DRAW_MARK}3)")
+    draft = entry.build(random.Random(f"{entry.seed}{DRAW_MARK}{draw}"))
+    return spec_from_draft(replace(entry, id=template_id), draft)
+
+
+def drawn_templates(draws: int) -> list[TemplateDoc]:
+    """The train documents with `draws` draws of each (draw 0 first): 13 x draws documents."""
+    if draws < 1:
+        raise ValueError(f"document_draws must be at least 1 (the registry's own documents), not {draws}")
+    train = list_templates("train")
+    return train + [_drawn_spec(drawn_id(t.id, k)) for k in range(1, draws) for t in train]
+
+
 @lru_cache(maxsize=1)
 def _all_specs() -> tuple[TemplateDoc, ...]:
     specs = tuple(spec_from_draft(e, e.build(random.Random(e.seed))) for e in REGISTRY)
@@ -605,6 +637,8 @@ def get_template(template_id: str) -> TemplateDoc:
     source = template_source(template_id)
     if source is not None:
         return source.get(template_id)
+    if DRAW_MARK in template_id:
+        return _drawn_spec(template_id)
     for spec in _all_specs():
         if spec.id == template_id:
             return spec

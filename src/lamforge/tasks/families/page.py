@@ -16,7 +16,7 @@ from lamforge.tasks import arguments
 from lamforge.tasks.base import (ControlNotFound, TaskFamily, Verdict, click, failed, finish, keys, menu_path, open_tab,
                                  passed, register, select_paragraphs, set_text)
 from lamforge.tasks.families.common import body_paragraph
-from lamforge.tasks.templates import list_templates
+from lamforge.tasks.templates import DRAW_MARK, list_templates
 
 LENGTH_TOLERANCE = 10  # 1/100 mm: the dialog rounds 2.5 cm to 2499
 DEFAULT_PAGE_STYLE = "Default Page Style"
@@ -266,6 +266,8 @@ def _area_line(template, rng) -> str:
     last word is no prefix of a longer word in any template: Writer's word completion would offer the rest, and the
     text typed last stays with the offer appended."""
     vocabulary = _template_words(template.split)
+    if DRAW_MARK in template.id:  # a drawn train document's own words (a registry document's are in the set already)
+        vocabulary = vocabulary | _words(template.all_texts())
 
     def ok(text: str) -> bool:
         last = text.split()[-1].lower()
@@ -278,7 +280,10 @@ def _area_line(template, rng) -> str:
 def _template_words(split: str) -> frozenset[str]:
     # Train and test documents always count (the words offered were chosen by them before validation documents
     # existed: adding those must not change a train or test task), and a validation document's own split's too.
-    texts = [text for t in list_templates() if t.split in ("train", "test", split) for text in t.all_texts()]
+    return _words(text for t in list_templates() if t.split in ("train", "test", split) for text in t.all_texts())
+
+
+def _words(texts) -> frozenset[str]:
     return frozenset(w.lower().strip(".,;:!?()") for text in texts for w in text.split())
 
 
