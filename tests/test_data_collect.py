@@ -66,6 +66,7 @@ def test_demonstrations_on_drawn_documents(tmp_path):
     refused = CliRunner().invoke(app, ["data", "collect", "--split", "test", "--document-draws", "2", "--n", "1",
                                        "--out", str(tmp_path / "test")])
     assert refused.exit_code == 1 and "train split only" in refused.output
+    assert not (tmp_path / "test").exists()  # refused before the run folder is made
 
 
 def test_llm_demonstrator_over_http(tmp_path, llm_server, monkeypatch):  # noqa: F811

@@ -54,6 +54,8 @@ def test_train_tasks_can_start_from_drawn_documents():
     for split in ("test", "validation", "lo_templates"):
         with pytest.raises(ValueError, match="train split only"):
             sample_instances(split, 4, document_draws=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        sample_instances("train", 4, document_draws=0)
 
 
 def test_families_can_be_limited_to_categories():

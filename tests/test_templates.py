@@ -169,8 +169,6 @@ def test_train_documents_drawn_anew():
                 "minutes_committee~1", "no_such~1"):
         with pytest.raises(KeyError, match="unknown template"):
             get_template(bad)
-    with pytest.raises(ValueError, match="at least 1"):
-        drawn_templates(0)
 
 
 def test_drawn_documents_are_written_as_their_specs(tmp_path):

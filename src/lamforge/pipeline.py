@@ -39,7 +39,7 @@ from lamforge.models.checkpoints import METRICS_FILE, is_finished
 from lamforge.models.cpu import cpu_has_amx, cpu_has_bf16, cpu_name
 from lamforge.models.loading import dtype_problem
 from lamforge.tasks.base import REGISTRY
-from lamforge.tasks.splits import families_for
+from lamforge.tasks.splits import document_draws_problem, families_for
 from lamforge.train.config import build_config
 from lamforge.train.ppo_offline import train_ppo
 from lamforge.train.reward import train_reward_model
@@ -243,8 +243,9 @@ def run_pipeline(preset_name: str, out: Path, skip_online: bool = False, ray: st
         raise ValueError(problem)
     p = PRESETS[preset_name]
     if document_draws is not None:
-        if document_draws < 1:
-            raise ValueError(f"document_draws must be at least 1 (the registry's own documents), not {document_draws}")
+        problem = document_draws_problem("train", document_draws)
+        if problem:
+            raise ValueError(problem)
         p = replace(p, document_draws=document_draws)
     out = Path(out)
     data, models = out / "data", out / "models"

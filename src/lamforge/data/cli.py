@@ -146,9 +146,10 @@ def collect_cmd(
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
     from lamforge.data.collect import CollectConfig, collect  # start-up time: the agent, models and task suite
     from lamforge.models.loading import dtype_problem
+    from lamforge.tasks.splits import document_draws_problem
 
-    problem = dtype_problem(dtype)
-    if problem:  # before any office starts
+    problem = dtype_problem(dtype) or document_draws_problem(split, document_draws)
+    if problem:  # before any office starts or the run folder is made
         print_error(problem)
         raise typer.Exit(1)
     console = Console(stderr=as_json)

@@ -49,14 +49,24 @@ def families_for(split: str, categories: list[str] | None = None) -> list[str]:
     return [f for f in names if categories is None or REGISTRY[f].category in categories]
 
 
+def document_draws_problem(split: str, document_draws: int) -> str | None:
+    """Why a split cannot start from `document_draws` draws of its documents, or None; a command checks it before
+    anything starts."""
+    if document_draws < 1:
+        return f"document_draws must be at least 1 (the registry's own documents), not {document_draws}"
+    if document_draws != 1 and split != "train":
+        return f"document_draws applies to the train split only (held-out documents stay fixed), not to {split!r}"
+    return None
+
+
 def templates_for(split: str, document_draws: int = 1) -> list[TemplateDoc]:
     """The documents a split's tasks start from: train, validation or LibreOffice's (lo_templates) templates, or the
     test templates (test and the unseen splits). document_draws > 1: each train document and that many - 1 other
     draws of its builder (templates.drawn_templates); train only."""
+    problem = document_draws_problem(split, document_draws)
+    if problem:
+        raise ValueError(problem)
     if document_draws != 1:
-        if split != "train":
-            raise ValueError(f"document_draws applies to the train split only (held-out documents stay fixed), "
-                             f"not to {split!r}")
         return drawn_templates(document_draws)
     return list_templates(split if split in ("train", "validation", LO_SPLIT) else "test")
 
