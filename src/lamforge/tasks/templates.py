@@ -537,16 +537,11 @@ def spec_from_draft(entry: TemplateEntry, draft: content.Draft) -> TemplateDoc:
 DRAW_MARK = "~"
 
 
-def drawn_id(template_id: str, draw: int) -> str:
-    """The id of draw `draw` of a train template; draw 0 is the registry's own document."""
-    return template_id if draw == 0 else f"{template_id}{DRAW_MARK}{draw}"
-
-
 @lru_cache(maxsize=1024)
 def _drawn_spec(template_id: str) -> TemplateDoc:
     base, _, draw = template_id.partition(DRAW_MARK)
     entry = next((e for e in REGISTRY if e.id == base), None)
-    if entry is None or entry.split != "train" or not draw.isdigit() or int(draw) < 1 or draw != str(int(draw)):
+    if entry is None or entry.split != "train" or not re.fullmatch(r"[1-9][0-9]*", draw):
         raise KeyError(f"unknown template {template_id!r}: a drawn document is a train template's id, "
                        f"{DRAW_MARK!r} and a draw number from 1 (e.g. {REGISTRY[0].id}{DRAW_MARK}3)")
     draft = entry.build(random.Random(f"{entry.seed}{DRAW_MARK}{draw}"))
@@ -557,7 +552,7 @@ def drawn_templates(draws: int) -> list[TemplateDoc]:
     """The train documents with `draws` draws of each (draw 0 first): 13 x draws documents (splits.py checks the
     count a command asks for)."""
     train = list_templates("train")
-    return train + [_drawn_spec(drawn_id(t.id, k)) for k in range(1, draws) for t in train]
+    return train + [_drawn_spec(f"{t.id}{DRAW_MARK}{k}") for k in range(1, draws) for t in train]
 
 
 @lru_cache(maxsize=1)
