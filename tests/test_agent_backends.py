@@ -135,6 +135,28 @@ def test_guided_decoding_chooses_a_name_that_prefixes_another(tokenizer, wanted)
     assert reply.text == target.to_json()
 
 
+@pytest.mark.parametrize("prior, chosen", [(0.0, "Underline"), (5.0, "Underline"), (12.0, "Strikethrough")])
+def test_the_name_prior_favours_the_control_the_task_names(tokenizer, prior, chosen):
+    # The model (logit 10 for what it wants, 0 elsewhere) wants Underline; the task names Strikethrough. A prior
+    # below the model's margin leaves its choice; one above it picks the named control, with that control's label.
+    controls = [Control(label=str(i), name=n, type="push button", states=["enabled"])
+                for i, n in enumerate(["Underline", "Strikethrough", "Bold"], start=1)]
+    obs = Observation(controls=controls)
+    task = "Apply strikethrough to 'Bold words'"
+    wanted = Action(control_label="1", control_name="Underline", function="click_input", status="FINISH")
+    reply = teacher_backend(tokenizer, wanted.to_json(), name_prior=prior).decide(
+        render_prompt(task, 1, obs, []), obs, task, [])
+    action = parse_action(reply.text)
+    assert (action.function, action.control_name) == ("click_input", chosen)
+    assert action.control_label == next(c.label for c in controls if c.name == chosen)
+    # Once the episode has clicked the named control, the prior leaves the next choice to the model.
+    clicked = [HistoryItem(action=Action(function="click_input", control_name="Strikethrough", control_label="2"),
+                           result="clicked")]
+    reply = teacher_backend(tokenizer, wanted.to_json(), name_prior=prior).decide(
+        render_prompt(task, 2, obs, clicked), obs, task, clicked)
+    assert parse_action(reply.text).control_name == "Underline"
+
+
 def test_guided_decoding_with_thought_and_plan(tokenizer):
     target = Action(thought="Bold is the button", control_label="1", control_name="Bold", function="click_input",
                     plan=["check the title", "finish"])

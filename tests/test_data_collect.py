@@ -188,8 +188,12 @@ def test_task_ids_come_back_only_with_the_families_they_were_sampled_with():
         sample_instances("train", len(wanted), seed=1, families=["italic", "bold", "align"], task_ids=wanted)
 
 
-def test_the_model_demonstrator_loads_in_the_dtype_asked_for(tmp_path, monkeypatch):
-    """CollectConfig.dtype reaches the backend (eval online --dtype pins float32 or bfloat16 for an A/B)."""
+def test_the_model_demonstrator_loads_in_the_dtype_and_with_the_prior_asked_for(tmp_path, monkeypatch):
+    """CollectConfig.dtype and name_prior reach the backend (eval online --dtype / --name-prior for an A/B), and the
+    prior is part of a run folder's identity: a folder from before it counts as none."""
+    from lamforge.data.collect import identity
+    from lamforge.data.run_folder import read_identity, write_identity
+
     import lamforge.data.collect as collect_module
 
     asked = {}
@@ -202,5 +206,10 @@ def test_the_model_demonstrator_loads_in_the_dtype_asked_for(tmp_path, monkeypat
     monkeypatch.setattr(collect_module, "WriterEnv", lambda **kwargs: None)  # no office: only the plumbing is tested
     with pytest.raises(RuntimeError, match="stopped here"):
         collect_module.TaskRunner(CollectConfig(out=tmp_path, demonstrator="model", model="tiny", dtype="float32",
-                                                device="cpu"))
-    assert asked == {"demonstrator": "model", "model": "tiny", "device": "cpu", "dtype": "float32"}
+                                                device="cpu", name_prior=8.0))
+    assert asked == {"demonstrator": "model", "model": "tiny", "device": "cpu", "dtype": "float32", "name_prior": 8.0}
+    config = CollectConfig(out=tmp_path, demonstrator="model", model="tiny")
+    old = {k: v for k, v in identity(config).items() if k != "name_prior"}
+    write_identity(tmp_path, old)
+    assert read_identity(tmp_path) == identity(config) != identity(CollectConfig(out=tmp_path, demonstrator="model",
+                                                                                  model="tiny", name_prior=8.0))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lamforge.prompt import mentioned_paragraphs, parse_controls, parse_plan, render_plan_target, render_prompt
+from lamforge.prompt import mentioned_paragraphs, named_controls, parse_controls, parse_plan, render_plan_target, render_prompt
 from lamforge.schema import (
     FUNCTIONS,
     Action,
@@ -111,6 +111,23 @@ def _essay() -> list[Paragraph]:
 ])
 def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
     assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
+
+
+CONTROL_NAMES = ["Strikethrough", "Underline", "Format", "Form", "Footer", "Header and Footer", "Help",
+                 "Paragraph...", "Bookmark...", "Align Right"]
+
+
+@pytest.mark.parametrize("task, named", [
+    ("Apply strikethrough to 'Format the text'.", ["Strikethrough"]),  # the quoted text names nothing
+    ("Please strike through \"the end\"", ["Strikethrough"]),  # two words written together
+    ("make 'x' underlined", ["Underline"]),  # an inflection
+    ("Put 'Acme' in the footer of every page", ["Footer", "Header and Footer"]),
+    ("Help me align the paragraph starting 'PhD' right", ["Align Right"]),  # words that locate or ask, not name
+    ("Add bookmarks named 'intro' at paragraph 3", ["Bookmark..."]),
+    ("Clear the formatting of 'a b c'", []),  # "formatting" names neither Form nor Format
+])
+def test_the_controls_a_task_names_word_for_word(task, named):
+    assert [n for n, hit in zip(CONTROL_NAMES, named_controls(task, CONTROL_NAMES)) if hit] == named
 
 
 def test_a_named_paragraph_is_shown_with_its_end_and_the_history_just_above_the_task():

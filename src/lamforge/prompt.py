@@ -251,6 +251,37 @@ def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
     return picked[:MAX_MENTIONED]
 
 
+# Words a request uses to say where to act, or to ask politely, rather than which control to use: "the paragraph
+# starting ...", "the text ...", "help me ..." would otherwise point at Format > Paragraph..., Format > Text or Help.
+_LOCATOR_WORDS = frozenset({"paragraph", "paragraphs", "text", "document", "word", "words", "help"})
+_WORD = re.compile(r"[a-z]+")
+
+
+def _named(word: str, keys: set[str]) -> bool:
+    """A control name's word named by the request: the word itself or an inflection ("underlined", "bookmarks",
+    "centered"). Prefixes do not count: "formatting" must not name the Form menu."""
+    if len(word) < 4:
+        return False
+    forms = {word, word + "s", word + "es", word + "d", word + "ed", word + "ing"}
+    if word.endswith("e"):
+        forms.add(word[:-1] + "ing")
+    return not forms.isdisjoint(keys)
+
+
+NAME_PRIOR_HELP = ("A local model's prior for the controls the request names word for word (\"Strikethrough\" for "
+                   "\"strike through 'X'\"): added to their logits when it chooses a control; 0: none (README, A/B).")
+
+
+def named_controls(task: str, names: list[str]) -> list[bool]:
+    """Which of these control names the task names, word for word: "Strikethrough" for "strike through 'X'",
+    "Footer" for "put 'Y' in the footer". Quoted spans are left out (they are the text to act on, not a control),
+    and so are the words that locate a target (_LOCATOR_WORDS). Two adjacent words of the task also count written
+    together, as a control name often joins them."""
+    words = [w for w in _WORD.findall(_QUOTED.sub(" ", task).lower())]
+    keys = {w for w in words if w not in _LOCATOR_WORDS} | {a + b for a, b in zip(words, words[1:])}
+    return [any(_named(w, keys) for w in _WORD.findall(name.lower())) for name in names]
+
+
 def render_mentioned(task: str, obs: Observation) -> str:
     """The named paragraphs nearly whole (head and tail of a long one), just above the task line, where the
     model reads."""

@@ -27,6 +27,7 @@ from lamforge.models.checkpoints import trained_max_controls
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
+from lamforge.prompt import named_controls
 from lamforge.schema import FUNCTIONS, Action, Observation, Status, json_value_end
 
 
@@ -63,6 +64,10 @@ class HFBackendConfig:
     """0 is greedy. Above 0, every choice is sampled (self-boosting's k attempts must differ to explore)."""
     seed: int | None = None
     """Seed of the sampler when temperature > 0."""
+    name_prior: float = 0.0
+    """Guided decoding: added to the model's score (a logit) of every control the task names word for word
+    (prompt.named_controls: "Strikethrough" for "strike through 'X'") and the episode has not acted on yet, when it
+    chooses among the window's controls. 0 leaves the choice to the model alone."""
     grounded_text: bool = True
     """Guided decoding: select_text's text may only be text the document contains (agent/grounded_text.py). Off,
     the model writes it freely, as every other argument."""
@@ -176,13 +181,15 @@ class HFBackend:
         probs = torch.softmax(logits.float() / self.config.temperature, dim=-1)
         return int(torch.multinomial(probs, 1, generator=self._sampler()))
 
-    def _pick_branch(self, candidates: list[int], logits) -> int:
-        """Among the first tokens of the remaining options: the likeliest, or a sample at temperature > 0."""
+    def _pick_branch(self, candidates: list[int], logits, bonus: dict[int, float] | None = None) -> int:
+        """Among the first tokens of the remaining options: the likeliest, or a sample at temperature > 0. bonus
+        adds to a candidate's logit (the name prior)."""
+        bonus = bonus or {}
         if self.config.temperature <= 0:
-            return max(candidates, key=lambda t: float(logits[t]))
+            return max(candidates, key=lambda t: float(logits[t]) + bonus.get(t, 0.0))
         import torch
 
-        scores = torch.tensor([float(logits[t]) for t in candidates]) / self.config.temperature
+        scores = torch.tensor([float(logits[t]) + bonus.get(t, 0.0) for t in candidates]) / self.config.temperature
         return candidates[int(torch.multinomial(torch.softmax(scores, dim=0), 1, generator=self._sampler()))]
 
     def _generate(self, prompt: list[int], prefix: str, stop: Callable[[str], int], budget: int) -> tuple[str, int, str]:
@@ -264,7 +271,8 @@ class HFBackend:
 
     # -- guided decoding ----------------------------------------------------------------------------------------
 
-    def _guided(self, prompt: list[int], obs: Observation) -> tuple[str, int]:
+    def _guided(self, prompt: list[int], obs: Observation, task: str = "",
+                used: frozenset[str] = frozenset()) -> tuple[str, int]:
         """Write Action.to_json()'s skeleton and let the model fill the values. Returns (text, free tokens).
 
         Every choice among fixed strings is greedy over the tokens of the candidates, tokenised in context, so the
@@ -274,7 +282,7 @@ class HFBackend:
         cfg = self.config
         state = {"text": "", "free": 0}
 
-        def choose(options: list[str]) -> int:
+        def choose(options: list[str], prior: list[float] | None = None) -> int:
             text = state["text"]
             seqs = self.tokenizer([text + o for o in options], add_special_tokens=False)["input_ids"]
             alive, j = list(range(len(options))), 0
@@ -289,7 +297,8 @@ class HFBackend:
                     break
                 if len(branches) > 1:
                     logits = self._decoder.sync(prompt + seqs[alive[0]][:j])
-                    best = self._pick_branch(list(branches), logits)
+                    bonus = {tok: max(prior[i] for i in members) for tok, members in branches.items()} if prior else None
+                    best = self._pick_branch(list(branches), logits, bonus)
                     alive = branches[best]
                 else:
                     alive = next(iter(branches.values()))
@@ -324,8 +333,12 @@ class HFBackend:
         function = functions[choose([f'{f}", "control_name": "' if FUNCTIONS[f].needs_control else f'{f}", "args":'
                                      for f in functions])]
         if FUNCTIONS[function].needs_control:
+            # A control acted on already has served the request: favouring it again made the model click it in a loop.
+            prior = ([cfg.name_prior if named and name not in used else 0.0
+                      for name, named in zip(names, named_controls(task, names))]
+                     if cfg.name_prior and task else None)
             choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
-                    f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names])
+                    f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names], prior)
         spans = document_spans(obs) if function == "select_text" and cfg.grounded_text else None
         span = None
         if spans:
@@ -358,7 +371,8 @@ class HFBackend:
                 self._decoder.remember(control_list_prefix(self.tokenizer, messages, prompt))
             if self.config.decoding == "guided":
                 obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
-                text, _ = self._guided(prompt, obs)
+                used = frozenset(item.action.control_name for item in history or [] if item.action.control_name)
+                text, _ = self._guided(prompt, obs, task, used)
             else:
                 text, _, _ = self._generate(prompt, "", json_object_end, self.config.max_new_tokens)
             passes = self._decoder.forward_passes - passes_before

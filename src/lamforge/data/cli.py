@@ -17,6 +17,7 @@ from lamforge.data.plans import DEFAULT_HELP_DIR, CleaningReport, HelpNotFoundEr
 from lamforge.env.office import OfficeNotInstalled
 from lamforge.jsonl import write_jsonl
 from lamforge.models.loading import DTYPE_HELP
+from lamforge.prompt import NAME_PRIOR_HELP
 
 # `collect` imports the dataflow inside itself and `plans` the LLM client: start-up time (the agent's backends, the
 # models and the openai SDK are seconds that every `lamforge` invocation would pay, since it imports this module).
@@ -141,6 +142,7 @@ def collect_cmd(
         1, min=1, help="Train tasks start from this many draws of each train document (1: the 13 fixed ones)."),
     device: str = typer.Option("auto", help="The model demonstrator's device: auto (a GPU per worker), cpu, cuda:1."),
     dtype: str = typer.Option("auto", help=f"The model demonstrator's weights: {DTYPE_HELP}."),
+    name_prior: float = typer.Option(0.0, min=0.0, help=NAME_PRIOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Instantiate tasks, run a demonstrator in live Writer, check each result, and write trajectories and samples."""
@@ -156,7 +158,7 @@ def collect_cmd(
     config = CollectConfig(out=out, demonstrator=demonstrator, split=split, n=n, workers=workers, seed=seed,
                            plans=plans, model=model, attempts=attempts, max_steps=max_steps, judge=judge,
                            families=family or None, paraphrase=paraphrase, ray=ray, shard=shard, device=device,
-                           dtype=dtype, document_draws=document_draws)
+                           dtype=dtype, document_draws=document_draws, name_prior=name_prior)
     from lamforge.signals import stop_signals_interrupt
 
     try:

@@ -75,6 +75,8 @@ class CollectConfig:
     device: str = "auto"
     """Where the model demonstrator's weights go. 'auto': local worker i takes GPU i mod the GPU count, a Ray actor
     the GPU Ray gave it, and without a GPU the CPU; or one device for all: 'cpu', 'cuda:1', ..."""
+    name_prior: float = 0.0
+    """The model demonstrator's prior for the controls a task names (HFBackendConfig.name_prior); 0: none."""
     dtype: str = "auto"
     """The model demonstrator's weights (models/loading.py): 'auto' is bfloat16 on a CPU that runs it natively,
     else float32; greedy replies can differ between the two (1 of 360 steps did), so an A/B may pin one."""
@@ -92,7 +94,7 @@ class CollectConfig:
 
 # Fields that say which records a run folder holds; merged folders must agree on them (shards.py).
 IDENTITY_FIELDS = ("demonstrator", "split", "n", "seed", "families", "task_ids", "model", "plans", "attempts",
-                   "temperature", "max_steps", "paraphrase", "document_draws")
+                   "temperature", "max_steps", "paraphrase", "document_draws", "name_prior")
 
 
 def identity(config: CollectConfig) -> dict:
@@ -139,8 +141,8 @@ class TaskRunner:
     def __init__(self, config: CollectConfig, worker_index: int = 0):
         self.config = config
         self.env = WriterEnv(max_steps=config.max_steps + 5)
-        options = ({"device": worker_device(config.device, worker_index), "dtype": config.dtype}
-                   if config.demonstrator == "model" else {})
+        options = ({"device": worker_device(config.device, worker_index), "dtype": config.dtype,
+                    "name_prior": config.name_prior} if config.demonstrator == "model" else {})
         self.backend = make_backend(config.demonstrator, config.plans, config.model, **options)
         if config.temperature and hasattr(getattr(self.backend, "config", None), "temperature"):
             self.backend.config.temperature = config.temperature  # sampled attempts for self-boosting

@@ -64,8 +64,9 @@ def read_identity(out: Path) -> dict | None:
     path = Path(out) / IDENTITY
     if not path.exists():
         return None
-    # A folder from before document draws existed holds tasks on the registry's documents: one draw.
-    return {"document_draws": 1, **json.loads(path.read_text())}
+    # A folder from before document draws existed holds tasks on the registry's documents: one draw; one from
+    # before the name prior, a model demonstrator without it.
+    return {"document_draws": 1, "name_prior": 0.0, **json.loads(path.read_text())}
 
 
 def write_identity(out: Path, identity: dict) -> None:

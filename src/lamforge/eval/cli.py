@@ -13,6 +13,7 @@ from rich.table import Table
 from lamforge.console import print_error
 from lamforge.jsonl import DataError
 from lamforge.models.loading import DTYPE_HELP
+from lamforge.prompt import NAME_PRIOR_HELP
 
 # Each command imports its implementation inside itself: start-up time (every `lamforge` invocation imports this
 # module; offline evaluation loads the agent's backends and the openai SDK, online the office and the task suite).
@@ -81,6 +82,7 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
                None, "--ray", help="Run the workers as Ray actors: auto (the running cluster, else a local "
                                    "instance), local, or a cluster ADDRESS."),
            dtype: str = typer.Option("auto", help=f"The model agents' weights: {DTYPE_HELP}."),
+           name_prior: float = typer.Option(0.0, min=0.0, help=NAME_PRIOR_HELP),
            as_json: bool = typer.Option(False, "--json")):
     """Every agent runs every task of the splits in the live app: TSR, time per task, steps and step latency."""
     import contextlib
@@ -97,7 +99,8 @@ def online(agents: str = typer.Option("reference,retrieval", help="Comma-separat
     try:
         with ray_session(ray, workers) if ray else contextlib.nullcontext():  # one Ray connection for every agent
             summary = run_online(names, out, n, checkpoints, splits=tuple(split or EVAL_SPLITS), workers=workers,
-                                 progress=not as_json, categories=category or None, ray=ray, dtype=dtype)
+                                 progress=not as_json, categories=category or None, ray=ray, dtype=dtype,
+                                 name_prior=name_prior)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print_error(str(exc))
         raise typer.Exit(1)

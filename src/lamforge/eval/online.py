@@ -39,7 +39,7 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
                splits=EVAL_SPLITS, n_held_out: int | None = None, workers: int = 1, max_steps: int = 15,
                progress: bool = True, categories: list[str] | None = None,
                split_agents: dict[str, list[str]] | None = None, agent_limits: dict[str, int] | None = None,
-               ray: str | None = None, dtype: str = "auto") -> dict:
+               ray: str | None = None, dtype: str = "auto", name_prior: float = 0.0) -> dict:
     """Every agent on the tasks of every split.
 
     n is the number of test (and validation) tasks (the held-out splits get n_held_out, or n/2), or a count per
@@ -49,7 +49,7 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
     categories limits the test and unseen-phrasing tasks to the categories a run trained on; unseen families stay
     whole, since none of them was trained on anyway. ray runs the episodes in Ray actors (CollectConfig.ray); open
     a ray_session around the call to keep one Ray connection for every agent and split. dtype: the model agents'
-    weights (CollectConfig.dtype)."""
+    weights (CollectConfig.dtype); name_prior: their prior for the controls a task names (CollectConfig.name_prior)."""
     results = {}
     for split in splits:
         if isinstance(n, dict):
@@ -69,7 +69,7 @@ def run_online(agents: list[str], out: Path, n: int | dict[str, int], checkpoint
             limit = (agent_limits or {}).get(agent)
             config = CollectConfig(out=out / split / agent, demonstrator=demonstrator, model=model, split=split,
                                    n=min(count, limit) if limit else count, workers=workers, max_steps=max_steps,
-                                   families=families, ray=ray, dtype=dtype)
+                                   families=families, ray=ray, dtype=dtype, name_prior=name_prior)
             collect(config, show_progress=progress)
     summary = summarize_online(out, agents, splits)
     write_json(out / "online.json", summary)
