@@ -277,7 +277,7 @@ def named_controls(task: str, names: list[str]) -> list[bool]:
     "Footer" for "put 'Y' in the footer". Quoted spans are left out (they are the text to act on, not a control),
     and so are the words that locate a target (_LOCATOR_WORDS). Two adjacent words of the task also count written
     together, as a control name often joins them."""
-    words = [w for w in _WORD.findall(_QUOTED.sub(" ", task).lower())]
+    words = _WORD.findall(_QUOTED.sub(" ", task).lower())
     keys = {w for w in words if w not in _LOCATOR_WORDS} | {a + b for a, b in zip(words, words[1:])}
     return [any(_named(w, keys) for w in _WORD.findall(name.lower())) for name in names]
 
