@@ -7,7 +7,7 @@ adapter of update 110 loaded, it took 3.1 s again. No tensor leaked (the live te
 neither the weights nor denormal numbers made the difference (flushing them changed nothing): glibc's heap grew
 from 1.2 to 2.9 GB, 2.0 GB of it free but fragmented. A fixed mmap threshold for large blocks did not help (the
 small allocations fragment too). Under jemalloc the same batch took 2.4 s at every probe up to update 50, and
-updates 2-50 took 169 s against 250 s (`lamforge train` before and after: the README, "Training speed").
+updates 2-50 took 169 s against 250 s (`lamforge train` before and after: docs/results.md, "The allocator").
 
 A process cannot change its allocator once it runs, so the `lamforge` executable (`lamforge.cli.main`, never a
 program that calls the commands itself) replaces itself (execve, same PID, same arguments and environment) with

@@ -123,7 +123,7 @@ PRESETS = {
                             # Phase 2 draws editing samples twice and character samples half as often (same updates,
                             # 0.7% fewer tokens): A/B of LAM2 on out/quick's data and LAM1 (2026-12-03), online test
                             # 33 -> 37 of 44 (editing 3 -> 6 of 7, character 17 -> 15 of 17), 4 tasks per editing
-                            # family 17 -> 18 of 28 (test) and 8 -> 11 of 20 (lo_templates). README, "A/B: weights".
+                            # family 17 -> 18 of 28 (test) and 8 -> 11 of 20 (lo_templates): docs/results.md.
                             category_weights={"character": 0.5, "editing": 2.0},
                             # One online worker: the named-paragraph LAM2 on the 44 test tasks (2026-11-30, quiet)
                             # took a median 5.8 s per task and 303 s in all with one worker, 36.6 s and 875 s with
@@ -192,7 +192,7 @@ def check_made_after(output: Path, *sources: str | Path | None) -> None:
                              f"one")
 
 
-# Measured by `make demo` on 2026-12-04 (README, "Hardware"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX:
+# Measured by `make demo` on 2026-12-04 (README, "Time by CPU kind"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX:
 # 124.0 minutes of stages before evaluation, 148.4 with it (bf16 inference; LAM4's online runs, made apart, ~7.6 more).
 ZEN4_DEMO_HOURS = "124 minutes before its evaluations, about 2.5 hours in all"
 
@@ -200,7 +200,7 @@ ZEN4_DEMO_HOURS = "124 minutes before its evaluations, about 2.5 hours in all"
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool, has_amx: bool) -> str | None:
     """What a user of `make demo` on a laptop should know before hours pass: the quick preset's 2-hour budget holds on
     CPUs with AMX matrix units; on an AVX-512 one with bf16 but no AMX phase 2 took ~1.5x as long; an AVX2-only one trains
-    in fp32, ~3x slower (README, "Hardware"). None when no training is left or the machine is one the budget holds
+    in fp32, ~3x slower (README, "Time by CPU kind"). None when no training is left or the machine is one the budget holds
     on."""
     if p.train_preset != "quick" or has_gpu or (has_bf16 and has_amx) or is_finished(models / "lam4"):
         return None
@@ -209,10 +209,10 @@ def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: b
     if has_bf16:
         return (f"this CPU ({cpu_name()}) trains in bf16 without AMX matrix units: the quick preset's 2-hour budget "
                 f"was measured on CPUs with them (Intel AMX), and on a 2-core AMD Zen 4 `make demo` took "
-                f"{ZEN4_DEMO_HOURS} (README, \"Hardware\"). {then}")
+                f"{ZEN4_DEMO_HOURS} (README, \"Time by CPU kind\"). {then}")
     return (f"this CPU ({cpu_name()}) has no bf16 matrix units, so training runs in fp32: the quick preset's "
             "2-hour budget was measured on CPUs with them (Intel AMX), and on a 2-core AVX2 CPU `make demo` takes "
-            f"about 5 hours (README, \"Hardware\"). {then}")
+            f"about 5 hours (README, \"Time by CPU kind\"). {then}")
 
 
 def _stage(name: str, done: bool) -> bool:

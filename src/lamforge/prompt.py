@@ -269,7 +269,8 @@ def _named(word: str, keys: set[str]) -> bool:
 
 
 NAME_PRIOR_HELP = ("A local model's prior for the controls the request names word for word (\"Strikethrough\" for "
-                   "\"strike through 'X'\"): added to their logits when it chooses a control; 0: none (README, A/B).")
+                   "\"strike through 'X'\"): added to their logits when it chooses a control; 0: none "
+                   "(README, \"What each lever did\").")
 
 
 def named_controls(task: str, names: list[str]) -> list[bool]:

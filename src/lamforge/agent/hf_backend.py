@@ -49,7 +49,7 @@ class HFBackendConfig:
     dtype: str = "auto"
     """'auto' (bfloat16 on a CPU that runs it natively, float32 on one that does not, bfloat16 or float16 on a
     GPU: see models/loading.py, resolve_dtype), 'float32', 'bfloat16', 'float16', or 'int8' (CPU only: dynamic
-    int8 quantisation of the linear layers; a trained LAM lost most of its accuracy in it, README)."""
+    int8 quantisation of the linear layers; a trained LAM lost most of its accuracy in it, docs/results.md)."""
     device: str = "auto"
     """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1', ..."""
     threads: int | None = None

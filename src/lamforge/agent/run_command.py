@@ -56,7 +56,7 @@ def _bad(param: str, message: str) -> typer.BadParameter:
 
 def check_dtype_argument(dtype: str) -> None:
     """A dtype the loader knows, before a model loads or the office starts (int8 is left out: a trained LAM lost
-    most of its accuracy in it, README "Agent step latency")."""
+    most of its accuracy in it, docs/results.md, "Agent step latency")."""
     problem = dtype_problem(dtype, tuple(d for d in INFERENCE_DTYPES if d != "int8"))
     if problem:
         raise _bad("--dtype", problem)

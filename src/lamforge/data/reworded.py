@@ -4,7 +4,7 @@ A LAM that saw each demonstration asked one way learns to replay routes rather t
 on held-out tasks it aligned a paragraph through the Character dialog). A reworded copy keeps the step's state and
 action and changes only the task line, which the prompt renders last; training batches keep a step and its copies
 together (`train.data.prefix_group`), so a copy shares the forward pass of everything above that line. Measured
-(README, "reworded copies instead of a second epoch"): a copy still costs about what a sample does, and one epoch
+(docs/results.md, "A/B: reworded copies ..."): a copy still costs about what a sample does, and one epoch
 with copies trained a worse LAM than two epochs without; the quick preset does not use them.
 
 Rewordings come from the family's training phrasings through `tasks.phrasing.vary`, the rules the task sampler

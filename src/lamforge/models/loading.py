@@ -122,7 +122,7 @@ def resolve_dtype(name: str, device: str):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     # bfloat16 where the CPU runs it natively: on a Zen 4 (AVX-512 bf16, no AMX) a trained LAM decided 360 recorded
     # steps in 0.70x float32's time, first steps and later ones alike, with the same reply on 359; online its median
-    # test task took 3.9 s against 5.0 (README, "bf16 inference"). Elsewhere torch emulates bf16, ~100x slower.
+    # test task took 3.9 s against 5.0 (docs/results.md, "bf16 inference"). Elsewhere torch emulates bf16, ~100x slower.
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 

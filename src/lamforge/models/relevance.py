@@ -12,7 +12,8 @@ Measured on the quick pipeline's 560 oracle main-window steps with a control tar
 76 main-window controls, names alone dropped the target in 13.8% of steps; menus kept, 3.4%; menus kept and half
 the score from meaning, 1.6% (mostly "Unordered List" for a bulleted list, which neither measure links).
 Trained with 35 controls, a one-epoch LAM was 1.26x slower per example (the cut lists no longer share a batch's
-prefix) and no better online than a seed replicate of the unfiltered one (README, A/B), so no preset uses it.
+prefix) and no better online than a seed replicate of the unfiltered one (docs/results.md,
+"A/B: controls filtered by relevance"), so no preset uses it.
 """
 
 from __future__ import annotations

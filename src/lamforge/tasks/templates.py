@@ -532,7 +532,7 @@ def spec_from_draft(entry: TemplateEntry, draft: content.Draft) -> TemplateDoc:
 # Train documents drawn anew: "<id>~<k>" (k >= 1) is the k-th other draw of train entry <id>'s builder, the same
 # kind of document with other paragraphs, names, numbers and order (how much varies is the builder's: another seed
 # of a builder shares 1-22 of its 14-27 paragraph texts). Every training task opening one of 13 fixed documents lets a
-# choice follow the document rather than the request (README, "Thirteen training documents"); draws are opt-in
+# choice follow the document rather than the request (docs/results.md, "Thirteen training documents"); draws are opt-in
 # (`document_draws`) until an A/B keeps them. Only train entries are drawn: validation and test stay as they are.
 DRAW_MARK = "~"
 

@@ -223,34 +223,34 @@ PRESET_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # (2.9 epochs) gave 88.9%.
         # All 38 trained families (~2,200 step samples): one epoch (138 updates of 16) left the LAM replaying the
         # Character-dialog route (offline SSR 36.9% on the 44 test tasks, run of 2026-11-30): the character-only
-        # A/B found the same after one epoch and needed ~3 (run F in the README). Two epochs fitted beside the
+        # A/B found the same after one epoch and needed ~3 (run F in docs/results.md). Two epochs fitted beside the
         # other stages; three (below, arm F) are over the 2-hour budget and chosen for quality.
         # Batches of 16 share their (controls, document) prefixes, and LoRA on the top 15 layers halves the cost
         # of the trained part (see `lamforge train bench`).
         # The task line trains with gradients (prompt_tail 64 covers it whole): on the same data, offline Args
         # 78.0 -> 83.9, online test 20 -> 22 of 44, unseen phrasings 5 -> 9 of 12, for 1.24x phase 2's time
-        # (the README's prompt_tail A/B).
+        # (the prompt_tail A/B in docs/results.md).
         # The history sits just above the task line (prompt version 4) and prompt_tail 128 covers it for most
         # steps: online test 20 -> 23 of 44, lo_templates 15 -> 18 of 34 for 1.09x phase 2's time (arm G).
         # A third epoch (arm F: arm E's LAM2 trained one more epoch, a fresh schedule) took offline exact TSR
-        # from 40.9 to 63.6 and online test from 20 to 28 of 44 for +34 minutes. The README has both A/Bs.
+        # from 40.9 to 63.6 and online test from 20 to 28 of 44 for +34 minutes. docs/results.md has both A/Bs.
         # Batches of 8 (arm B8): updates, not passes, were what one epoch lacked. One epoch in batches of 8 (278
         # updates) costs what one in batches of 16 costs (0.77 against 0.75 s per example: a batch of 8 still shares
         # its window's prefix) and took offline exact TSR from 7-9 to 15 of 44, online test from 8-10 to 15 of 44,
         # lo_templates from 4-7 to 14 of 34. Two epochs of 8 (556 updates, 73 minutes) replace three of 16 (414
         # updates, ~108 minutes estimated): online test 26 of 44 (three of 16: 28), lo_templates 17 of 34 (17),
-        # unseen phrasings 5 of 12 (9). The README has the A/B.
+        # unseen phrasings 5 of 12 (9). docs/results.md has the A/B.
         # One epoch in batches of 4 (arm B4: 555 updates, 34.6 minutes, 0.91 s per example) then matched two of 8
         # online, 50 against 49 of the same 95 tasks (test 24 against 26 of 44, lo_templates 16 against 17 of 34,
         # unseen phrasings 9 against 5 of 12; offline exact TSR 50.0 against 54.5) in 47% of phase 2's time.
         # Half an epoch more (arm E15: 1,164 updates of 4, affordable since the loop runs under jemalloc): arm IP's
         # data and LAM1, LAM2 online with grounded spans, test 38 of 44, lo_templates 26 of 34, unseen phrasings
         # 9 of 12: 74 of the 95 online tasks, against arm IP's 62 (31, 22 and 8), offline exact TSR
-        # 70.5 -> 86.4, for 66.3 against 46.3 minutes of phase 2. The README has the A/B.
+        # 70.5 -> 86.4, for 66.3 against 46.3 minutes of phase 2. docs/results.md has the A/B.
         # A quarter more (arm E175: 1,356 updates, 64.4 minutes, flat at 2.85 s per update): the fresh make demo's
         # data, LAM1 and seed, so its LAM2 is the other arm; online test 34 -> 38 of 44, offline SSR 92.3 -> 95.8 and
         # TSR 77.3 -> 86.4 (exact TSR 75.0 both); on the held-out splits 11 of 12 phrasings, 25 of 34 lo_templates.
-        # One draw, in the direction of every earlier epoch A/B. The README has it.
+        # One draw, in the direction of every earlier epoch A/B. docs/results.md has it.
         "2": {"learning_rate": 2e-3, "epochs": 1.75, "max_steps": 0, "batch_size": 4, "micro_batch_size": 4,
               "prompt_tail": 128},
         "3": {"learning_rate": 2e-4, "epochs": 1, "max_steps": 6},

@@ -6,8 +6,8 @@ whole decoder and keeps them (on disk, one file per example: 576 floats a token 
 sample); later draws start from them and run only the adapted layers. It is the same computation, rounded as the
 micro-batch that first drew the example rounded it: in fp32 the loss from kept states matched the plain one to 1e-6
 on collected samples; under bf16 autocast SmolLM2's states entering layer 15 (its residual stream holds values near
-25,000) differ from a plain forward's by ~6e-4 (relative norm) in any micro-batch arrangement, kept or not. README,
-"Kept layer states", has the measurements.
+25,000) differ from a plain forward's by ~6e-4 (relative norm) in any micro-batch arrangement, kept or not.
+docs/results.md, "Kept layer states", has the measurements.
 
 Written by hand: transformers runs a decoder from token ids or input embeddings, not from a middle layer, so
 `run_top` repeats the few lines of its decoder loop (mask, rotary embedding, layers, final norm) from that layer on.
