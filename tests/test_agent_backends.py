@@ -21,7 +21,7 @@ from lamforge.models.base_model import BaseModelError, ensure_tiny_model, ensure
 from lamforge.models.formatting import build_prompt_ids
 from lamforge.models.loading import resolve_dtype
 from lamforge.prompt import render_prompt
-from lamforge.schema import (FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, json_value_end,
+from lamforge.schema import (FUNCTIONS, Action, Control, HistoryItem, Observation, Paragraph, Status, json_value_end,
                              parse_action)
 
 ASSISTANT = "<|im_start|>assistant\n"
@@ -155,6 +155,38 @@ def test_the_name_prior_favours_the_control_the_task_names(tokenizer, prior, cho
     reply = teacher_backend(tokenizer, wanted.to_json(), name_prior=prior).decide(
         render_prompt(task, 2, obs, clicked), obs, task, clicked)
     assert parse_action(reply.text).control_name == "Underline"
+
+
+@pytest.mark.parametrize("window, kind, untoggle, chosen", [("dialog", "check box", "avoid", "Underline"),
+                                                             ("dialog", "toggle button", "avoid", "Underline"),
+                                                             ("main", "toggle button", "avoid", None),
+                                                             ("main", "toggle button", "model", "Strikethrough"),
+                                                             ("dialog", "check box", "model", "Strikethrough"),
+                                                             ("main", "push button", "avoid", "Strikethrough"),
+                                                             ("dialog", "push button", "avoid", "Strikethrough")])
+def test_untoggle_keeps_the_model_from_undoing_its_last_click(tokenizer, window, kind, untoggle, chosen):
+    # The model (a teacher) wants Strikethrough, which the previous step clicked. Clicking a toggle button or a check
+    # box again undoes that click: with 'avoid', in the main window (where the click took effect) the episode ends,
+    # in a dialog (where nothing does before OK) the next likeliest control is clicked. A push button may be
+    # clicked again.
+    controls = [Control(label=str(i), name=n, type=kind, states=["enabled"])
+                for i, n in enumerate(["Underline", "Strikethrough", "Bold"], start=1)]
+    obs = Observation(window=window, controls=controls)
+    task = "Apply strikethrough to 'Bold words'"
+    wanted = Action(control_label="2", control_name="Strikethrough", function="click_input")
+    clicked = [HistoryItem(action=Action(function="click_input", control_name="Strikethrough", control_label="2"),
+                           result="clicked")]
+    backend = teacher_backend(tokenizer, wanted.to_json(), untoggle=untoggle)
+    action = parse_action(backend.decide(render_prompt(task, 2, obs, clicked), obs, task, clicked).text)
+    if chosen is None:
+        assert (action.function, action.status) == ("summary", Status.FINISH)
+    else:
+        assert (action.function, action.control_name) == ("click_input", chosen)
+        assert action.control_label == next(c.label for c in controls if c.name == chosen)
+    # Only the step right after the click is concerned: two steps later the toggle is the model's to click again.
+    later = [*clicked, HistoryItem(action=Action(function="select_text", args={"text": "Bold words"}))]
+    action = parse_action(backend.decide(render_prompt(task, 3, obs, later), obs, task, later).text)
+    assert action.control_name == "Strikethrough"
 
 
 def test_guided_decoding_with_thought_and_plan(tokenizer):
