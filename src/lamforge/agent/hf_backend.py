@@ -355,7 +355,7 @@ class HFBackend:
             name = names[choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
                                  f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names], prior)]
             if undo and obs.window == "main" and name in unclickable:
-                done = Action(function="summary", args={"text": f"{name} is set; a second click would undo it"},
+                done = Action(function="summary", args={"text": f"clicked {name}; a second click would undo it"},
                               status=Status.FINISH)
                 return done.to_json(), state["free"]
         spans = document_spans(obs) if function == "select_text" and cfg.grounded_text else None
