@@ -282,7 +282,7 @@ class HFBackend:
     # -- guided decoding ----------------------------------------------------------------------------------------
 
     def _guided(self, prompt: list[int], obs: Observation, task: str = "",
-                used: frozenset[str] = frozenset(), unclickable: frozenset[str] = frozenset()) -> tuple[str, int]:
+                used: frozenset[str] = frozenset(), last_click: str | None = None) -> tuple[str, int]:
         """Write Action.to_json()'s skeleton and let the model fill the values. Returns (text, free tokens).
 
         Every choice among fixed strings is greedy over the tokens of the candidates, tokenised in context, so the
@@ -343,18 +343,19 @@ class HFBackend:
         function = functions[choose([f'{f}", "control_name": "' if FUNCTIONS[f].needs_control else f'{f}", "args":'
                                      for f in functions])]
         if FUNCTIONS[function].needs_control:
-            # untoggle 'avoid' (unclickable is empty otherwise): in a dialog the toggle just clicked is no option; in
-            # the main window choosing it ends the episode, below.
-            undo = function == "click_input" and bool(unclickable)
-            if undo and obs.window != "main" and any(n not in unclickable for n in names):
-                names = [n for n in names if n not in unclickable]
+            # untoggle 'avoid': in a dialog the toggle the previous step clicked is no option; in the main window
+            # choosing it ends the episode, below.
+            undo = (function == "click_input" and cfg.untoggle == "avoid" and last_click in by_name
+                    and by_name[last_click].type in TOGGLES)
+            if undo and obs.window != "main" and len(names) > 1:
+                names = [n for n in names if n != last_click]
             # A control acted on already has served the request: favouring it again made the model click it in a loop.
             prior = ([cfg.name_prior if named and name not in used else 0.0
                       for name, named in zip(names, named_controls(task, names))]
                      if cfg.name_prior and task else None)
             name = names[choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
                                  f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names], prior)]
-            if undo and obs.window == "main" and name in unclickable:
+            if undo and obs.window == "main" and name == last_click:
                 done = Action(function="summary", args={"text": f"clicked {name}; a second click would undo it"},
                               status=Status.FINISH)
                 return done.to_json(), state["free"]
@@ -380,14 +381,6 @@ class HFBackend:
             state["text"] += "}"
         return state["text"], state["free"]
 
-    def _just_toggled(self, obs: Observation, history) -> frozenset[str]:
-        """The toggle the previous step clicked, unless untoggle is 'model' (clicking it again would undo it)."""
-        last = history[-1].action if self.config.untoggle != "model" and history else None
-        if last is None or last.function != "click_input" or not last.control_name:
-            return frozenset()
-        control = next((c for c in obs.controls if c.name == last.control_name), None)
-        return frozenset([last.control_name]) if control is not None and control.type in TOGGLES else frozenset()
-
     def decide(self, messages, obs, task, history) -> BackendReply:
         start = time.perf_counter()
         with self._lock:
@@ -399,7 +392,9 @@ class HFBackend:
             if self.config.decoding == "guided":
                 obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
                 used = frozenset(item.action.control_name for item in history or [] if item.action.control_name)
-                text, _ = self._guided(prompt, obs, task, used, self._just_toggled(obs, history))
+                last = history[-1].action if history else None
+                last_click = last.control_name if last is not None and last.function == "click_input" else None
+                text, _ = self._guided(prompt, obs, task, used, last_click)
             else:
                 text, _, _ = self._generate(prompt, "", json_object_end, self.config.max_new_tokens)
             passes = self._decoder.forward_passes - passes_before
