@@ -263,6 +263,29 @@ def test_guided_decoding_selects_only_text_the_document_has(tokenizer, wanted, c
     assert teacher_backend(tokenizer, target.to_json()).decide(MESSAGES, long, "t", []).text == target.to_json()
 
 
+@pytest.mark.parametrize("task, wanted, chosen", [
+    ("kindly lower the words “voluptate velit” into subscript", "voluptate", "voluptate velit"),  # cut short
+    ("give 'Duis aute irure' the colour Dark Red 2", "DUIS", "Duis aute irure"),  # the request's case
+    ("bold 'Title' and \"Body text\"", "Body text", "Body text"),  # the model chooses among the quotes
+    ("bold 'Title' and \"Body text\"", "Title", "Title"),
+    ("replace 'Body' with 'Nobody'", "Nobody", "Body"),  # only a quote the document has
+    ("make the title bold", "Titl", "Titl"),  # no quote: the span is grounded token by token, as before
+    ("bold 'Missing words'", "Body", "Body"),  # no quote the document has: the same
+])
+def test_a_quoted_request_selects_a_whole_quote(tokenizer, task, wanted, chosen):
+    obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Title"), Paragraph(index=1, text="Body text"),
+                                            Paragraph(index=2, text="Duis aute irure dolor in voluptate velit esse")]})
+    target = Action(function="select_text", args={"text": wanted})
+    reply = teacher_backend(tokenizer, target.to_json()).decide(render_prompt(task, 1, obs, []), obs, task, [])
+    action = parse_action(reply.text)
+    assert (action.function, action.args["text"], action.status) == ("select_text", chosen, Status.CONTINUE)
+    # Off, the model's own span stands where the document has it.
+    off = teacher_backend(tokenizer, target.to_json(), quoted_text=False).decide(render_prompt(task, 1, obs, []),
+                                                                                obs, task, [])
+    if occurs(wanted, document_spans(obs)):
+        assert parse_action(off.text).args["text"] == wanted
+
+
 def test_a_grounded_span_on_a_random_model_is_always_in_the_document(tokenizer, tiny_model):
     obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Numbering pages is easy."),
                                             Paragraph(index=1, text="Ünïcode “quotes” and \\back\"slashes\"")]})

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from lamforge.prompt import mentioned_paragraphs, named_controls, parse_controls, parse_plan, render_plan_target, render_prompt
+from lamforge.prompt import (mentioned_paragraphs, named_controls, parse_controls, parse_plan, quoted_spans,
+                             render_plan_target, render_prompt)
 from lamforge.schema import (
     FUNCTIONS,
     Action,
@@ -111,6 +112,13 @@ def _essay() -> list[Paragraph]:
 ])
 def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
     assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
+
+
+def test_quoted_spans_are_read_as_written():
+    assert quoted_spans("Bold “farming villages”, then ‘Rivers and’ and \"A 'b' c\"") == \
+        ["farming villages", "Rivers and", "A 'b' c"]
+    assert quoted_spans("Don't touch the paragraph starting 'We are…'.") == ["We are…"]  # no quote at "Don't"
+    assert quoted_spans("make the title bold") == []
 
 
 CONTROL_NAMES = ["Strikethrough", "Underline", "Format", "Form", "Footer", "Header and Footer", "Help",

@@ -228,6 +228,16 @@ _QUOTED = re.compile(r"""(?:^|(?<=[\s(\[]))(?:'([^']+?)'|"([^"]+?)"|“([^”]+?
 _NUMBERED = re.compile(r"\bparagraphs?\s+(?:number\s+|no\.\s*|#)?(\d+)", re.IGNORECASE)
 
 
+def _quote_text(match: re.Match) -> str:
+    return next(g for g in match.groups() if g is not None)
+
+
+def quoted_spans(task: str) -> list[str]:
+    """The task's quoted spans as written, in order: ['We are', 'Dark Red 2'] for "give 'We are' the colour
+    "Dark Red 2"". Curly and straight quotes count; the apostrophe in "don't" does not."""
+    return [_quote_text(m) for m in _QUOTED.finditer(task)]
+
+
 def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
     """The body paragraphs the task names: by a quoted span of their text ("the paragraph starting 'Many place
     names…'", "bold 'which I have'") or by number ("paragraph 4"), in the order the task names them.
@@ -242,7 +252,7 @@ def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
             index = int(m.group(1))
             hits = [p for p in body if p.index == index]
         else:
-            quote = next(g for g in m.groups() if g is not None).strip().rstrip("…").removesuffix("...").strip()
+            quote = _quote_text(m).strip().rstrip("…").removesuffix("...").strip()
             key = quote.casefold()
             hits = [p for p in body if key and key in p.text.casefold()][:1] if len(key) >= 3 else []
         for p in hits:
