@@ -189,6 +189,39 @@ def test_untoggle_keeps_the_model_from_undoing_its_last_click(tokenizer, window,
     assert action.control_name == "Strikethrough"
 
 
+def _did(function: str, name: str | None = None, **args) -> HistoryItem:
+    return HistoryItem(action=Action(function=function, control_name=name, control_label="1" if name else None,
+                                     args=args), result="ok")
+
+
+@pytest.mark.parametrize("untouched_ok, history, chosen", [
+    ("avoid", [_did("click_input", "Format"), _did("click_input", "Character...")], None),  # None: not OK
+    ("avoid", [_did("click_input", "Character…"), _did("click_input", "Font")], None),  # a page tab does nothing
+    ("avoid", [_did("click_input", "Character..."), _did("set_edit_text", "Size:", text="32 pt")], "OK"),
+    ("avoid", [_did("click_input", "Character..."), _did("click_input", "Bold")], "OK"),
+    ("avoid", [_did("keyboard_input", keys="^h")], "OK"),  # opened by a shortcut: not known to be untouched
+    ("model", [_did("click_input", "Character...")], "OK"),
+])
+def test_untouched_ok_keeps_the_model_from_confirming_a_dialog_it_has_not_used(tokenizer, untouched_ok, history,
+                                                                               chosen):
+    controls = [Control(label="1", name="Font", type="page tab", states=["enabled"]),
+                Control(label="2", name="Size:", type="combo box", states=["enabled"]),
+                Control(label="3", name="Cancel", type="push button", states=["enabled"]),
+                Control(label="4", name="OK", type="push button", states=["enabled"])]
+    obs = Observation(window="dialog", window_name="Character", controls=controls)
+    task = "make 'mollit anim' 32 pt"
+    wanted = Action(control_label="4", control_name="OK", function="click_input")
+    backend = teacher_backend(tokenizer, wanted.to_json(), untouched_ok=untouched_ok)
+    action = parse_action(backend.decide(render_prompt(task, len(history) + 1, obs, history), obs, task,
+                                         history).text)
+    assert action.function == "click_input"
+    assert action.control_name == chosen if chosen else action.control_name in {"Font", "Size:", "Cancel"}
+    # In the main window the rule has nothing to say.
+    main = obs.model_copy(update={"window": "main"})
+    assert parse_action(backend.decide(render_prompt(task, len(history) + 1, main, history), main, task,
+                                       history).text).control_name == "OK"
+
+
 def test_guided_decoding_with_thought_and_plan(tokenizer):
     target = Action(thought="Bold is the button", control_label="1", control_name="Bold", function="click_input",
                     plan=["check the title", "finish"])
