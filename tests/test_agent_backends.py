@@ -222,6 +222,29 @@ def test_untouched_ok_keeps_the_model_from_confirming_a_dialog_it_has_not_used(t
                                        history).text).control_name == "OK"
 
 
+@pytest.mark.parametrize("select_first, task, history, selects", [
+    (True, "Set the line spacing of the 'Body text' paragraph to 1.15 Lines", [], True),
+    (True, "Center paragraph 1", [], True),  # named by number
+    (True, "Center paragraph 1", [_did("select_paragraph", start_index=1, end_index=1)], False),  # selected already
+    (True, "Center paragraph 1", [_did("keyboard_input", keys="+{End}")], False),  # perhaps selected by keys
+    (True, "Switch the page to landscape", [], False),  # names no paragraph
+    (False, "Center paragraph 1", [], False),
+])
+def test_select_first_selects_before_opening_format(tokenizer, select_first, task, history, selects):
+    obs = OBS.model_copy(update={"controls": [*OBS.controls, Control(label="20", name="Edit", type="menu",
+                                                                     states=["enabled"])]})
+    wanted = Action(control_label="5", control_name="Format", function="click_input")
+    backend = teacher_backend(tokenizer, wanted.to_json(), select_first=select_first)
+    action = parse_action(backend.decide(render_prompt(task, len(history) + 1, obs, history), obs, task,
+                                         history).text)
+    assert action.function in {"select_text", "select_paragraph"} if selects else action.control_name == "Format"
+    # Only the Format menu waits for a selection: Edit (Find & Replace) may come first.
+    wanted = Action(control_label="20", control_name="Edit", function="click_input")
+    action = parse_action(teacher_backend(tokenizer, wanted.to_json(), select_first=select_first).decide(
+        render_prompt(task, len(history) + 1, obs, history), obs, task, history).text)
+    assert action.control_name == "Edit"
+
+
 def test_guided_decoding_with_thought_and_plan(tokenizer):
     target = Action(thought="Bold is the button", control_label="1", control_name="Bold", function="click_input",
                     plan=["check the title", "finish"])
