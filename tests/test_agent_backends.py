@@ -342,6 +342,27 @@ def test_a_quoted_request_selects_a_whole_quote(tokenizer, task, wanted, chosen)
         assert parse_action(off.text).args["text"] == wanted
 
 
+@pytest.mark.parametrize("wanted, chosen", [((5, 7), (5, 7)), ((15, 15), (15, 15)), ((1, 15), (1, 15)),
+                                            ((5, 1), None),  # an end before the start: one at or after it
+                                            ((40, 41), None)])  # no such paragraph: one the document has
+def test_guided_decoding_selects_only_paragraphs_the_document_has(tokenizer, wanted, chosen):
+    canvas = [Paragraph(index=i, text=f"Paragraph {i}") for i in range(21)] + \
+        [Paragraph(index=-1, text="a cell", table="T1 A1")]
+    obs = OBS.model_copy(update={"canvas": canvas})
+    # Written by hand: Action refuses an end before the start.
+    reply = ('{"function": "select_paragraph", "args": {"start_index": %d, "end_index": %d}, "status": "CONTINUE"}'
+             % wanted)
+    text = teacher_backend(tokenizer, reply, grounded_paragraphs=True).decide(MESSAGES, obs, "t", []).text
+    action = parse_action(text)
+    start, end = action.args["start_index"], action.args["end_index"]
+    assert 0 <= start <= end <= 20 and action.status == Status.CONTINUE
+    if chosen:
+        assert (start, end) == chosen
+    # Off, the model's indices are written as they come (an end before the start then fails to parse).
+    off = teacher_backend(tokenizer, reply, grounded_paragraphs=False).decide(MESSAGES, obs, "t", [])
+    assert off.text == reply
+
+
 def test_a_grounded_span_on_a_random_model_is_always_in_the_document(tokenizer, tiny_model):
     obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Numbering pages is easy."),
                                             Paragraph(index=1, text="Ünïcode “quotes” and \\back\"slashes\"")]})

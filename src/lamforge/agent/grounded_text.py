@@ -1,4 +1,5 @@
-"""Text the document contains: what guided decoding lets a model write as select_text's argument.
+"""Text the document contains: what guided decoding lets a model write as select_text's argument (and the
+paragraphs it has, for select_paragraph's).
 
 Why: trained LAMs asked for spans the document does not have, and the episode went on from an empty selection. In
 the make-demo LAM4's online run, 7 of its 95 tasks took such a step and 6 of those failed: the "…" of "the paragraph
@@ -28,6 +29,14 @@ def document_spans(obs: Observation) -> list[str] | None:
         return None
     spans = [p.text.casefold() for p in obs.canvas if p.text]
     return spans or None
+
+
+def document_paragraphs(obs: Observation) -> list[int] | None:
+    """The indices select_paragraph may name (the body's paragraphs; table cells have none), or None when the
+    canvas cannot tell (empty or cut)."""
+    if not obs.canvas or len(obs.canvas) >= CANVAS_LIMIT:
+        return None
+    return sorted({p.index for p in obs.canvas if p.index >= 0}) or None
 
 
 def partial_string_value(body: str) -> str | None:
