@@ -3,8 +3,8 @@
 Guided decoding writes the action's JSON skeleton itself and lets the model choose only the values: the function
 among the schema's, the control name among the live controls' names, the status; the arguments are generated
 freely, but for select_text's text (one of the request's quotes, or else text the document has) and
-select_paragraph's indices (paragraphs the document has). The cache (agent/kv_cache.py) keeps the last prompt and a pool of recent control lists, so a step pays
-only for the tokens that changed.
+select_paragraph's indices (paragraphs the document has). The cache (agent/kv_cache.py) keeps the last prompt and a
+pool of recent control lists, so a step pays only for the tokens that changed.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class HFBackendConfig:
     decoding: Literal["guided", "free"] = "guided"
     """'guided' writes the JSON skeleton itself and lets the model choose only the values: the function among the
     schema's, the control name among the live controls' names, the status; it generates the args freely (but those
-    that select, see grounded_text, quoted_text and grounded_paragraphs). The
-    control label is copied from the chosen control. 'free' lets the model write the whole JSON."""
+    that select, see grounded_text, quoted_text and grounded_paragraphs). The control label is copied from the
+    chosen control. 'free' lets the model write the whole JSON."""
     thought: Literal["skip", "model"] = "skip"
     """Guided decoding: 'skip' leaves out the optional thought (saves most output tokens); 'model' lets the model
     decide whether to write one."""
@@ -104,7 +104,7 @@ class HFBackendConfig:
     quoted_text: bool = True
     """Guided decoding, with grounded_text: when the request quotes text the document has, select_text's text is
     one of those quotes, whole and as the request writes it (the model chooses which). Every select_text of the
-    training data with a quote in its request selects exactly a quote (324 of 324 in the quick preset's data), but
+    training data with a quote in its request selects exactly a quote (318 of 318 in the quick preset's data), but
     the LAM cut "voluptate velit" to "voluptate" and wrote 'Duis aute irure' as "DUIS". Off, the span is written
     token by token within the document only. A/B: README, "What each lever did"."""
 
@@ -114,6 +114,7 @@ class HFBackendConfig:
 # one the model was trained on there.
 _SPAN = Action(function="select_text", args={"text": "SPAN"}).to_json()
 SELECT_TEXT_HEAD = _SPAN.split('"args":', 1)[1].split("SPAN")[0]
+# select_paragraph's arguments up to the start index, derived from Action.to_json in the same way.
 SELECT_PARAGRAPH_HEAD = Action(function="select_paragraph", args={"start_index": 0, "end_index": 0}).to_json() \
     .split('"args":', 1)[1].split("0")[0]
 TOGGLES = ("toggle button", "check box")
