@@ -114,7 +114,8 @@ TARGETS = [
 def test_decoding_reproduces_what_the_model_wants_to_write(tokenizer, target, decoding):
     text = target.to_json()
     backend = teacher_backend(tokenizer, text, decoding=decoding)
-    reply = backend.decide(MESSAGES, OBS, "task", [])
+    # A request that names several paragraphs, so that select_paragraph 0..1 is the model's to write (one_paragraph).
+    reply = backend.decide(MESSAGES, OBS, "sort paragraphs 0 to 1", [])
     assert reply.text == text
     assert parse_action(reply.text) == target
     assert reply.prompt_tokens == len(build_prompt_ids(tokenizer, MESSAGES))
@@ -352,7 +353,9 @@ def test_guided_decoding_selects_only_paragraphs_the_document_has(tokenizer, wan
     # Written by hand: Action refuses an end before the start.
     reply = ('{"function": "select_paragraph", "args": {"start_index": %d, "end_index": %d}, "status": "CONTINUE"}'
              % wanted)
-    text = teacher_backend(tokenizer, reply, grounded_paragraphs=True).decide(MESSAGES, obs, "t", []).text
+    # one_paragraph off: this is the grounding alone (test_one_paragraph_unless_the_request_names_several below).
+    text = teacher_backend(tokenizer, reply, grounded_paragraphs=True, one_paragraph=False).decide(
+        MESSAGES, obs, "t", []).text
     action = parse_action(text)
     start, end = action.args["start_index"], action.args["end_index"]
     assert 0 <= start <= end <= 20 and action.status == Status.CONTINUE
@@ -361,6 +364,22 @@ def test_guided_decoding_selects_only_paragraphs_the_document_has(tokenizer, wan
     # Off, the model's indices are written as they come (an end before the start then fails to parse).
     off = teacher_backend(tokenizer, reply, grounded_paragraphs=False).decide(MESSAGES, obs, "t", [])
     assert off.text == reply
+
+
+@pytest.mark.parametrize("task, wanted, chosen", [
+    ("Leave a gap above the 'Paragraph 5' paragraph", (5, 15), (5, 5)),  # one paragraph named: the end is the start
+    ("Set paragraph 1 to 1.15 Lines", (1, 15), (1, 1)),  # a spacing value is not "lines"
+    ("Sort paragraphs 1 to 15", (1, 15), (1, 15)),  # a range: the model's end
+    ("Convert the 6 lines beginning with 'Paragraph 3'", (3, 8), (3, 8)),
+])
+def test_one_paragraph_unless_the_request_names_several(tokenizer, task, wanted, chosen):
+    obs = OBS.model_copy(update={"canvas": [Paragraph(index=i, text=f"Paragraph {i}") for i in range(21)]})
+    target = Action(function="select_paragraph", args={"start_index": wanted[0], "end_index": wanted[1]})
+    for one, expected in ((True, chosen), (False, wanted)):
+        reply = teacher_backend(tokenizer, target.to_json(), one_paragraph=one).decide(
+            render_prompt(task, 1, obs, []), obs, task, [])
+        action = parse_action(reply.text)
+        assert (action.args["start_index"], action.args["end_index"]) == expected
 
 
 def test_a_grounded_span_on_a_random_model_is_always_in_the_document(tokenizer, tiny_model):

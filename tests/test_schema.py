@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from lamforge.prompt import (mentioned_paragraphs, named_controls, parse_controls, parse_plan, quoted_spans,
-                             render_plan_target, render_prompt)
+from lamforge.prompt import (mentioned_paragraphs, named_controls, names_several_paragraphs, parse_controls,
+                             parse_plan, quoted_spans, render_plan_target, render_prompt)
 from lamforge.schema import (
     FUNCTIONS,
     Action,
@@ -119,6 +119,17 @@ def test_quoted_spans_are_read_as_written():
         ["farming villages", "Rivers and", "A 'b' c"]
     assert quoted_spans("Don't touch the paragraph starting 'We are…'.") == ["We are…"]  # no quote at "Don't"
     assert quoted_spans("make the title bold") == []
+
+
+@pytest.mark.parametrize("task, several", [
+    ("Would you alphabetize paragraphs 3 to 8?", True), ("put bullets in front of paragraphs 1-2", True),
+    ("convert the 6 lines beginning with the line 'Item…'", True), ("sort lines 8-12", True),
+    ("Set the line spacing of the 'PhD in…' paragraph to 1.15 Lines", False),  # a spacing value
+    ("Use 1.5 Lines line spacing for paragraph 4", False), ("Make paragraph 4 italic", False),
+    ("Set paragraph 1 to 1.15 Lines", False),  # "1 to 1.15" is no range
+])
+def test_requests_that_may_name_several_paragraphs(task, several):
+    assert names_several_paragraphs(task) == several
 
 
 CONTROL_NAMES = ["Strikethrough", "Underline", "Format", "Form", "Footer", "Header and Footer", "Help",

@@ -238,6 +238,19 @@ def quoted_spans(task: str) -> list[str]:
     return [_quote_text(m) for m in _QUOTED.finditer(task)]
 
 
+# Words that make a request about several paragraphs: "paragraphs", "lines" (not a spacing value such as "1.15
+# Lines"), a numbered range ("8-12", "3 to 4"; not "paragraph 1 to 1.15 Lines"). A false "several" only leaves the
+# end to the model.
+_SEVERAL = re.compile(r"\bparagraphs\b|(?<!\d\.\d\d )(?<!\d\.\d )\blines\b|\d+\s*(?:-|–|to)\s*\d+(?![.\d])",
+                      re.IGNORECASE)
+
+
+def names_several_paragraphs(task: str) -> bool:
+    """Whether the request may be about more than one paragraph ("alphabetize paragraphs 3 to 8", "the 6 lines
+    beginning with 'Item…'"); "the 'PhD in…' paragraph to 1.15 Lines" is about one."""
+    return bool(_SEVERAL.search(task))
+
+
 def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
     """The body paragraphs the task names: by a quoted span of their text ("the paragraph starting 'Many place
     names…'", "bold 'which I have'") or by number ("paragraph 4"), in the order the task names them.

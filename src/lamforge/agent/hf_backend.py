@@ -28,7 +28,7 @@ from lamforge.models.checkpoints import trained_max_controls
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
-from lamforge.prompt import mentioned_paragraphs, named_controls, quoted_spans
+from lamforge.prompt import mentioned_paragraphs, named_controls, names_several_paragraphs, quoted_spans
 from lamforge.schema import (FUNCTIONS, Action, ActionParseError, HistoryItem, Observation, Status, json_value_end,
                              parse_action)
 
@@ -98,6 +98,12 @@ class HFBackendConfig:
     end not before the start, each chosen among them as a control name is. Off, the model writes them freely (an
     end before the start is then an invalid action: the Zen 2 LAM4 wrote 5..1 once). A/B (README, "What each
     lever did"): the same counts on every split; a select_paragraph step takes ~1 s less (fewer model calls)."""
+    one_paragraph: bool = True
+    """Guided decoding, with grounded_paragraphs: select_paragraph selects one paragraph (the end is the start)
+    unless the request may name several ("paragraphs", "lines", "3 to 8": prompt.names_several_paragraphs). In the
+    training data every select_paragraph of a request without those words selects one paragraph (227 of 227); the
+    LAM selected 5..15 for "the 'PhD in Egg Engineering…' paragraph". A/B (README, "What each lever did"):
+    lo_templates 25 -> 27 of 34, the other splits the same counts."""
     grounded_text: bool = True
     """Guided decoding: select_text's text may only be text the document contains (agent/grounded_text.py). Off,
     the model writes it freely, as every other argument."""
@@ -448,7 +454,8 @@ class HFBackend:
         elif paragraphs:
             # Digits are tokens of their own: "1" and "15" part at their second token, where the text after "1" is.
             start = paragraphs[choose([f'{SELECT_PARAGRAPH_HEAD}{i}, "end_index": ' for i in paragraphs])]
-            choose([f'{i}}}, "status": "' for i in paragraphs if i >= start])
+            one = cfg.one_paragraph and not names_several_paragraphs(task)
+            choose([f'{i}}}, "status": "' for i in paragraphs if i == start or (i > start and not one)])
         else:
             span = None
             if spans:
