@@ -23,9 +23,14 @@ CANVAS_LIMIT = 200
 may be cut short, so a span outside it may still exist: nothing is constrained then."""
 
 
+def _canvas_whole(obs: Observation) -> bool:
+    """Whether the canvas shows the whole document: not empty, and not possibly cut at CANVAS_LIMIT."""
+    return bool(obs.canvas) and len(obs.canvas) < CANVAS_LIMIT
+
+
 def document_spans(obs: Observation) -> list[str] | None:
     """The texts a selected span must lie within (casefolded), or None when the canvas cannot tell (empty or cut)."""
-    if not obs.canvas or len(obs.canvas) >= CANVAS_LIMIT:
+    if not _canvas_whole(obs):
         return None
     spans = [p.text.casefold() for p in obs.canvas if p.text]
     return spans or None
@@ -34,7 +39,7 @@ def document_spans(obs: Observation) -> list[str] | None:
 def document_paragraphs(obs: Observation) -> list[int] | None:
     """The indices select_paragraph may name (the body's paragraphs; table cells have none), or None when the
     canvas cannot tell (empty or cut)."""
-    if not obs.canvas or len(obs.canvas) >= CANVAS_LIMIT:
+    if not _canvas_whole(obs):
         return None
     return sorted({p.index for p in obs.canvas if p.index >= 0}) or None
 

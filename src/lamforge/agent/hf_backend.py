@@ -151,15 +151,14 @@ SELECTIONS = ("select_text", "select_paragraph")
 def opens_format_unselected(text: str, obs: Observation, task: str, history: list[HistoryItem]) -> bool:
     """Whether `text` opens the main window's Format menu while the task names a paragraph (by number or a quote of
     its text) and no step has selected anything yet (HFBackendConfig.select_first)."""
+    if obs.window != "main" or any(item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
+        return False  # not the main window, or selected (perhaps by keys): parse nothing
     try:
         action = parse_action(text)
     except ActionParseError:
         return False
-    if obs.window != "main" or (action.function, action.control_name) != ("click_input", "Format"):
-        return False
-    if any(item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
-        return False  # selected, or perhaps selected by keys
-    return bool(mentioned_paragraphs(task, obs.canvas))
+    return (action.function, action.control_name) == ("click_input", "Format") and bool(
+        mentioned_paragraphs(task, obs.canvas))
 
 
 GROUNDED_TOP_K = 64
