@@ -110,3 +110,73 @@ def test_a_control_that_is_disabled_everywhere_is_not_offered():
     assert not valid_action(paste, obs)
     assert "Paste" not in action_json_schema(obs)["anyOf"][0]["properties"]["control_name"]["enum"]
     assert with_label_of_name(paste.replace('"6"', '"1"'), obs) == paste
+
+
+# -- the decoding rules narrow the schema (agent/decoding_rules.py) -------------------------------------------------
+
+def rules_schema(obs: Observation, task: str, history: list, rules=None, **kwargs) -> dict:
+    from lamforge.agent.decoding_rules import DecodingRules, step_limits
+
+    limits = step_limits(obs, task, history, rules or DecodingRules())
+    return action_json_schema(obs, names=limits.names, args=limits.args_schemas(), **kwargs)
+
+
+def accepts(schema: dict, action: Action | dict) -> bool:
+    return Draft202012Validator(schema).is_valid(json.loads(action.to_json()) if isinstance(action, Action)
+                                                 else action)
+
+
+def document(*texts: str) -> Observation:
+    from lamforge.schema import Paragraph
+
+    return Observation(controls=make_obs().controls, canvas=[Paragraph(index=i, text=t) for i, t in enumerate(texts)])
+
+
+def test_a_quoted_request_limits_select_text_to_its_quotes_found_in_the_document():
+    obs = document("The quick brown fox.", "Jumps over the dog.")
+    schema = rules_schema(obs, "Make 'brown fox' and 'lazy cat' bold", [])
+    assert accepts(schema, Action(function="select_text", args={"text": "brown fox"}))
+    assert not accepts(schema, Action(function="select_text", args={"text": "brown"}))  # cut short
+    assert not accepts(schema, Action(function="select_text", args={"text": "lazy cat"}))  # not in the document
+    # No quote in the request: any span (the local decoder's token-by-token grounding has no schema form).
+    assert accepts(rules_schema(obs, "Make the first word bold", []),
+                   Action(function="select_text", args={"text": "brown"}))
+
+
+def test_select_paragraph_takes_the_documents_paragraphs_one_unless_the_request_names_several():
+    from lamforge.agent.decoding_rules import DecodingRules
+
+    obs = document("A", "B", "C")
+    one = rules_schema(obs, "Centre paragraph 1", [])
+    several = rules_schema(obs, "Centre paragraphs 1 to 2", [])
+    pick = lambda s, e: {"function": "select_paragraph", "args": {"start_index": s, "end_index": e},  # noqa: E731
+                         "status": "CONTINUE"}
+    assert accepts(one, pick(1, 1)) and not accepts(one, pick(1, 2)) and not accepts(one, pick(3, 3))
+    assert accepts(several, pick(1, 2)) and not accepts(several, pick(2, 1))  # the end not before the start
+    assert accepts(rules_schema(obs, "Centre paragraph 1", [], DecodingRules.none()), pick(7, 2))  # rules off
+
+
+def history_of(*actions: Action) -> list:
+    from lamforge.schema import HistoryItem
+
+    return [HistoryItem(action=a, result="clicked") for a in actions]
+
+
+def test_history_rules_take_the_untouched_ok_and_the_last_toggle_out_of_a_dialog():
+    from lamforge.agent.decoding_rules import DecodingRules
+
+    controls = [Control(label="1", name="Underline", type="check box", states=["enabled"]),
+                Control(label="2", name="Shadow", type="check box", states=["enabled"]),
+                Control(label="3", name="OK", type="push button", states=["enabled"])]
+    dialog = Observation(window="dialog", window_name="Character", controls=controls)
+    click = lambda name: Action(function="click_input", control_name=name, control_label="9")  # noqa: E731
+    opened = history_of(click("Character..."))
+    assert not accepts(rules_schema(dialog, "underline it", opened), click("OK").model_copy(update={"control_label": "3"}))
+    toggled = history_of(click("Character..."), click("Underline"))
+    schema = rules_schema(dialog, "underline it", toggled)
+    assert accepts(schema, Action(function="click_input", control_name="OK", control_label="3"))
+    assert not accepts(schema, Action(function="click_input", control_name="Underline", control_label="1"))
+    # Rules off, or the history unknown (a client that does not send it): both are offered again.
+    for off in (rules_schema(dialog, "underline it", toggled, DecodingRules.none()),
+                rules_schema(dialog, "underline it", None)):
+        assert accepts(off, Action(function="click_input", control_name="Underline", control_label="1"))

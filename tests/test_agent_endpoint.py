@@ -93,3 +93,50 @@ def test_form_from_environment_and_unknown_form(llm_server, monkeypatch):
     assert "structured_outputs" in server.chat_requests[0].body
     with pytest.raises(BackendError, match="json_schema, json_object"):
         OpenAIBackend(url=server.url, model="lam", guided="grammar")
+
+
+# -- the decoding rules on a served model (agent/decoding_rules.py) ------------------------------------------------
+
+def functions_offered(body: dict) -> set[str]:
+    schema = body["response_format"]["json_schema"]["schema"]
+    return {branch["properties"]["function"]["const"] for branch in schema["anyOf"]}
+
+
+def main_window(*controls: tuple[str, str]) -> Observation:
+    from lamforge.schema import Paragraph
+
+    return Observation(controls=[Control(label=str(i), name=n, type=t, states=["enabled"])
+                                 for i, (n, t) in enumerate(controls, start=1)],
+                       canvas=[Paragraph(index=i, text=t) for i, t in enumerate(["Title", "A body paragraph."])])
+
+
+def test_opening_format_before_selecting_is_asked_again_among_the_selections(llm_server):
+    obs = main_window(("Format", "menu item"), ("Bold", "toggle button"))
+    task = "Make paragraph 1 bold"
+    fmt = Action(function="click_input", control_name="Format", control_label="1").to_json()
+    select = Action(function="select_paragraph", args={"start_index": 1, "end_index": 1}).to_json()
+    server = llm_server([fmt, select])
+    reply = OpenAIBackend(url=server.url, model="lam", guided="json_schema").decide(
+        render_prompt(task, 1, obs, []), obs, task, [])
+    assert reply.text == select
+    assert [functions_offered(r.body) for r in server.chat_requests][1] == {"select_text", "select_paragraph"}
+    # Rules off: the reply stands, one request.
+    from lamforge.agent.decoding_rules import DecodingRules
+
+    server = llm_server([fmt, select])
+    reply = OpenAIBackend(url=server.url, model="lam", guided="json_schema", rules=DecodingRules.none()).decide(
+        render_prompt(task, 1, obs, []), obs, task, [])
+    assert reply.text == fmt and len(server.chat_requests) == 1
+
+
+def test_a_second_click_on_the_main_windows_toggle_ends_the_episode(llm_server):
+    from lamforge.schema import HistoryItem, Status, parse_action
+
+    obs = main_window(("Bold", "toggle button"), ("Italic", "toggle button"))
+    bold = Action(function="click_input", control_name="Bold", control_label="1")
+    history = [HistoryItem(action=bold, result="clicked")]
+    server = llm_server([bold.to_json()])
+    reply = OpenAIBackend(url=server.url, model="lam", guided="json_schema").decide(
+        render_prompt("Make it bold", 2, obs, history), obs, "Make it bold", history)
+    action = parse_action(reply.text)
+    assert (action.function, action.status) == ("summary", Status.FINISH) and "undo" in action.args["text"]

@@ -133,6 +133,27 @@ def test_lamforges_client_gets_the_local_decoding_from_the_server(served, tokeni
     assert parse_action(data["choices"][0]["message"]["content"]).args["text"] == "Body text is long"
 
 
+
+def test_the_history_reaches_the_servers_decoding_rules(served):
+    """lamforge's client also sends the history, so the rules that read it hold on the server (here: no second
+    click on the dialog's check box the last step clicked); a client that sends none gets the model's choice, not
+    rules applied to a history taken to be empty."""
+    from lamforge.prompt import render_prompt
+    from lamforge.schema import Control, HistoryItem, Observation
+
+    dialog = Observation(window="dialog", window_name="Character", controls=[
+        Control(label="1", name="Underline", type="check box", states=["enabled"]),
+        Control(label="2", name="Shadow", type="check box", states=["enabled"]),
+        Control(label="3", name="OK", type="push button", states=["enabled"])])
+    underline = Action(function="click_input", control_name="Underline", control_label="1")
+    history = [HistoryItem(action=underline, result="clicked")]
+    messages = render_prompt("underline it", 2, dialog, history)
+    server = served(reply=underline.to_json())
+    reply = OpenAIBackend(url=server.url).decide(messages, dialog, "underline it", history)
+    assert parse_action(reply.text).control_name in ("Shadow", "OK")
+    _, data = post(chat_url(server), {"messages": messages, "lamforge_observation": dialog.model_dump(mode="json")})
+    assert parse_action(data["choices"][0]["message"]["content"]).control_name == "Underline"
+
 def test_a_client_started_before_its_server_asks_again_for_the_card(served):
     port = free_port()
     backend = OpenAIBackend(url=f"http://127.0.0.1:{port}/v1", max_retries=0)

@@ -138,3 +138,26 @@ def test_without_guiding_the_same_model_writes_no_valid_action(llamacpp):
     reply = OpenAIBackend(url=llamacpp, api_key=KEY, max_tokens=48, guided="none").decide(
         render_prompt(task, 1, obs, []), obs, task, [])
     assert not valid_action(reply.text, obs), reply.text
+
+
+def test_the_servers_grammar_holds_the_decoding_rules_arguments(llamacpp):
+    """The decoding rules' narrowed arguments (agent/decoding_rules.py) compile into llama.cpp's grammar and hold:
+    select_text's text is the request's quote, select_paragraph one of the document's paragraphs (a branch per
+    start index, the end tied to it)."""
+    from lamforge.agent.action_schema import action_json_schema
+    from lamforge.agent.backends import constraint_fields
+    from lamforge.agent.decoding_rules import DecodingRules, step_limits
+
+    obs = window("Bold", canvas=("The quick brown fox.", "Jumps over the dog.", "A third paragraph."))
+    task = "Make 'brown fox' bold"
+    limits = step_limits(obs, task, [], DecodingRules())
+    client = LLMClient(llamacpp, api_key=KEY)
+    for function in ("select_text", "select_paragraph"):
+        schema = action_json_schema(obs, names=limits.names, args=limits.args_schemas(), functions=(function,))
+        result = client.chat(render_prompt(task, 1, obs, []), max_tokens=64, **constraint_fields("json_object", schema))
+        action = parse_action(result.text)
+        assert action.function == function, result.text
+        if function == "select_text":
+            assert action.args["text"] == "brown fox"
+        else:
+            assert action.args["start_index"] == action.args["end_index"] in (0, 1, 2)

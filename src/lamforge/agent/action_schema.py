@@ -11,6 +11,8 @@ labels and then copied from the chosen control after parsing, as the local guide
 
 from __future__ import annotations
 
+from typing import Callable
+
 from lamforge.schema import FIELD_ORDER, FUNCTIONS, ActionParseError, Control, Observation, Status, parse_action
 
 OPTIONAL_FIELDS = ("thought", "plan")
@@ -44,20 +46,29 @@ def actionable_controls(obs: Observation) -> dict[str, Control]:
     return {name: c for name, c in controls_by_name(obs).items() if c.enabled}
 
 
-def action_json_schema(obs: Observation, thought: bool = False, plan: bool = False) -> dict:
+def action_json_schema(obs: Observation, thought: bool = False, plan: bool = False,
+                       names: Callable[[str], list[str]] | None = None, args: dict[str, dict] | None = None,
+                       functions: tuple[str, ...] | None = None) -> dict:
     """One branch per function, its properties in `Action.to_json`'s order (the order the model was trained on;
-    llama.cpp and xgrammar generate properties in schema order). thought/plan: allow the optional fields."""
+    llama.cpp and xgrammar generate properties in schema order). thought/plan: allow the optional fields.
+
+    The decoding rules (agent/decoding_rules.py, StepLimits) narrow it: `names(function)` the control names a
+    function may act on (default: every actionable control), `args` a function's argument schema, `functions`
+    the functions to choose among (default: all)."""
     by_name = actionable_controls(obs)
     branches = []
     for function, spec in FUNCTIONS.items():
         if spec.needs_control and not by_name:
             continue  # no control to act on: only the functions that need none
+        if functions is not None and function not in functions:
+            continue
+        choices = names(function) if names is not None and spec.needs_control else list(by_name)
         fields = {
             "thought": {"type": "string"},
             "function": {"const": function},
-            "control_name": {"enum": list(by_name)},
-            "control_label": {"enum": list(dict.fromkeys(c.label for c in by_name.values()))},
-            "args": without_length_caps(spec.args.model_json_schema()),
+            "control_name": {"enum": choices},
+            "control_label": {"enum": list(dict.fromkeys(by_name[n].label for n in choices))},
+            "args": without_length_caps((args or {}).get(function) or spec.args.model_json_schema()),
             "status": {"enum": [s.value for s in Status]},
             "plan": {"type": "array", "items": {"type": "string"}},
         }

@@ -29,12 +29,13 @@ from typing import Any, Callable, Iterable, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from lamforge.agent.action_schema import action_json_schema, with_label_of_name
+from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, opens_format_unselected, step_limits
 from lamforge.llm import LLMClient, LLMError
 from lamforge.models.base_model import BaseModelError
 from lamforge.models.checkpoints import trained_prompt_version
 from lamforge.models.embeddings import load_minilm
 from lamforge.prompt import PROMPT_VERSION
-from lamforge.schema import Action, HistoryItem, Observation, Status, parse_action
+from lamforge.schema import Action, ActionParseError, HistoryItem, Observation, Status, parse_action
 from lamforge.tasks.base import REGISTRY, TaskInstance
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ def refuses_form(exc: LLMError) -> bool:
 # servers are sent neither: OpenAI's own API refuses a request with a field it does not know.
 SERVED_CARD = "lamforge"
 OBSERVATION_FIELD = "lamforge_observation"
+HISTORY_FIELD = "lamforge_history"
+"""The episode's history, sent with the observation: the decoding rules that read it (agent/decoding_rules.py)
+hold on the server only when it knows the history."""
 
 
 class OpenAIBackend:
@@ -121,15 +125,22 @@ class OpenAIBackend:
     valid values as the local guided decoder does. `guided` picks the form the server takes (GUIDED_FORMS;
     default $LAMFORGE_LLM_GUIDED, else 'auto'); 'none' sends no constraint.
 
+    The decoding rules (agent/decoding_rules.py; `rules`, all on by default; DecodingRules.none() for none) narrow that schema
+    as they narrow the local decoder's choices: the control names, select_text's quotes, select_paragraph's
+    indices. Two are applied to the reply: a second click on the main window's last toggle ends the episode, and a
+    reply that opens Format before anything is selected is asked again among the selections.
+
     `lamforge serve` ignores the schema and guides itself, as HFBackend does. When its listing says the model is
-    its own (SERVED_CARD), each request also carries the observation (OBSERVATION_FIELD): the server then has the
-    document to ground `select_text` spans in and the controls' states, which it could not read back from the
-    prompt; and the agent loop shows the model as many controls as it was trained with (`max_controls`).
+    its own (SERVED_CARD), each request also carries the observation and the history (OBSERVATION_FIELD,
+    HISTORY_FIELD): the server then has the document to ground `select_text` spans in, the controls' states, which
+    it could not read back from the prompt, and what the rules read from the history; and the agent loop shows the
+    model as many controls as it was trained with (`max_controls`).
     """
 
     def __init__(self, client: LLMClient | None = None, max_tokens: int = 300, temperature: float = 0.0,
                  guided: str | None = None, thought: Literal["skip", "model"] = "skip",
-                 plan: Literal["skip", "model"] = "skip", **client_args):
+                 plan: Literal["skip", "model"] = "skip", rules: DecodingRules | None = None,
+                 **client_args):
         guided = guided or os.environ.get(ENV_GUIDED) or "auto"
         if guided not in GUIDED_FORMS:
             raise BackendError(f"unknown guided-decoding form {guided!r}; choose one of {', '.join(GUIDED_FORMS)}")
@@ -138,6 +149,7 @@ class OpenAIBackend:
         self.temperature = temperature
         self.guided = guided
         self.thought, self.plan = thought == "model", plan == "model"
+        self.rules = rules or DecodingRules()
         self.name = f"openai:{self.client.model or self.client.base_url}"
         self._card: dict | None = None
         self._probed = False
@@ -207,12 +219,38 @@ class OpenAIBackend:
 
     def decide(self, messages, obs, task, history) -> BackendReply:
         obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
-        schema = action_json_schema(obs, thought=self.thought, plan=self.plan)
-        extra = {OBSERVATION_FIELD: obs.model_dump(mode="json")} if self.served_card is not None else {}
-        result = self._chat(messages, schema, extra)
-        text = result.text if self.guided == "none" else with_label_of_name(result.text, obs)
+        history = history or []
+        if self.served_card is not None:  # lamforge serve applies the rules itself, given what they read
+            extra = {OBSERVATION_FIELD: obs.model_dump(mode="json"),
+                     HISTORY_FIELD: [item.model_dump(mode="json") for item in history]}
+            result = self._chat(messages, action_json_schema(obs, thought=self.thought, plan=self.plan), extra)
+            return self._reply(result, result.text if self.guided == "none" else with_label_of_name(result.text, obs))
+        limits = step_limits(obs, task, history, self.rules)
+
+        def ask(functions: tuple[str, ...] | None = None):
+            schema = action_json_schema(obs, thought=self.thought, plan=self.plan, names=limits.names,
+                                        args=limits.args_schemas(), functions=functions)
+            return self._chat(messages, schema, {})
+
+        result = ask()
+        if self.guided == "none":
+            return self._reply(result, result.text)
+        text, spent = with_label_of_name(result.text, obs), 0.0
+        if self.rules.select_first and opens_format_unselected(text, obs, task, history):
+            spent, result = result.latency_s, ask(SELECTIONS)
+            text = with_label_of_name(result.text, obs)
+        try:
+            action = parse_action(text)
+        except ActionParseError:
+            return self._reply(result, text, spent)  # the loop reports it and asks for a repair
+        done = limits.repeated_toggle(action.function, action.control_name)
+        return self._reply(result, done.to_json() if done is not None else text, spent)
+
+    @staticmethod
+    def _reply(result, text: str, earlier_s: float = 0.0) -> BackendReply:
+        """earlier_s: the time of a request this reply replaced (a select-first retry)."""
         return BackendReply(text=text, tokens_generated=result.completion_tokens,
-                            prompt_tokens=result.prompt_tokens, latency_s=result.latency_s)
+                            prompt_tokens=result.prompt_tokens, latency_s=result.latency_s + earlier_s)
 
 
 # ---------------------------------------------------------------------------------------------------------------

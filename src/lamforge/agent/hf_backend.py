@@ -3,7 +3,8 @@
 Guided decoding writes the action's JSON skeleton itself and lets the model choose only the values: the function
 among the schema's, the control name among the live controls' names, the status; the arguments are generated
 freely, but for select_text's text (one of the request's quotes, or else text the document has) and
-select_paragraph's indices (paragraphs the document has). The cache (agent/kv_cache.py) keeps the last prompt and a
+select_paragraph's indices (paragraphs the document has). What the rules allow at a step comes from
+agent/decoding_rules.py, which a served LAM's request schema reads too. The cache (agent/kv_cache.py) keeps the last prompt and a
 pool of recent control lists, so a step pays only for the tokens that changed.
 """
 
@@ -21,20 +22,22 @@ from typing import Callable, Literal
 
 from lamforge.agent.action_schema import actionable_controls
 from lamforge.agent.backends import BackendError, BackendReply, prompt_mismatch
-from lamforge.agent.grounded_text import document_paragraphs, document_spans, occurs, partial_string_value
+from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, opens_format_unselected, step_limits
+from lamforge.agent.grounded_text import occurs, partial_string_value
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
 from lamforge.models.checkpoints import trained_max_controls
 # The one place chat messages become token ids, shared with training (a small module without heavy imports).
 from lamforge.models.formatting import build_prompt_ids, render_prompt_text
 from lamforge.models.loading import load_policy, quantize_int8, resolve_dtype
-from lamforge.prompt import mentioned_paragraphs, named_controls, names_several_paragraphs, quoted_spans
-from lamforge.schema import (FUNCTIONS, Action, ActionParseError, HistoryItem, Observation, Status, json_value_end,
-                             parse_action)
+from lamforge.prompt import named_controls
+from lamforge.schema import FUNCTIONS, Action, HistoryItem, Observation, Status, json_value_end
 
 
 @dataclass
-class HFBackendConfig:
+class HFBackendConfig(DecodingRules):
+    """The local model and how it decodes; the decoding rules' switches are DecodingRules' fields (agent/decoding_rules.py)."""
+
     model: str = "default"
     """A model folder (a trained LAM or a base model), a Hugging Face id, 'default' (SmolLM2-135M) or 'tiny'."""
     decoding: Literal["guided", "free"] = "guided"
@@ -71,48 +74,6 @@ class HFBackendConfig:
     """Guided decoding: added to the model's score (a logit) of every control the task names word for word
     (prompt.named_controls: "Strikethrough" for "strike through 'X'") and the episode has not acted on yet, when it
     chooses among the window's controls. 0 leaves the choice to the model alone."""
-    untoggle: Literal["avoid", "model"] = "avoid"
-    """Guided decoding, when the model would click the toggle button or check box the previous step clicked (which
-    undoes that click: Bold on, Bold off). 'avoid': in the main window, where the first click took effect at once,
-    the episode ends there (FINISH); in a dialog, where nothing takes effect before OK, that control is taken out of
-    the choice and the model clicks its next likeliest. 'model' lets the model click it. No demonstration clicks one
-    control twice in a row; the quick preset's LAM4 did so on 3 of 4 unseen strikethrough tasks, and on the Insert
-    (page break) check box. A/B against 'model' (README, "What each lever did"): validation 30 -> 31 of 44, unseen
-    families 4 -> 7 of 20, test and lo_templates the same counts."""
-    untouched_ok: Literal["avoid", "model"] = "avoid"
-    """Guided decoding, in a dialog where nothing has been done since it opened (page-tab clicks aside; see
-    untouched_dialog): 'avoid' takes its OK button out of the choice, so that the model's next likeliest control is
-    clicked; 'model' lets the model press OK. Every OK of the oracle's demonstrations follows an action in its
-    dialog (272 of 272 in the quick preset's data); the LAM opened the Character dialog and pressed OK without
-    setting the font or size it was asked for. A/B against 'model' (README, "What each lever did"): unseen
-    phrasings 10 -> 11 of 12, the other splits the same counts (5 more trajectories changed, all failing before
-    and after)."""
-    select_first: bool = True
-    """Guided decoding: when the task names a paragraph or quotes the document's text, nothing has been selected yet
-    and the model would open the Format menu, it selects instead (select_text or select_paragraph, the model's
-    choice and arguments): Format acts on the selection. No demonstration opens Format first when the task names a
-    paragraph (0 of 587 such first steps in the quick preset's data: 573 select, 14 Find & Replace under Edit). A/B
-    (README, "What each lever did"): lo_templates 23 -> 25 of 34, the other splits the same counts."""
-    grounded_paragraphs: bool = True
-    """Guided decoding: select_paragraph's indices are paragraphs the document has (agent/grounded_text.py), the
-    end not before the start, each chosen among them as a control name is. Off, the model writes them freely (an
-    end before the start is then an invalid action: the Zen 2 LAM4 wrote 5..1 once). A/B (README, "What each
-    lever did"): the same counts on every split; a select_paragraph step takes ~1 s less (fewer model calls)."""
-    one_paragraph: bool = True
-    """Guided decoding, with grounded_paragraphs: select_paragraph selects one paragraph (the end is the start)
-    unless the request may name several ("paragraphs", "lines", "3 to 8": prompt.names_several_paragraphs). In the
-    training data every select_paragraph of a request without those words selects one paragraph (227 of 227); the
-    LAM selected 5..15 for "the 'PhD in Egg Engineering…' paragraph". A/B (README, "What each lever did"):
-    lo_templates 25 -> 27 of 34, the other splits the same counts."""
-    grounded_text: bool = True
-    """Guided decoding: select_text's text may only be text the document contains (agent/grounded_text.py). Off,
-    the model writes it freely, as every other argument."""
-    quoted_text: bool = True
-    """Guided decoding, with grounded_text: when the request quotes text the document has, select_text's text is
-    one of those quotes, whole and as the request writes it (the model chooses which). Every select_text of the
-    training data with a quote in its request selects exactly a quote (318 of 318 in the quick preset's data), but
-    the LAM cut "voluptate velit" to "voluptate" and wrote 'Duis aute irure' as "DUIS". Off, the span is written
-    token by token within the document only. A/B: README, "What each lever did"."""
 
 
 # select_text's arguments as Action.to_json writes them, up to the span's first character (derived from it, so
@@ -123,44 +84,6 @@ SELECT_TEXT_HEAD = _SPAN.split('"args":', 1)[1].split("SPAN")[0]
 # select_paragraph's arguments up to the start index, derived from Action.to_json in the same way.
 SELECT_PARAGRAPH_HEAD = Action(function="select_paragraph", args={"start_index": 0, "end_index": 0}).to_json() \
     .split('"args":', 1)[1].split("0")[0]
-TOGGLES = ("toggle button", "check box")
-"""Control types whose click flips a state, so that a second click undoes the first (HFBackendConfig.untoggle)."""
-DIALOG_OPENERS = ("...", "…")
-"""How LibreOffice ends the name of a menu item or button that opens a dialog ("Character...")."""
-
-
-def untouched_dialog(obs: Observation, history: list[HistoryItem]) -> bool:
-    """Whether the window is a dialog in which nothing has been done: since the click that opened it, only its page
-    tabs were clicked. A dialog opened another way (a shortcut) is not known to be untouched."""
-    if obs.window == "main":
-        return False
-    tabs = {c.name for c in obs.controls if c.type == "page tab"}
-    for item in reversed(history):
-        name, clicked = item.action.control_name or "", item.action.function == "click_input"
-        if clicked and name.endswith(DIALOG_OPENERS):
-            return True
-        if not (clicked and name in tabs):
-            return False
-    return False
-
-
-SELECTIONS = ("select_text", "select_paragraph")
-"""The functions that select in the document."""
-
-
-def opens_format_unselected(text: str, obs: Observation, task: str, history: list[HistoryItem]) -> bool:
-    """Whether `text` opens the main window's Format menu while the task names a paragraph (by number or a quote of
-    its text) and no step has selected anything yet (HFBackendConfig.select_first)."""
-    if obs.window != "main" or any(item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
-        return False  # not the main window, or selected (perhaps by keys): parse nothing
-    try:
-        action = parse_action(text)
-    except ActionParseError:
-        return False
-    return (action.function, action.control_name) == ("click_input", "Format") and bool(
-        mentioned_paragraphs(task, obs.canvas))
-
-
 GROUNDED_TOP_K = 64
 """Candidates per token a grounded span is chosen from, likeliest first; when none keeps the span in the
 document, the span ends there (or, before its first character, is written freely)."""
@@ -365,11 +288,8 @@ class HFBackend:
         """
         cfg = self.config
         state = {"text": "", "free": 0}
-        history = history or []
-        used = frozenset(item.action.control_name for item in history if item.action.control_name)
-        last = history[-1].action if history else None
-        last_click = last.control_name if last is not None and last.function == "click_input" else None
-        untouched = untouched_dialog(obs, history)
+        limits = step_limits(obs, task, history, cfg)
+        used = frozenset(item.action.control_name for item in history or [] if item.action.control_name)
 
         def choose(options: list[str], prior: list[float] | None = None) -> int:
             text = state["text"]
@@ -423,38 +343,25 @@ class HFBackend:
         function = functions[choose([f'{f}", "control_name": "' if FUNCTIONS[f].needs_control else f'{f}", "args":'
                                      for f in functions])]
         if FUNCTIONS[function].needs_control:
-            # untoggle 'avoid': in a dialog the toggle the previous step clicked is no option; in the main window
-            # choosing it ends the episode, below.
-            undo = (function == "click_input" and cfg.untoggle == "avoid" and last_click in by_name
-                    and by_name[last_click].type in TOGGLES)
-            if undo and obs.window != "main" and len(names) > 1:
-                names = [n for n in names if n != last_click]
-            if (untouched and cfg.untouched_ok == "avoid" and len(names) > 1 and "OK" in names
-                    and by_name["OK"].type == "push button"):
-                names = [n for n in names if n != "OK"]
+            names = limits.names(function)
             # A control acted on already has served the request: favouring it again made the model click it in a loop.
             prior = ([cfg.name_prior if named and name not in used else 0.0
                       for name, named in zip(names, named_controls(task, names))]
                      if cfg.name_prior and task else None)
             name = names[choose([f'{json.dumps(n, ensure_ascii=False)[1:]}, "control_label": '
                                  f'{json.dumps(by_name[n].label, ensure_ascii=False)}, "args":' for n in names], prior)]
-            if undo and obs.window == "main" and name == last_click:
-                done = Action(function="summary", args={"text": f"clicked {name}; a second click would undo it"},
-                              status=Status.FINISH)
+            done = limits.repeated_toggle(function, name)
+            if done is not None:
                 return done.to_json(), state["free"]
-        spans = document_spans(obs) if function == "select_text" and cfg.grounded_text else None
-        quotes = list(dict.fromkeys(q for q in quoted_spans(task) if occurs(q, spans))) \
-            if spans and cfg.quoted_text else []
-        paragraphs = document_paragraphs(obs) \
-            if function == "select_paragraph" and cfg.grounded_paragraphs else None
-        if quotes:
+        spans = limits.spans if function == "select_text" else None
+        if spans and limits.quotes:
             # Each option carries the text that follows it (see `first` above): one quote may begin another.
-            choose([f'{SELECT_TEXT_HEAD}{json.dumps(q, ensure_ascii=False)[1:]}}}, "status": "' for q in quotes])
-        elif paragraphs:
+            choose([f'{SELECT_TEXT_HEAD}{json.dumps(q, ensure_ascii=False)[1:]}}}, "status": "'
+                    for q in limits.quotes])
+        elif function == "select_paragraph" and limits.paragraphs:
             # Digits are tokens of their own: "1" and "15" part at their second token, where the text after "1" is.
-            start = paragraphs[choose([f'{SELECT_PARAGRAPH_HEAD}{i}, "end_index": ' for i in paragraphs])]
-            one = cfg.one_paragraph and not names_several_paragraphs(task)
-            choose([f'{i}}}, "status": "' for i in paragraphs if i == start or (i > start and not one)])
+            start = limits.paragraphs[choose([f'{SELECT_PARAGRAPH_HEAD}{i}, "end_index": ' for i in limits.paragraphs])]
+            choose([f'{i}}}, "status": "' for i in limits.ends(start)])
         else:
             span = None
             if spans:
@@ -488,7 +395,7 @@ class HFBackend:
             if self.config.decoding == "guided":
                 obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
                 text, _ = self._guided(prompt, obs, task, history)
-                if self.config.select_first and opens_format_unselected(text, obs, task, history or []):
+                if self.config.select_first and opens_format_unselected(text, obs, task, history):
                     text, _ = self._guided(prompt, obs, task, history, only=SELECTIONS)
             else:
                 text, _, _ = self._generate(prompt, "", json_object_end, self.config.max_new_tokens)

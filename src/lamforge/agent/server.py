@@ -44,11 +44,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lamforge.agent.backends import OBSERVATION_FIELD, SERVED_CARD, BackendError
+from lamforge.agent.backends import HISTORY_FIELD, OBSERVATION_FIELD, SERVED_CARD, BackendError
 from lamforge.agent.hf_backend import HFBackend
 from lamforge.models.checkpoints import trained_prompt_version
 from lamforge.prompt import SYSTEM_PROMPT, parse_controls, prompt_task
-from lamforge.schema import Observation
+from lamforge.schema import HistoryItem, Observation
 
 
 @dataclass
@@ -150,6 +150,9 @@ class ChatRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     observation: Observation | None = Field(default=None, alias=OBSERVATION_FIELD)
     """The observation the prompt was rendered from, sent by lamforge's own client (OpenAIBackend)."""
+    history: list[HistoryItem] | None = Field(default=None, alias=HISTORY_FIELD)
+    """The episode's steps so far, sent with the observation: the decoding rules that read the history
+    (agent/decoding_rules.py) hold only when it is known."""
 
 
 def lamforge_observation(messages: list[dict[str, str]]) -> Observation | None:
@@ -293,7 +296,7 @@ class LAMServer:
                     raise HTTPProblem(400, f"the prompt has lamforge's system prompt, but its controls cannot be "
                                            f"read: {exc}") from exc
             if obs is not None:
-                reply = self.backend.decide(messages, obs, prompt_task(messages), [])
+                reply = self.backend.decide(messages, obs, prompt_task(messages), request.history)
                 text, completion_tokens, reason = self._cut(reply.text, max_tokens, stop)
                 prompt_tokens = reply.prompt_tokens
             else:
