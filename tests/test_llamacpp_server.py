@@ -161,3 +161,15 @@ def test_the_servers_grammar_holds_the_decoding_rules_arguments(llamacpp):
             assert action.args["text"] == "brown fox"
         else:
             assert action.args["start_index"] == action.args["end_index"] in (0, 1, 2)
+
+
+def test_a_control_named_with_a_quote_does_not_bring_the_server_down(guided_backend, llamacpp):
+    """The Special Character dialog has cells named `"` and `\\`: as enum values they made llama-cpp-python's
+    grammar converter write a grammar its parser refused, and the server died mid-evaluation (2026-12-05). They are
+    left out of a served model's choice (action_schema.grammar_safe); the window's other controls stay."""
+    obs = window('"', "\\", "#", "Insert")
+    for _ in range(2):  # the second request finds the server alive
+        reply = guided_backend.decide(render_prompt("Insert a quotation mark", 1, obs, []), obs, "t", [])
+        assert valid_action(reply.text, obs), reply.text
+        assert parse_action(reply.text).control_name in (None, "#", "Insert")
+    assert LLMClient(llamacpp, api_key=KEY).models() == [ALIAS]

@@ -29,6 +29,14 @@ def without_length_caps(schema):
     return schema
 
 
+def grammar_safe(value: str) -> bool:
+    """Whether a string can be an enum value of the schema. llama.cpp's grammar converter (llama-cpp-python
+    0.3.36's) writes a value with a double quote as a grammar its own parser refuses, and its server then dies
+    (measured: the Special Character dialog's `"` cell, 2026-12-05); a backslash comes out as an unterminated JSON
+    string. Such values are left out of the enums a server gets: the local guided decoder still offers them."""
+    return '"' not in value and "\\" not in value
+
+
 def controls_by_name(obs: Observation) -> dict[str, Control]:
     """The control each name stands for: the first with that name, or the first enabled one if that is disabled."""
     by_name: dict[str, Control] = {}
@@ -62,7 +70,10 @@ def action_json_schema(obs: Observation, thought: bool = False, plan: bool = Fal
             continue  # no control to act on: only the functions that need none
         if functions is not None and function not in functions:
             continue
-        choices = names(function) if names is not None and spec.needs_control else list(by_name)
+        choices = [n for n in (names(function) if names is not None and spec.needs_control else by_name)
+                   if grammar_safe(n)]
+        if spec.needs_control and not choices:
+            continue
         fields = {
             "thought": {"type": "string"},
             "function": {"const": function},

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from lamforge.agent.action_schema import actionable_controls
+from lamforge.agent.action_schema import actionable_controls, grammar_safe
 from lamforge.agent.grounded_text import document_paragraphs, document_spans, occurs
 from lamforge.prompt import mentioned_paragraphs, names_several_paragraphs, quoted_spans
 from lamforge.schema import Action, ActionParseError, Control, HistoryItem, Observation, Status, parse_action
@@ -157,8 +157,9 @@ class StepLimits:
         """The argument schemas these limits narrow, by function, for a server's grammar: select_text's text one
         of the quotes, select_paragraph's start one of the paragraphs and its end one of `ends(start)`."""
         narrowed: dict[str, dict] = {}
-        if self.quotes:
-            narrowed["select_text"] = {"type": "object", "properties": {"text": {"enum": list(self.quotes)}},
+        quotes = [q for q in self.quotes if grammar_safe(q)]
+        if quotes and len(quotes) == len(self.quotes):
+            narrowed["select_text"] = {"type": "object", "properties": {"text": {"enum": quotes}},
                                        "required": ["text"], "additionalProperties": False}
         if self.paragraphs:
             # A JSON schema cannot tie the end to the start: one branch per start.
