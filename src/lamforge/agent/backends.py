@@ -125,10 +125,12 @@ class OpenAIBackend:
     valid values as the local guided decoder does. `guided` picks the form the server takes (GUIDED_FORMS;
     default $LAMFORGE_LLM_GUIDED, else 'auto'); 'none' sends no constraint.
 
-    The decoding rules (agent/decoding_rules.py; `rules`, all on by default; DecodingRules.none() for none) narrow that schema
-    as they narrow the local decoder's choices: the control names, select_text's quotes, select_paragraph's
-    indices. Two are applied to the reply: a second click on the main window's last toggle ends the episode, and a
-    reply that opens Format before anything is selected is asked again among the selections.
+    The decoding rules (agent/decoding_rules.py; `rules`, all on by default; DecodingRules.none() for none)
+    narrow that schema as they narrow the local decoder's choices: the control names, select_text's quotes,
+    select_paragraph's indices. Two are applied to the reply: a second click on the main window's last toggle
+    ends the episode, and a reply that opens Format before anything is selected is asked again among the
+    selections. A/B (README, "What each lever did"): a llama.cpp-served LAM4 solved 83 of 110 held-out tasks with
+    the rules and 69 without.
 
     `lamforge serve` ignores the schema and guides itself, as HFBackend does. When its listing says the model is
     its own (SERVED_CARD), each request also carries the observation and the history (OBSERVATION_FIELD,

@@ -102,7 +102,8 @@ def opens_format_unselected(text: str, obs: Observation, task: str, history: lis
     """Whether `text` opens the main window's Format menu while the task names a paragraph (by number or a quote of
     its text) and no step has selected anything yet (DecodingRules.select_first). False when the history is not
     known (None): a selection may have been made."""
-    if history is None or obs.window != "main" or any(item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
+    if history is None or obs.window != "main" or any(
+            item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
         return False  # not the main window, or selected (perhaps by keys): parse nothing
     try:
         action = parse_action(text)

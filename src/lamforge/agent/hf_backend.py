@@ -4,8 +4,8 @@ Guided decoding writes the action's JSON skeleton itself and lets the model choo
 among the schema's, the control name among the live controls' names, the status; the arguments are generated
 freely, but for select_text's text (one of the request's quotes, or else text the document has) and
 select_paragraph's indices (paragraphs the document has). What the rules allow at a step comes from
-agent/decoding_rules.py, which a served LAM's request schema reads too. The cache (agent/kv_cache.py) keeps the last prompt and a
-pool of recent control lists, so a step pays only for the tokens that changed.
+agent/decoding_rules.py, which a served LAM's request schema reads too. The cache (agent/kv_cache.py) keeps the
+last prompt and a pool of recent control lists, so a step pays only for the tokens that changed.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from lamforge.schema import FUNCTIONS, Action, HistoryItem, Observation, Status,
 
 @dataclass
 class HFBackendConfig(DecodingRules):
-    """The local model and how it decodes; the decoding rules' switches are DecodingRules' fields (agent/decoding_rules.py)."""
+    """The local model and how it decodes. The decoding rules' switches are the fields it takes from DecodingRules
+    (agent/decoding_rules.py), where each rule's measurements are."""
 
     model: str = "default"
     """A model folder (a trained LAM or a base model), a Hugging Face id, 'default' (SmolLM2-135M) or 'tiny'."""
