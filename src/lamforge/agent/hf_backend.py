@@ -20,7 +20,6 @@ from typing import Callable, Literal
 
 # torch is imported where it is used: start-up time for commands that only name this module.
 
-from lamforge.agent.action_schema import actionable_controls
 from lamforge.agent.backends import BackendError, BackendReply, prompt_mismatch
 from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, opens_format_unselected, step_limits
 from lamforge.agent.grounded_text import occurs, partial_string_value
@@ -329,8 +328,7 @@ class HFBackend:
             return options[choose([text for _, text in options])][0]
 
         # Names, not labels, are what the model chooses among (Action.to_json's order); the label is looked up.
-        by_name = actionable_controls(obs)
-        names = list(by_name)
+        by_name = limits.controls
         # Each option carries the fixed text that follows it. BPE merges a value's closing quote with what comes
         # next ('",', '"}'), so an option cut at its bare quote ends in a token the model never saw there, and
         # where one option is a prefix of another ("Format" and "Formatting Marks", "5" and "57") the model would
@@ -340,7 +338,7 @@ class HFBackend:
             free("", _string_end, ' ""')
             state["text"] += ', "function": "'
         functions = [f for f, spec in FUNCTIONS.items()
-                     if (names or not spec.needs_control) and f in (only or FUNCTIONS)]
+                     if (by_name or not spec.needs_control) and f in (only or FUNCTIONS)]
         function = functions[choose([f'{f}", "control_name": "' if FUNCTIONS[f].needs_control else f'{f}", "args":'
                                      for f in functions])]
         if FUNCTIONS[function].needs_control:
