@@ -114,6 +114,40 @@ def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
     assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
 
 
+def _report() -> list[Paragraph]:
+    return [Paragraph(index=0, text="Annual Report", style="Title"), Paragraph(index=1, text=""),
+            Paragraph(index=2, text="Summary", style="Heading 1"), Paragraph(index=3, text="Sales rose in spring."),
+            Paragraph(index=4, text="Costs fell.", style="Text Body"), Paragraph(index=5, text="a | b", table="T1 r1c1"),
+            Paragraph(index=6, text="Outlook", style="Heading 2"), Paragraph(index=7, text="More growth ahead."),
+            Paragraph(index=8, text="   ")]
+
+
+@pytest.mark.parametrize("task, named", [
+    ("Make the title bold", [0]),
+    ("Make the document title bold", [0]),
+    ("Center the first paragraph", [3]),  # headings, the title and empty paragraphs are not "paragraphs"
+    ("Justify the second paragraph, please", [4]),
+    ("Double-space the last paragraph", [7]),  # an empty last one and table cells do not count
+    ("Italicise the heading", [2]), ("Underline the second heading", [6]), ("underline the LAST heading", [6]),
+    ("Center the third paragraph and the title", [7, 0]),  # in the task's order
+    ("Indent the tenth paragraph", []), ("Underline the subtitle", []),  # nothing of the kind
+    ("Indent the paragraph by 1 cm", []),  # no place: a bare "the paragraph" names nothing
+    ("Set paragraph 4 to the Title style", [4]), ("Use the Heading 2 style for paragraph 3", [3]),  # style names
+    ("Center the title page", []), ("Apply the Heading 2 paragraph style to paragraph 3", [3]),
+    ("Give the title 1.5 Lines line spacing", [0]),  # a number after the role is a value, not a style's
+    ("Bold 'the first paragraph' please", []),  # a quote is text to find, not a place
+])
+def test_paragraphs_named_by_role_or_place(task, named):
+    assert [p.index for p in mentioned_paragraphs(task, _report())] == named
+
+
+def test_a_document_without_a_title_style_has_its_first_heading_as_title():
+    canvas = [Paragraph(index=0, text=""), Paragraph(index=1, text="Rivers", style="Heading 1"),
+              Paragraph(index=2, text="Body.")]
+    assert [p.index for p in mentioned_paragraphs("make the title bold", canvas)] == [1]
+    assert mentioned_paragraphs("make the title bold", canvas[2:]) == []  # a first paragraph of body text is no title
+
+
 def test_quoted_spans_are_read_as_written():
     assert quoted_spans("Bold “farming villages”, then ‘Rivers and’ and \"A 'b' c\"") == \
         ["farming villages", "Rivers and", "A 'b' c"]
@@ -161,7 +195,8 @@ def test_a_named_paragraph_is_shown_with_its_end_and_the_history_just_above_the_
     # The history sits between them: within the last prompt_tail tokens, which train with gradients.
     assert lines[-4:-2] == ["Previous actions:", '1. select_paragraph({"start_index": 2, "end_index": 2}) -> selected ¶2']
     assert lines[-2].startswith("Task: ")
-    assert "Named" not in render_prompt("Bold the title", 1, obs)[1]["content"]  # nothing named, no line
+    assert "Named" not in render_prompt("Bold the last word", 1, obs)[1]["content"]  # nothing named, no line
+    assert "Named ¶0: Rivers and Cities" in render_prompt("Bold the title", 1, obs)[1]["content"]  # named by role
 
 
 @pytest.mark.parametrize("window", ["menu", "dialog"])

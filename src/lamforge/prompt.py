@@ -251,19 +251,78 @@ def names_several_paragraphs(task: str) -> bool:
     return bool(_SEVERAL.search(task))
 
 
+# A paragraph named by its role or place, the way people ask: "the title", "the subtitle", "the heading", "the
+# second heading", "the first paragraph", "the last paragraph". Not "the Title style" or "the title page", and not a
+# bare "the paragraph" (which a quote or a number names).
+_ORDINALS = {"first": 1, "opening": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+             "eighth": 8, "ninth": 9, "tenth": 10, "last": -1, "final": -1, "1st": 1, "2nd": 2, "3rd": 3}
+_ROLE = re.compile(r"\bthe\s+(?:(" + "|".join(_ORDINALS) + r")\s+)?(?:document(?:'s)?\s+|main\s+)?"
+                   r"(paragraph|heading|title|subtitle)\b(?!(?:\s*\d)?\s+(?:paragraph\s+)?(?:style|page)s?\b)",
+                   re.IGNORECASE)
+
+
+def _is_heading(p: Paragraph) -> bool:
+    return p.style in ("Title", "Subtitle") or p.style.startswith("Heading")
+
+
+def paragraph_by_role(match: re.Match, body: list[Paragraph]) -> Paragraph | None:
+    """The paragraph a _ROLE match names in the document's body paragraphs, or None. Ordinals count the non-empty
+    paragraphs of their kind: headings among the "Heading n" ones, paragraphs among those that are neither a
+    heading nor a title; "the title" is the Title paragraph, or a first paragraph that is a heading."""
+    ordinal, noun = (match.group(1) or "").lower(), match.group(2).lower()
+    written = [p for p in body if p.text.strip()]
+    if noun == "paragraph":
+        if not ordinal:
+            return None
+        candidates = [p for p in written if not _is_heading(p)]
+    elif noun == "heading":
+        candidates = [p for p in written if p.style.startswith("Heading")]
+    else:
+        style = noun.capitalize()
+        candidates = [p for p in written if p.style == style]
+        if not candidates and noun == "title" and written and _is_heading(written[0]):
+            candidates = written[:1]
+    position = _ORDINALS.get(ordinal, 1)
+    if not candidates or position > len(candidates):
+        return None
+    return candidates[position - 1] if position > 0 else candidates[position]
+
+
+def _unquoted(task: str) -> str:
+    """The task with its quotes blanked out (same length): a quote's words name text, not a role."""
+    return _QUOTED.sub(lambda m: " " * len(m.group(0)), task)
+
+
+def role_named_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
+    """The body paragraphs the task names by role or place only ("the title", "the last paragraph"), in its order."""
+    body = [p for p in canvas if not p.table]
+    picked: dict[int, Paragraph] = {}
+    for m in _ROLE.finditer(_unquoted(task)):
+        hit = paragraph_by_role(m, body)
+        if hit is not None:
+            picked.setdefault(hit.index, hit)
+    return list(picked.values())
+
+
 def mentioned_paragraphs(task: str, canvas: list[Paragraph]) -> list[Paragraph]:
     """The body paragraphs the task names: by a quoted span of their text ("the paragraph starting 'Many place
-    names…'", "bold 'which I have'") or by number ("paragraph 4"), in the order the task names them.
+    names…'", "bold 'which I have'"), by number ("paragraph 4") or by role or place ("the title", "the last
+    paragraph"), in the order the task names them.
 
     Why: the canvas clips every paragraph to its first 60 characters, so a task about "the paragraph that begins X"
     made a 135M model look the index up among 30 lines (it copied familiar numbers instead), and a task that acts
-    at a paragraph's end asked for text the prompt did not show at all."""
+    at a paragraph's end asked for text the prompt did not show at all. Roles, because people name paragraphs that
+    way and no training request does: asked to "make the title bold", the LAM bolded a span of another paragraph."""
     body = [p for p in canvas if not p.table]
     picked: list[Paragraph] = []
-    for m in sorted([*_QUOTED.finditer(task), *_NUMBERED.finditer(task)], key=lambda m: m.start()):
+    matches = [*_QUOTED.finditer(task), *_NUMBERED.finditer(task), *_ROLE.finditer(_unquoted(task))]
+    for m in sorted(matches, key=lambda m: m.start()):
         if m.re is _NUMBERED:
             index = int(m.group(1))
             hits = [p for p in body if p.index == index]
+        elif m.re is _ROLE:
+            hit = paragraph_by_role(m, body)
+            hits = [hit] if hit else []
         else:
             quote = _quote_text(m).strip().rstrip("…").removesuffix("...").strip()
             key = quote.casefold()
