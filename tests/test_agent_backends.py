@@ -321,16 +321,37 @@ def test_guided_decoding_selects_only_text_the_document_has(tokenizer, wanted, c
 
 
 @pytest.mark.parametrize("task, wanted, chosen", [
+    ("give the title double spacing", (1, 1), (0, 0)),  # named by role: only that paragraph
+    ("center the last paragraph", (2, 2), (3, 3)),
+    ("center the second heading and the first paragraph", (3, 3), (2, 2)),  # the model chooses among the named
+    ("center paragraph 1", (3, 3), (3, 3)),  # a number (the training data's way) keeps the model's choice
+    ("center the 'Summary' paragraph", (3, 3), (3, 3)),  # so does a quote
+])
+def test_a_paragraph_named_by_role_is_the_one_selected(tokenizer, task, wanted, chosen):
+    canvas = [Paragraph(index=0, text="Report", style="Title"), Paragraph(index=1, text="Summary", style="Heading 1"),
+              Paragraph(index=2, text="Sales rose."), Paragraph(index=3, text="Costs fell."),
+              Paragraph(index=4, text="Outlook", style="Heading 1")]
+    obs = OBS.model_copy(update={"canvas": canvas})
+    target = Action(function="select_paragraph", args={"start_index": wanted[0], "end_index": wanted[1]})
+    text = teacher_backend(tokenizer, target.to_json()).decide(render_prompt(task, 1, obs, []), obs, task, []).text
+    action = parse_action(text)
+    assert (action.args["start_index"], action.args["end_index"]) == chosen
+
+
+@pytest.mark.parametrize("task, wanted, chosen", [
     ("kindly lower the words “voluptate velit” into subscript", "voluptate", "voluptate velit"),  # cut short
     ("give 'Duis aute irure' the colour Dark Red 2", "DUIS", "Duis aute irure"),  # the request's case
     ("bold 'Title' and \"Body text\"", "Body text", "Body text"),  # the model chooses among the quotes
     ("bold 'Title' and \"Body text\"", "Title", "Title"),
     ("replace 'Body' with 'Nobody'", "Nobody", "Body"),  # only a quote the document has
-    ("make the title bold", "Titl", "Titl"),  # no quote: the span is grounded token by token, as before
+    ("make the title bold", "Titl", "Titl"),  # no quote, no Title paragraph: grounded token by token, as before
     ("bold 'Missing words'", "Body", "Body"),  # no quote the document has: the same
+    ("underline the heading", "the", "Body text"),  # named by role: the paragraph's whole text, not a word of the task
+    ("italicise the first paragraph and the heading", "Body", "Body text"),  # the model chooses among them
 ])
 def test_a_quoted_request_selects_a_whole_quote(tokenizer, task, wanted, chosen):
-    obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Title"), Paragraph(index=1, text="Body text"),
+    obs = OBS.model_copy(update={"canvas": [Paragraph(index=0, text="Title"),
+                                            Paragraph(index=1, text="Body text", style="Heading 1"),
                                             Paragraph(index=2, text="Duis aute irure dolor in voluptate velit esse")]})
     target = Action(function="select_text", args={"text": wanted})
     reply = teacher_backend(tokenizer, target.to_json()).decide(render_prompt(task, 1, obs, []), obs, task, [])

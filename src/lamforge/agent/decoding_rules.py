@@ -19,7 +19,7 @@ from typing import Literal
 
 from lamforge.agent.action_schema import actionable_controls, grammar_safe
 from lamforge.agent.grounded_text import document_paragraphs, document_spans, occurs
-from lamforge.prompt import mentioned_paragraphs, names_several_paragraphs, quoted_spans
+from lamforge.prompt import mentioned_paragraphs, names_several_paragraphs, quoted_spans, role_named_paragraphs
 from lamforge.schema import Action, ActionParseError, Control, HistoryItem, Observation, Status, parse_action
 
 TOGGLES = ("toggle button", "check box")
@@ -74,7 +74,10 @@ class DecodingRules:
     quotes, whole and as the request writes it (the model chooses which). Every select_text of the training data
     with a quote in its request selects exactly a quote (318 of 318 in the quick preset's data), but the LAM cut
     "voluptate velit" to "voluptate" and wrote 'Duis aute irure' as "DUIS". Off, the span is written token by token
-    within the document only. A/B: README, "What each lever did"."""
+    within the document only. A/B: README, "What each lever did". A request with no quote that names its
+    paragraphs by role only ("italicise the title", "justify the last paragraph": prompt.role_named_paragraphs) has
+    their texts as its quotes, and select_paragraph starts at one of them (with grounded_paragraphs): 21 -> 35 of
+    48 such requests (docs/results.md, "A/B: paragraphs named by role or place")."""
 
     @classmethod
     def none(cls) -> "DecodingRules":
@@ -183,9 +186,19 @@ def step_limits(obs: Observation, task: str, history: list[HistoryItem] | None, 
     spans = document_spans(obs) if rules.grounded_text else None
     quotes = tuple(dict.fromkeys(q for q in quoted_spans(task) if occurs(q, spans))) \
         if spans and rules.quoted_text else ()
+    paragraphs = document_paragraphs(obs) if rules.grounded_paragraphs else None
+    # A request that names its paragraphs by role or place only ("underline the first heading", "center the last
+    # paragraph") selects those: left free, the LAM copied a word of the request ("first") that the document also
+    # had into select_text, and selected the paragraph after the title for "the title". (Quotes and numbers keep
+    # the rules above: their requests are the training data's, and these were measured on them.)
+    by_role = role_named_paragraphs(task, obs.canvas) if not quoted_spans(task) else []
+    if by_role and len(by_role) == len(mentioned_paragraphs(task, obs.canvas)):
+        if spans and rules.quoted_text:
+            quotes = tuple(dict.fromkeys(p.text for p in by_role if occurs(p.text, spans)))
+        if paragraphs:
+            paragraphs = sorted({p.index for p in by_role} & set(paragraphs)) or paragraphs
     return StepLimits(
         controls=controls, main_window=obs.window == "main", last_toggle=toggle,
         no_ok=rules.untouched_ok == "avoid" and history is not None and untouched_dialog(obs, history),
-        spans=spans, quotes=quotes,
-        paragraphs=document_paragraphs(obs) if rules.grounded_paragraphs else None,
+        spans=spans, quotes=quotes, paragraphs=paragraphs,
         one_paragraph=rules.one_paragraph and not names_several_paragraphs(task))
