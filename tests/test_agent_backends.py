@@ -325,6 +325,8 @@ def test_guided_decoding_selects_only_text_the_document_has(tokenizer, wanted, c
     ("center the last paragraph", (2, 2), (3, 3)),
     ("center the second heading and the first paragraph", (3, 3), (2, 2)),  # the model chooses among the named
     ("center paragraph 1", (3, 3), (3, 3)),  # a number (the training data's way) keeps the model's choice
+    ("center paragraph 1 and the title", (3, 3), (3, 3)),  # and so does a number beside a role
+    ("center the title, the first paragraph and the last paragraph", (4, 4), (0, 0)),  # more roles than Named lines
     ("center the 'Summary' paragraph", (3, 3), (3, 3)),  # so does a quote
 ])
 def test_a_paragraph_named_by_role_is_the_one_selected(tokenizer, task, wanted, chosen):

@@ -192,7 +192,7 @@ def step_limits(obs: Observation, task: str, history: list[HistoryItem] | None, 
     # had into select_text, and selected the paragraph after the title for "the title". (Quotes and numbers keep
     # the rules above: their requests are the training data's, and these were measured on them.)
     by_role = role_named_paragraphs(task, obs.canvas) if not quoted_spans(task) else []
-    if by_role and len(by_role) == len(mentioned_paragraphs(task, obs.canvas)):
+    if by_role and {p.index for p in mentioned_paragraphs(task, obs.canvas)} <= {p.index for p in by_role}:
         if spans and rules.quoted_text:
             quotes = tuple(dict.fromkeys(p.text for p in by_role if occurs(p.text, spans)))
         if paragraphs:
