@@ -102,9 +102,9 @@ def untouched_dialog(obs: Observation, history: list[HistoryItem]) -> bool:
 
 
 def opens_format_unselected(text: str, obs: Observation, task: str, history: list[HistoryItem] | None) -> bool:
-    """Whether `text` opens the main window's Format menu while the task names a paragraph (by number or a quote of
-    its text) and no step has selected anything yet (DecodingRules.select_first). False when the history is not
-    known (None): a selection may have been made."""
+    """Whether `text` opens the main window's Format menu while the task names a paragraph (by number, a quote of
+    its text or its role: prompt.mentioned_paragraphs) and no step has selected anything yet
+    (DecodingRules.select_first). False when the history is not known (None): a selection may have been made."""
     if history is None or obs.window != "main" or any(
             item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
         return False  # not the main window, or selected (perhaps by keys): parse nothing
@@ -184,14 +184,14 @@ def step_limits(obs: Observation, task: str, history: list[HistoryItem] | None, 
     toggle = (last_click if rules.untoggle == "avoid" and last_click in controls
               and controls[last_click].type in TOGGLES else None)
     spans = document_spans(obs) if rules.grounded_text else None
-    quotes = tuple(dict.fromkeys(q for q in quoted_spans(task) if occurs(q, spans))) \
-        if spans and rules.quoted_text else ()
+    task_quotes = quoted_spans(task)
+    quotes = tuple(dict.fromkeys(q for q in task_quotes if occurs(q, spans))) if spans and rules.quoted_text else ()
     paragraphs = document_paragraphs(obs) if rules.grounded_paragraphs else None
     # A request that names its paragraphs by role or place only ("underline the first heading", "center the last
     # paragraph") selects those: left free, the LAM copied a word of the request ("first") that the document also
     # had into select_text, and selected the paragraph after the title for "the title". (Quotes and numbers keep
     # the rules above: their requests are the training data's, and these were measured on them.)
-    by_role = role_named_paragraphs(task, obs.canvas) if not quoted_spans(task) else []
+    by_role = role_named_paragraphs(task, obs.canvas) if not task_quotes else []
     if by_role and {p.index for p in mentioned_paragraphs(task, obs.canvas)} <= {p.index for p in by_role}:
         if spans and rules.quoted_text:
             quotes = tuple(dict.fromkeys(p.text for p in by_role if occurs(p.text, spans)))
