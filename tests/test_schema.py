@@ -109,6 +109,8 @@ def _essay() -> list[Paragraph]:
     ("Turn paragraphs 1 to 2 into a list", [1]),  # a range names its first paragraph
     ("Don't touch 'Cell text' or 'nowhere at all'", []),  # an apostrophe opens no quote; table cells are not named
     ("Bold 'a', 'b', 'c' in paragraph 0, 1, 2", [0]),  # quotes under 3 characters name nothing
+    ("move the 'Rivers and…' paragraph 1.5 cm in from the left", [0]),  # a value after it is no paragraph 1
+    ("Give paragraph 4. Then stop.", [4]),  # a full stop after the number is no decimal point
 ])
 def test_paragraphs_the_task_names_are_found_by_quote_or_number(task, named):
     assert [p.index for p in mentioned_paragraphs(task, _essay())] == named
@@ -135,6 +137,7 @@ def _report() -> list[Paragraph]:
     ("Set paragraph 4 to the Title style", [4]), ("Use the Heading 2 style for paragraph 3", [3]),  # style names
     ("Center the title page", []), ("Apply the Heading 2 paragraph style to paragraph 3", [3]),
     ("Give the title 1.5 Lines line spacing", [0]),  # a number after the role is a value, not a style's
+    ("Give the last paragraph 1.15 Lines line spacing", [7]),  # ... nor a paragraph's number
     ("Bold 'the first paragraph' please", []),  # a quote is text to find, not a place
 ])
 def test_paragraphs_named_by_role_or_place(task, named):

@@ -225,7 +225,9 @@ def render_observation(obs: Observation) -> str:
 # A quoted span: an opening quote at the start or after a space or bracket, a closing one before the end, a space or
 # punctuation, so that the apostrophe in "don't" opens nothing.
 _QUOTED = re.compile(r"""(?:^|(?<=[\s(\[]))(?:'([^']+?)'|"([^"]+?)"|“([^”]+?)”|‘([^’]+?)’)(?=$|[\s.,;:!?)\]…])""")
-_NUMBERED = re.compile(r"\bparagraphs?\s+(?:number\s+|no\.\s*|#)?(\d+)", re.IGNORECASE)
+# Not the start of a value that follows a paragraph named otherwise: "the 'X…' paragraph 0.8 cm in", "the last
+# paragraph 1.5 Lines line spacing" name no paragraph 0 or 1.
+_NUMBERED = re.compile(r"\bparagraphs?\s+(?:number\s+|no\.\s*|#)?(\d+)(?!\.?\d)", re.IGNORECASE)
 
 
 def _quote_text(match: re.Match) -> str:
