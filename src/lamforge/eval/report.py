@@ -22,7 +22,7 @@ PAPER_ONLINE = {  # agent: (TSR %, s/task, steps, s/step)
 }
 OFFLINE_KEYS = ("object_acc", "operation_acc", "args_acc", "status_acc", "ssr", "tsr", "ssr_exact", "tsr_exact")
 SPLIT_TITLES = {"test": "test", "unseen_phrasing": "unseen phrasings", "unseen_family": "unseen families",
-                "lo_templates": "LibreOffice's templates"}
+                "lo_templates": "LibreOffice's templates", "named_by_role": "paragraphs named by role"}
 
 
 def _png(fig) -> str:

@@ -8,6 +8,8 @@
 - unseen_family: whole families that no training touches, on test documents.
 - lo_templates: the seen families on LibreOffice's own templates (lo_templates.py), documents lamforge did not
   generate; evaluation only. A family that fits none of them is absent from it.
+- named_by_role: test documents, requests that name their paragraph by role or place ("the title", "the second
+  heading", "the last paragraph"; role_requests.py); evaluation only.
 
 Collection, online evaluation, `tasks verify`, `agent bench` and `tasks sample` all call sample_instances, so a
 (split, n, seed) names the same instances wherever it is used, and what the disjointness tests check is what runs.
@@ -22,9 +24,10 @@ from functools import lru_cache
 import lamforge.tasks.families  # noqa: F401  (registers every family)
 from lamforge.models.embeddings import load_minilm
 from lamforge.tasks.base import REGISTRY, TaskInstance
+from lamforge.tasks.role_requests import ROLE_FAMILIES, ROLE_SPLIT, instantiate_by_role
 from lamforge.tasks.templates import LO_SPLIT, TemplateDoc, drawn_templates, list_templates
 
-SPLITS = ("train", "validation", "test", "unseen_phrasing", "unseen_family", LO_SPLIT)
+SPLITS = ("train", "validation", "test", "unseen_phrasing", "unseen_family", LO_SPLIT, ROLE_SPLIT)
 # A family belongs to the lo_templates split when one of its first LO_PATIENCE seeds gives an instance on one of
 # LibreOffice's templates: they reject more parameter draws than generated ones (lo_fit).
 LO_PATIENCE = 8
@@ -44,6 +47,8 @@ def families_for(split: str, categories: list[str] | None = None) -> list[str]:
             raise ValueError(f"unknown task categories {unknown}")
     held_out = [f for f in UNSEEN_FAMILIES if f in REGISTRY]
     names = held_out if split == "unseen_family" else [f for f in REGISTRY if f not in held_out]
+    if split == ROLE_SPLIT:
+        names = [f for f in ROLE_FAMILIES if f in names]
     if split == LO_SPLIT:
         names = [f for f in names if f in lo_families()]
     return [f for f in names if categories is None or REGISTRY[f].category in categories]
@@ -158,7 +163,9 @@ def _draw(family_id, templates, sims, counters, rng, split, seed) -> TaskInstanc
     for _ in range(DRAWS_PER_FAMILY):
         template = rng.choices(templates, weights=weights)[0]
         counters[family_id] += 1
-        instance = family.instantiate(template, seed * 100_000 + counters[family_id], split)
+        draw_seed = seed * 100_000 + counters[family_id]
+        instance = (instantiate_by_role(family, template, draw_seed) if split == ROLE_SPLIT
+                    else family.instantiate(template, draw_seed, split))
         if instance is not None:
             return instance
     return None
