@@ -313,7 +313,7 @@ def test_run_policy_writes_only_new_files_in_the_output_folder_itself(tmp_path):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     (home / "thesis.docx").write_text("the user's own file")
-    policy = run_policy(home / "r.docx")
+    policy = run_policy(home)
     save = lambda p: Action(function="save_as", args={"path": str(p)})  # noqa: E731
     assert check(save(home / "copy.docx"), MAIN, policy).allowed
     for bad in (home / ".config" / "x.docx", home / "thesis.docx", tmp_path / "x.docx"):
@@ -363,3 +363,130 @@ def test_tools_options_is_blocked_as_a_menu_entry_only():
     assert not check(keys("{Alt+F12}"), MAIN_BAR).allowed
     dialog = obs_with(("Options", "page tab"), ("OK", "push button"), window="dialog", window_name="AutoCorrect")
     assert check(click(dialog, "Options"), dialog).allowed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A red-team review (2026-12-05) under `lamforge run`'s own policy: the office reads keys, names and answers more
+# widely than the guard did. Each case below was allowed before; the first three overwrote the user's report.docx
+# or opened the Basic IDE in live Writer (tests/test_guard_attacks.py runs them there).
+
+
+def run_home(tmp_path):
+    from lamforge.agent.run_command import run_policy
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "report.docx").write_text("the user's own file")
+    return home, run_policy(home)
+
+
+def test_a_name_the_dialog_completes_to_an_existing_file_is_refused(tmp_path):
+    home, policy = run_home(tmp_path)
+    dialog = save_as_dialog(focus="File name:", name_value="")
+    verdict = check(keys(f"{{Alt+N}}{home}/report{{Enter}}"), dialog, policy)
+    assert not verdict.allowed and "report.docx" in verdict.reason
+    assert check(keys(f"{{Alt+N}}{home}/summary{{Enter}}"), dialog, policy).allowed  # a new name stays allowed
+    # A policy that may replace files (collection's) is not asked about it.
+    assert check(keys(f"{{Alt+N}}{home}/report{{Enter}}"), dialog, GuardPolicy(output_dir=home)).allowed
+
+
+@pytest.mark.parametrize("combo", ["{Alt+Shift+S}", "{Shift+Alt+s}", "{Ctrl+Alt+S}", "{Alt+ſ}"])
+def test_save_by_its_mnemonic_with_other_modifiers_is_judged_as_save(tmp_path, combo):
+    home, policy = run_home(tmp_path)
+    dialog = save_as_dialog(focus="File name:", name_value=str(home / "report.docx"))
+    verdict = check(keys(combo), dialog, policy)
+    assert not verdict.allowed and verdict.rule == "write_outside_output", combo
+
+
+@pytest.mark.parametrize("combo", ["{Alt+Shift+R}", "{Alt+Shift+N}", "{Ctrl+Alt+N}", "{Ctrl+R}"])
+def test_macro_dialog_buttons_by_mnemonic_with_other_modifiers(combo):
+    assert not check(keys(combo), BASIC_MACROS).allowed, combo
+
+
+@pytest.mark.parametrize("text", ["ｘ", "Ｘ", "{Alt+X}", "{Ctrl+X}", "{Ctrl+Alt+x}", "х"])  # fullwidth, Cyrillic
+def test_menu_letters_are_matched_the_way_the_office_matches_them(text):
+    verdict = check(keys(text), FILE_MENU)
+    assert not verdict.allowed, text
+    assert check(keys("q"), FILE_MENU).allowed  # still: a letter no entry has does nothing
+
+
+def test_lookalike_letters_are_folded_to_the_mnemonic_they_trigger():
+    from lamforge.agent.guard_rules import fold_mnemonic
+
+    assert [fold_mnemonic(c) for c in "ｍſẙXx"] == ["m", "s", "y", "x", "x"]
+
+
+def test_the_basic_ide_is_a_window_where_nothing_is_allowed():
+    ide = controls(("Run", "push button", ENABLED, None, "r"), ("File", "menu", ENABLED, None, "f"),
+                   window="main", window_name="Application Macros & Dialogs.Standard - LibreOffice Basic")
+    for action in (keys("Sub Main"), keys("{F5}"), click(ide, "File"), keys("{Esc}")):
+        verdict = check(action, ide)
+        assert not verdict.allowed and verdict.rule == "macros"
+    writer = controls(("Bold", "toggle button", ENABLED, None, None), window="main",
+                      window_name="basic_notes.odt - LibreOffice Writer")  # a document named so is no IDE
+    assert check(keys("Sub Main"), writer).allowed
+
+
+def test_yes_to_replacing_a_file_is_refused_when_the_policy_replaces_nothing(tmp_path):
+    home, policy = run_home(tmp_path)
+    question = controls(("No", "push button", ["enabled", "default"], None, "n"),
+                        ("Yes", "push button", ENABLED, None, "y"), window="dialog", window_name="Confirmation")
+    for action in (click(question, "Yes"), keys("{Alt+Y}"), keys("y")):
+        verdict = check(action, question, policy)
+        assert not verdict.allowed and verdict.rule == "write_outside_output", action
+    assert check(click(question, "No"), question, policy).allowed
+    assert check(click(question, "Yes"), question, GuardPolicy(output_dir=home)).allowed  # collection may replace
+    # Under another title, the same question is still a message box: a few buttons and nothing to type into.
+    untitled = question.model_copy(update={"window_name": "Save As", "controls": [
+        c.model_copy(update={"states": ["enabled", "focused"] if c.name == "No" else ["enabled"]})
+        for c in question.controls]})
+    for text in ("y", "ẙ", "{Alt+Y}"):
+        assert not check(keys(text), untitled, policy).allowed, text
+    find = controls(("Find:", "combo box", ENABLED, "colour", "f"), ("Replace:", "combo box", ENABLED, "color", "p"),
+                    ("Replace", "push button", ENABLED, None, "r"), ("Replace All", "push button", ENABLED, None, "a"),
+                    window="dialog", window_name="Find and Replace")
+    assert check(click(find, "Replace All"), find, policy).allowed and check(click(find, "Replace"), find, policy).allowed
+
+
+@pytest.mark.parametrize("combo", ["{Ctrl+Enter}", "{Alt+Enter}", "{Ctrl+Shift+Enter}"])
+def test_enter_with_modifiers_presses_the_default_button(tmp_path, combo):
+    _, policy = run_home(tmp_path)
+    dialog = save_as_dialog(focus="File name:", name_value="/etc/evil.docx")
+    assert not check(keys(combo), dialog, policy).allowed
+
+
+def test_the_file_list_can_change_the_name_behind_the_guard(tmp_path):
+    home, policy = run_home(tmp_path)
+    dialog = controls(("File name:", "combo box", ["enabled", "focused"], str(home / "new.docx"), "n"),
+                      ("report.docx", "table cell", ENABLED, None, None),
+                      ("File type:", "combo box", ENABLED, "Word 2007-365 (.docx)", "t"),
+                      ("Save", "push button", ["enabled", "default"], None, "s"),
+                      window="dialog", window_name="Save As")
+    assert check(keys("{Enter}"), dialog, policy).allowed  # the name in the field is new
+    on_list = dialog.model_copy(update={"controls": [
+        c.model_copy(update={"states": ["enabled", "focused"] if c.name == "report.docx" else ["enabled"]})
+        for c in dialog.controls]})
+    assert not check(keys("{Enter}"), on_list, policy).allowed  # Enter on a file entry saves over that file
+    assert not check(keys("r{Enter}"), on_list, policy).allowed  # a letter on the list picks a file first
+    for risky in ("{Shift+Tab}{Up}{Enter}", "{Down}{Enter}"):
+        verdict = check(keys(risky), dialog, policy)
+        assert not verdict.allowed or verdict.keys_now is not None, risky  # never the Enter with that name
+    double = Action(control_label="2", control_name="report.docx", function="click_input", args={"double": True})
+    assert not check(double, dialog, policy).allowed
+
+
+def test_a_file_dialog_is_known_by_its_controls_whatever_its_title(tmp_path):
+    _, policy = run_home(tmp_path)
+    html = save_as_dialog(focus="File name:", name_value="").model_copy(
+        update={"window_name": "Name and Path of the HTML Document"})
+    set_name = Action(control_label="1", control_name="File name:", function="set_edit_text",
+                      args={"text": "/etc/cron.d/x"})
+    assert not check(set_name, html, policy).allowed
+    assert not check(keys("{Alt+N}/etc/cron.d/x{Enter}"), html, policy).allowed
+
+
+@pytest.mark.parametrize("name", ["Save Remote...", "More Dictionaries Online...", "Website", "Release Notes",
+                                  "Start Certificate Manager..."])
+def test_entries_that_write_remotely_or_open_a_browser(name):
+    menu = obs_with((name, "menu item"), window="menu", window_name="File")
+    assert not check(click(menu, name), menu).allowed

@@ -18,10 +18,11 @@ What is forbidden, and why, is in guard_rules.py. The promise, and how it is tes
 
 from __future__ import annotations
 
-from lamforge.agent.guard_keys import judge_keys
+from lamforge.agent.guard_keys import LIST_TYPES, judge_keys
 from lamforge.agent.guard_rules import (CONFIRM_BUTTON, RULES, GuardPolicy, GuardVerdict, allowed, blocked,
-                                        file_name_field, is_file_dialog, is_file_name_field, judge_control,
-                                        judge_dialog_path, judge_write, norm_name, path_inside, resolve_path)
+                                        file_name_field, in_code_window, is_file_dialog, is_file_name_field,
+                                        judge_control, judge_dialog_path, judge_write, norm_name, path_inside,
+                                        resolve_path)
 from lamforge.env.grounding import ground
 from lamforge.schema import Action, Control, Observation
 
@@ -39,6 +40,9 @@ def check(action: Action, obs: Observation | dict, policy: GuardPolicy | None = 
     """Allow or block one action in the current observation; the reason says which rule and why."""
     policy = policy or GuardPolicy()
     obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
+    if in_code_window(obs) and "macros" not in policy.allow and action.function != "summary":
+        # Every key types or runs code there, and its menus run it: no action is judged safe.
+        return blocked("macros", f"the {obs.window_name!r} window edits and runs macros; no action is allowed in it")
     if action.function == "keyboard_input":
         return judge_keys(action.args["keys"], obs, policy)
     for verdict in (_check_controls(action, obs, policy), _check_writes(action, obs, policy)):
@@ -74,6 +78,12 @@ def _check_writes(action: Action, obs: Observation, policy: GuardPolicy) -> Guar
     if not is_file_dialog(obs):
         return allowed()
     targets = _targets(action, obs)
+    if action.function == "click_input" and action.args.get("double") and any(
+            c.type.startswith(LIST_TYPES) for c in targets):
+        # A double click on a file saves over it (after the office's question); on a folder it goes there, with a
+        # list the observation then shows. Neither is needed: a name typed into the name field says where.
+        return blocked("write_outside_output", "a double click in a file dialog's list saves over the file it hits "
+                                               "or changes the folder; type the name into the name field instead")
     if action.function == "set_edit_text" and any(is_file_name_field(c) for c in targets):
         return judge_dialog_path(action.args["text"], obs, policy)
     if action.function == "click_input" and any(CONFIRM_BUTTON.match(norm_name(c.name)) for c in targets):

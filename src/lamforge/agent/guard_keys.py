@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lamforge.agent.guard_rules import (BUTTON_TYPES, CONFIRM_BUTTON, TEXT_TYPES, GuardPolicy, GuardVerdict, allowed,
-                                        blocked, file_name_field, is_file_dialog, is_file_name_field, judge_control,
-                                        judge_dialog_path, norm_name)
+                                        blocked, file_name_field, fold_mnemonic, is_file_dialog, is_file_name_field,
+                                        judge_control, judge_dialog_path, norm_name)
 from lamforge.schema import Control, Observation, check_key_combo, parse_keys
 
 Combo = tuple[frozenset, str]  # (modifiers among ctrl/shift/alt, key): ({"ctrl"}, "q"), (set(), "x"), (set(), "return")
@@ -259,7 +259,7 @@ class Judge:
         """A letter that activates the control whose mnemonic it is. `certain`: whether the letter surely acts as a
         mnemonic (Alt+letter, a letter in a menu or on a button) or only may (on a list, which searches with it)."""
         window = self.focus.window
-        matches = [c for c in self.obs.controls if c.mnemonic == char.lower()]
+        matches = [c for c in self.obs.controls if c.mnemonic == fold_mnemonic(char)]
         if window == "main":
             self._uncertain(window=None)  # the menu bar opens a menu whose entries are not observed yet
             return allowed()
@@ -285,14 +285,19 @@ class Judge:
 
     def _in_menu(self, unit: Unit, key: str) -> GuardVerdict:
         mods, name = unit.combo
-        if unit.char is not None:
+        if len(name) == 1:
+            # A letter runs the entry whose mnemonic it is with any modifiers (the office matches a key's character,
+            # and else its key code, whatever Alt or Ctrl is held), ignoring case and width ('ｘ' is Exit).
+            if not name.isascii() and not fold_mnemonic(name).isascii():
+                return blocked("unjudged", f"{key}: a letter the guard cannot match to a menu entry's mnemonic the "
+                                           f"way the office does; type it in the document, not in a menu")
             entries = [c for c in self.obs.controls if c.type in MENU_TYPES]
-            matches = [c for c in entries if c.mnemonic == unit.char.lower()]
+            matches = [c for c in entries if c.mnemonic == fold_mnemonic(name)]
             verdict = self._press(matches, f"{key} runs a menu entry:")
-            if matches:
-                self._uncertain(window=None)  # a command ran or a submenu opened
+            if matches or mods - {"shift"}:
+                self._uncertain(window=None)  # a command ran or a submenu opened (or the modifier did something)
             return verdict
-        if name in ("return", "space") and not mods:
+        if name in ("return", "space"):
             control = self.focus.control if self.focus.known else None
             entries = [control] if control is not None else [c for c in self.obs.controls if c.type in MENU_TYPES]
             why = f"{key} runs the highlighted entry {control.name!r}:" if control is not None else \
@@ -312,7 +317,8 @@ class Judge:
         mods, name = unit.combo
         control = self.focus.control if self.focus.known else None
         in_field = control is not None and control.type.startswith(TEXT_TYPES)
-        if mods == {"alt"} and len(name) == 1:
+        if "alt" in mods and len(name) == 1:
+            # Alt+Shift+S presses Save as Alt+S does: the office matches the character, not the modifiers.
             return self._mnemonic(name, key)
         if unit.char is not None or (name == "space" and not mods and in_field):
             char = unit.char or " "
@@ -321,8 +327,11 @@ class Judge:
             if control is None and is_file_dialog(self.obs):
                 return blocked("unjudged", f"{key}: in a file dialog typed text may go into the file name, and the "
                                            f"guard cannot tell which control has the focus; click the field first")
+            if is_file_dialog(self.obs) and control is not None and control.type.startswith(LIST_TYPES):
+                self.file_name = None  # a letter on the file list picks a file, whose name fills the name field
             return self._mnemonic(char, key, certain=control is not None and not control.type.startswith(LIST_TYPES))
-        if name in ("return", "space") and mods <= {"shift"}:
+        if name in ("return", "space"):
+            # With any modifiers: Ctrl+Enter and Alt+Enter press the default button as Enter does.
             return self._activate(name, key, control)
         if in_field and (name in FIELD_EDITING and mods <= {"shift", "ctrl"}
                          or mods == {"ctrl"} and name in ("a", "c", "x", "v", "z", "y")):
@@ -332,10 +341,16 @@ class Judge:
                 self.file_name = None
             return allowed()
         if name in NAVIGATION and mods <= {"shift", "ctrl"}:
-            if self._on_file_name() and name in ("up", "down", "prior", "next"):
-                self.file_name = None  # the name box's drop-down puts another name in
+            if is_file_dialog(self.obs) and name != "tab" and not (control is not None and not self._on_file_name()
+                                                                   and not control.type.startswith(LIST_TYPES)):
+                # The name box's drop-down, or the file list (where the focus may be), puts another name in.
+                self.file_name = None
             self._uncertain(control=None)
             return allowed()
+        if len(name) == 1:
+            # Ctrl+letter (but a text field's own Ctrl+A/C/X/V/Z/Y above): the office may take its character for a
+            # mnemonic too.
+            return self._mnemonic(name, key, certain=False)
         # Escape (the dialog closes), F-keys and other combinations: what they lead to is not observed.
         self._uncertain(window=None)
         return allowed()
@@ -344,6 +359,8 @@ class Judge:
         """Enter or Space in a dialog: the focused button, or (Enter) the default button."""
         buttons = self._buttons()
         default = [c for c in buttons if "default" in c.states]
+        if is_file_dialog(self.obs) and (control is None or control.type.startswith(LIST_TYPES)):
+            self.file_name = None  # Enter on the file list saves under the entry's name, not the field's
         if control is not None and (control.type in BUTTON_TYPES or name == "space"):
             targets, why = [control], f"{key} presses {control.name!r}:"
         elif control is not None and default:

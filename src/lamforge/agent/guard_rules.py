@@ -6,20 +6,25 @@ reaching them is allowed. The rules:
 - close_app: closing the document window or quitting the office (Close, Close Window, Exit, Quit, Restart in Safe
   Mode). A dialog's own "Close" button only closes the dialog and stays allowed.
 - macros: running, recording or editing code: the macro menus and dialogs, every button of a macro dialog but
-  Close and Cancel, the Extension Manager, Customize (which binds macros to keys and events) and Tools > Options
-  (whose Expert Configuration can lower the macro security level).
+  Close and Cancel, anything at all in the Basic IDE, the Extension Manager, Customize (which binds macros to keys
+  and events) and Tools > Options (whose Expert Configuration can lower the macro security level).
 - external_programs: what sends the document or the user out of the office: e-mail, printing, the web-browser
   preview, opening a hyperlink, the help menu's web pages (online help, user guides, feedback, donations,
   updates), and the installed help itself (F1, the Help menu's LibreOffice Help, a dialog's Help button), which the
   office opens in a web browser through xdg-open.
 - write_outside_output: saving anywhere but the output folder (`save_as`, or a file dialog's name field and Save
-  button), and opening another document, whose Save would write over it where it lies.
+  button; a file dialog known by its title or by the controls only file dialogs have), saving on a remote server,
+  and opening another document, whose Save would write over it where it lies. Under a policy that replaces no
+  file, also a name that an existing file's name extends (the dialog adds the extension) and the Yes of the office's
+  question before it replaces a file.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,12 +101,28 @@ EXTERNAL_NAMES = {
     "check for updates", "preview in web browser", "email document", "email as pdf", "email as microsoft word",
     "email as opendocument text", "email as microsoft format", "email as opendocument format", "print",
     "print directly", "open hyperlink", "libreoffice help", "help", "read help online",
+    # Found by a red-team review (2026-12-05): a browser (Tools > Language, About) or an external program.
+    "more dictionaries online", "website", "credits", "release notes", "start certificate manager",
 }
 # Opening another document (main window and menus; an Insert Image dialog's "Open" only reads a picture).
 OPEN_NAMES = {"open", "open remote", "recent documents"}
+# Saving where no folder is a local path: a remote server's.
+REMOTE_SAVE_NAMES = {"save remote", "save remote file"}
+# The office's question before it replaces a file ("Confirmation": No, Yes). Under a policy that replaces nothing,
+# reaching it means a name got past the path checks (a name completed with an extension, a file picked from the
+# list), so its Yes is the last gate. Recognised by its title, or as any message box (a dialog of a few buttons and
+# no field; no task's route answers one with Yes); not Find and Replace's Replace.
+OVERWRITE_QUERY = re.compile(r"confirm|overwrite|already exists", re.I)
+REPLACE_ANSWERS = {"yes", "replace", "overwrite", "yes to all"}
+MESSAGE_BOX_BUTTONS = 4
+# The Basic IDE is a main window ("Standard - LibreOffice Basic"): a code editor with Run (F5).
+CODE_WINDOW = re.compile(r"(?:^|\s-\s)LibreOffice Basic$|\bBasic IDE\b|\bDialog Editor\b", re.I)
 BUTTON_TYPES = ("push button", "toggle button", "button dropdown", "button menu")
 
 FILE_DIALOG = re.compile(r"\b(save|export|save as|save a copy|export as)\b", re.I)
+# Controls only the office's file dialogs have, whatever their title ("Name and Path of the HTML Document", "Name
+# and Path of Master Document" say neither save nor export).
+FILE_DIALOG_CONTROLS = {"file type", "automatic file name extension"}
 FILE_NAME_FIELD = re.compile(r"^(file ?name|name|file|path|location)\b", re.I)
 FOLDER_FIELD = re.compile(r"^(folder|current folder|location|look in|save in|path|directory)\b", re.I)
 CONFIRM_BUTTON = re.compile(r"^(save|export|ok)$", re.I)
@@ -116,6 +137,25 @@ def norm_name(name: str) -> str:
 
 def in_macro_window(obs: Observation) -> bool:
     return obs.window == "dialog" and bool(MACRO_WINDOW.search(obs.window_name or ""))
+
+
+def is_message_box(obs: Observation) -> bool:
+    """A dialog that only asks: a few buttons, nothing to type into."""
+    buttons = [c for c in obs.controls if c.type in BUTTON_TYPES]
+    return (obs.window == "dialog" and 0 < len(buttons) <= MESSAGE_BOX_BUTTONS
+            and not any(c.type.startswith(TEXT_TYPES) for c in obs.controls))
+
+
+def in_code_window(obs: Observation) -> bool:
+    """The Basic IDE or its dialog editor: windows where keys write and run code."""
+    return obs.window == "main" and bool(CODE_WINDOW.search((obs.window_name or "").strip()))
+
+
+def fold_mnemonic(char: str) -> str:
+    """The letter whose mnemonic a typed character triggers, compared as the office compares them (its menus ignore
+    width and case, its dialogs compare upper cases): 'ｍ' -> 'm', 'ſ' -> 's', 'ẙ' -> 'y', 'X' -> 'x'."""
+    folded = unicodedata.normalize("NFKC", char).upper()[:1] or char
+    return unicodedata.normalize("NFKD", folded)[:1].lower()
 
 
 def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy, double: bool = False) -> GuardVerdict:
@@ -139,6 +179,12 @@ def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy,
     if name in OPEN_NAMES and not dialog:
         return blocked("write_outside_output", f"{raw!r} opens another document, which a Save would then write "
                                                f"over where it lies")
+    if name in REMOTE_SAVE_NAMES:
+        return blocked("write_outside_output", f"{raw!r} saves on a remote server, outside the output folder")
+    if (dialog and not policy.overwrite and name in REPLACE_ANSWERS
+            and (OVERWRITE_QUERY.search(obs.window_name or obs.title or "") or is_message_box(obs))):
+        return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog would replace a file that "
+                                               f"exists, and this policy does not replace files")
     if name in {norm_name(n) for n in policy.blocked_names}:
         return blocked("blocked_names", f"{raw!r} is on the policy's blocked list")
     return allowed()
@@ -169,11 +215,21 @@ def judge_write(path: str, policy: GuardPolicy, base: str | Path | None = None, 
                                                f"only the output folder itself is allowed")
     if not policy.overwrite and target.exists():
         return blocked("write_outside_output", f"{what}: {target} exists, and this policy does not replace files")
+    if not policy.overwrite:
+        # A file dialog completes a name with the file type's extension ("report" is saved as report.docx), so a
+        # name that an existing file's name extends may be that file.
+        extended = sorted(p.name for p in target.parent.glob(glob.escape(target.name) + ".*"))
+        if extended:
+            return blocked("write_outside_output", f"{what}: {target} may be completed to {extended[0]}, which "
+                                                   f"exists, and this policy does not replace files")
     return allowed()
 
 
 def is_file_dialog(obs: Observation) -> bool:
-    return obs.window == "dialog" and bool(FILE_DIALOG.search(obs.window_name or obs.title or ""))
+    if obs.window != "dialog":
+        return False
+    return (bool(FILE_DIALOG.search(obs.window_name or obs.title or ""))
+            or any(norm_name(c.name) in FILE_DIALOG_CONTROLS for c in obs.controls))
 
 
 def is_file_name_field(control: Control) -> bool:
