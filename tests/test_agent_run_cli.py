@@ -82,3 +82,51 @@ def test_in_place_keeps_a_backup_and_save_on_fail_saves(tmp_path, llm_server, mo
     assert backup.read_bytes() == original and f"kept the original as {backup}" in said
     assert [p.text for p in docx.Document(str(src)).paragraphs] == [""]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.backup.docx", "mine.docx"]  # no temporary left
+
+
+def test_the_agent_writes_only_into_its_staging_folder_and_run_copies_new_files_out(tmp_path, llm_server,
+                                                                                     monkeypatch):  # noqa: F811
+    """The agent's own saves land in a private staging folder, whatever path it names; afterwards the command
+    copies them next to the result under free names. A save aimed at the user's document is refused (it is outside
+    that folder) and the document is untouched."""
+    import docx
+    from typer.testing import CliRunner
+
+    from lamforge.cli import app
+
+    src = tmp_path / "mine.docx"
+    d = docx.Document()
+    d.add_paragraph("Keep this sentence.")
+    d.save(src)
+    original = src.read_bytes()
+    (tmp_path / "summary.pdf").write_bytes(b"the user's own pdf")
+    server = llm_server([json.dumps({"function": "save_as", "args": {"path": "summary.pdf"}}),
+                         json.dumps({"function": "save_as", "args": {"path": str(src)}}),
+                         json.dumps({"function": "save_as", "args": {"path": str(tmp_path / "new.odt")}}),
+                         json.dumps({"function": "summary", "args": {"text": "done"}, "status": "FINISH"})])
+    monkeypatch.delenv("DISPLAY", raising=False)
+    result = CliRunner().invoke(app, ["run", "Save a PDF copy", "--doc", str(src), "--out", str(tmp_path / "r.docx"),
+                                      "--endpoint", server.url, "--endpoint-model", "scripted"],
+                                env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said[-3000:]
+    assert src.read_bytes() == original and (tmp_path / "summary.pdf").read_bytes() == b"the user's own pdf"
+    assert (tmp_path / "summary-2.pdf").read_bytes().startswith(b"%PDF") and "summary-2.pdf" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.docx", "r.docx", "summary-2.pdf", "summary.pdf"]
+    assert said.count("outside the output folder") >= 2  # both saves aimed at the user's folder were refused
+
+
+def test_publish_staged_never_replaces_a_file(tmp_path):
+    from lamforge.agent.run_command import publish_staged
+
+    staging, folder = tmp_path / "staging", tmp_path / "home"
+    staging.mkdir()
+    folder.mkdir()
+    for name, text in (("a.pdf", "new a"), ("b.odt", "new b"), ("r.docx", "the result"), (".~lock.b.odt#", "lock")):
+        (staging / name).write_text(text)
+    (folder / "a.pdf").write_text("the user's a")
+    (folder / "a-2.pdf").write_text("the user's a-2")
+    published = publish_staged(staging, folder, skip={"r.docx"})
+    assert [(s.name, p.name) for s, p in published] == [("a.pdf", "a-3.pdf"), ("b.odt", "b.odt")]
+    assert (folder / "a.pdf").read_text() == "the user's a" and (folder / "a-3.pdf").read_text() == "new a"
+    assert sorted(p.name for p in folder.iterdir()) == ["a-2.pdf", "a-3.pdf", "a.pdf", "b.odt"]

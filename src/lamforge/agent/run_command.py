@@ -9,7 +9,9 @@
   renamed over the output, so a crash or a full disk never leaves half a document; and only when the agent says
   FINISH, unless --save-on-fail. SIGTERM and SIGHUP end the command as Ctrl-C does: nothing half-written stays.
   A temporary that a SIGKILL left behind is removed by the next run in that folder (remove_stale_temporaries).
-- The agent may write new files in the output's own folder and nowhere else (run_policy).
+- The agent writes files only into a private staging folder (run_policy), never into a folder of the user's: no key,
+  name or answer in a dialog can reach the user's files through the office. Afterwards the command itself copies
+  what the agent saved there into the output's folder, under free names, never over a file (publish_staged).
 - Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
 """
 
@@ -19,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,10 +42,10 @@ OUTPUTS = (".docx", ".odt", ".pdf")
 PIPELINE_OUT = Path("out")
 
 
-def run_policy(out_path):
-    """What `lamforge run` lets the agent write: new files in the output file's own folder, never a file that exists
-    there (the user's), nor a folder below or above it that the user did not name."""
-    return GuardPolicy(output_dir=Path(out_path).parent, subfolders=False, overwrite=False)
+def run_policy(folder):
+    """What `lamforge run` lets the agent write: new files in `folder` itself (its staging folder), never a file that
+    exists there, nor in a folder below or above it."""
+    return GuardPolicy(output_dir=Path(folder), subfolders=False, overwrite=False)
 
 
 def newest_trained_lam(root: Path = PIPELINE_OUT) -> Path | None:
@@ -256,6 +259,49 @@ def save_atomically(env, target: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+# What the office itself leaves in the staging folder: lock files of the documents open there.
+OFFICE_FILES = re.compile(r"\.~lock\..*#")
+
+
+def _free_name(path: Path, n: int) -> Path:
+    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def publish_staged(staging: Path, folder: Path, skip: set[str] = frozenset()) -> list[tuple[Path, Path]]:
+    """Copy each file the agent saved in `staging` into `folder` under its own name, or NAME-2.EXT, NAME-3.EXT, ...
+    when that exists; never over a file. Names in `skip` stay out (the command's own result). Returns (staged,
+    published) pairs.
+
+    Why not move the staging folder into place: it is the guard's promise that lives there, not the user's files.
+    Each copy is written whole under a temporary name first, then given its name with a hard link, which fails
+    instead of replacing a file that appeared meanwhile."""
+    published = []
+    for staged in sorted(p for p in staging.iterdir() if p.is_file() and not p.is_symlink()):
+        if staged.name in skip or OFFICE_FILES.fullmatch(staged.name) or TEMPORARY_NAME.fullmatch(staged.name):
+            continue
+        temporary = _temporary_beside(folder / staged.name)
+        try:
+            shutil.copyfile(staged, temporary)
+            _sync(temporary)
+            for n in range(1, 1000):
+                target = _free_name(folder / staged.name, n)
+                try:
+                    os.link(temporary, target)
+                except FileExistsError:
+                    continue
+                except OSError:  # a file system without hard links: the same, with a check just before the rename
+                    if target.exists():
+                        continue
+                    os.replace(temporary, target)
+                published.append((staged, target))
+                break
+        finally:
+            temporary.unlink(missing_ok=True)
+    if published:
+        _sync_folder(folder)
+    return published
+
+
 def choose_model(model: str | None, endpoint: str | None) -> str | None:
     """The model to load (None for an endpoint); without either option, the newest finished LAM4."""
     if model and endpoint:
@@ -347,6 +393,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         print_error(str(exc))
         raise typer.Exit(1) from None
     env = WriterEnv(max_steps=max_steps + 5)
+    staging = Path(tempfile.mkdtemp(prefix="lamforge-run-"))  # 0700: the agent's only writable folder
 
     def show(record):
         where = (record.grounding or {}).get("decision", "")
@@ -355,16 +402,20 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         if shots is not None:
             env.screenshot(shots / f"step-{record.step:02d}.png")
 
-    agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(out_path),
+    agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(staging),
                   on_step=show)
     saved = False
     try:
         with stop_signals_interrupt():  # `kill` or a closed terminal: the finally blocks below still run
             result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
-                                                     "out_dir": str(out_path.parent)})
+                                                     "out_dir": str(staging)})
             finished = result.outcome == "finish"
             if result.outcome != "env_error" and (finished or save_on_fail):
-                if out_path.exists():  # --in-place, --overwrite (or a file the agent itself saved under that name)
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                # The result itself is saved below, so a file the agent saved under its name is left out.
+                for staged, published in publish_staged(staging, out_path.parent, skip={out_path.name}):
+                    console.print(f"the agent saved {staged.name}: {published}", soft_wrap=True)
+                if out_path.exists():  # --in-place, --overwrite
                     backup = keep_backup(out_path)
                     # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
                     console.print(f"kept the {'original' if in_place else 'old ' + out_path.name} as {backup}",
@@ -374,6 +425,9 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
                 console.print(f"saved {out_path}", soft_wrap=True)
             elif result.outcome != "env_error":
                 console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
+                discarded = [p.name for p in staging.iterdir() if not OFFICE_FILES.fullmatch(p.name)]
+                if discarded:
+                    console.print(f"discarded what the agent saved: {', '.join(sorted(discarded))}", soft_wrap=True)
     except KeyboardInterrupt:
         print_warning(f"stopped; {out_path} was saved" if saved else
                       f"stopped before the result was saved; {out_path} is as it was")
@@ -383,6 +437,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         raise typer.Exit(1) from None
     finally:
         env.close()
+        shutil.rmtree(staging, ignore_errors=True)
     console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
     if as_json:
         print(result.model_dump_json(indent=1))
