@@ -71,8 +71,8 @@ def _with_role(family: TaskFamily, phrasing: int, role: str) -> str:
 def role_phrasings(family: TaskFamily) -> list[int]:
     """The family's phrasings (not the held-out last one) whose one target reference a role can replace."""
     return [i for i in range(len(family.phrasings) - 1)
-            if not _TARGET_FIELDS & set(re.findall(r"\{(\w+)\}", _with_role(family, i, "the title")))
-            and _with_role(family, i, "the title") != family.phrasings[i]]
+            if (worded := _with_role(family, i, "the title")) != family.phrasings[i]
+            and not _TARGET_FIELDS & set(re.findall(r"\{(\w+)\}", worded))]
 
 
 def _aim(family: TaskFamily, params: dict, template: TemplateDoc, index: int, rng: random.Random) -> dict | None:
