@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lamforge.agent import run_command
+from lamforge.agent import run_command, user_files
 from lamforge.agent.run_command import newest_trained_lam, run
 
 app = typer.Typer()
@@ -160,31 +160,78 @@ class SavingEnv:
 
 
 def test_save_keeps_the_replaced_files_permissions_and_leaves_nothing_half_written(tmp_path):
-    target = tmp_path / ("r" * 250 + ".docx")  # a temporary name built on it would not fit
+    folder, private = tmp_path / "folder", tmp_path / "private"
+    folder.mkdir()
+    private.mkdir(mode=0o700)
+    target = folder / ("r" * 250 + ".docx")  # a temporary name built on it would not fit
     target.write_bytes(b"the user's private draft")
     target.chmod(0o600)
     env = SavingEnv()
-    run_command.save_atomically(env, target)
+    user_files.save_atomically(env, target, private, replace=True, mode=0o600)
     assert target.read_bytes() == b"the result" and target.stat().st_mode & 0o777 == 0o600
-    assert len(env.paths[0].name) < 40 and env.paths[0].parent == tmp_path
+    assert env.paths[0].parent == private  # the office writes into the private folder, never the user's
     with pytest.raises(OSError, match="No space left"):
-        run_command.save_atomically(SavingEnv(fail=True), target)
-    assert target.read_bytes() == b"the result" and [p.name for p in tmp_path.iterdir()] == [target.name]
+        user_files.save_atomically(SavingEnv(fail=True), target, private, replace=True, mode=0o600)
+    assert target.read_bytes() == b"the result" and [p.name for p in folder.iterdir()] == [target.name]
+    with pytest.raises(FileExistsError):  # a new output never replaces a file that is there
+        user_files.save_atomically(SavingEnv(b"other"), target, private, replace=False, mode=0o644)
+    assert target.read_bytes() == b"the result" and [p.name for p in folder.iterdir()] == [target.name]
+
+
+def test_a_write_never_follows_a_symlink_swapped_in_for_its_temporary(tmp_path, monkeypatch):
+    """Another user of the output folder replaces the temporary with a symlink to a private file between its
+    creation and the mode change: the change goes through the open descriptor, never through the name."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    victim = tmp_path / "id_key"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    source = tmp_path / "result.docx"
+    source.write_bytes(b"the result")
+    real_copy = user_files.shutil.copyfileobj
+
+    def copy_then_swap(src, dst, length):
+        real_copy(src, dst, length)
+        (temporary,) = [p for p in folder.iterdir() if p.name.startswith(".lamforge-")]
+        temporary.unlink()
+        temporary.symlink_to(victim)
+
+    monkeypatch.setattr(user_files.shutil, "copyfileobj", copy_then_swap)
+    user_files.install(source, folder / "out.docx", replace=False, mode=0o666)
+    assert victim.stat().st_mode & 0o777 == 0o600 and victim.read_text() == "secret"
+
+
+def test_a_new_output_and_the_agents_files_are_as_private_as_the_document(tmp_path):
+    doc = tmp_path / "draft.docx"
+    doc.write_bytes(b"private")
+    doc.chmod(0o600)
+    assert user_files.new_file_mode(doc) == 0o600
+    staging, folder = tmp_path / "staging", tmp_path / "out"
+    staging.mkdir()
+    folder.mkdir()
+    (staging / "copy.pdf").write_bytes(b"%PDF")
+    ((published_from, published),) = user_files.publish_staged(staging, folder, user_files.new_file_mode(doc))
+    assert published.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_backup_cut_short_never_stands_as_the_backup(document, monkeypatch):
     original = document.read_bytes()
-    backup = run_command.keep_backup(document)
+    backup = user_files.keep_backup(document)
     assert backup.name == "mine.backup.docx" and backup.read_bytes() == original
+    assert backup.stat().st_mtime_ns == document.stat().st_mtime_ns
     backup.unlink()
+    (document.parent / "mine.backup.docx").symlink_to(document.parent / "gone.docx")  # dangling: a name taken too
+    assert user_files.keep_backup(document).name == "mine.backup-2.docx"
+    (document.parent / "mine.backup-2.docx").unlink()
+    (document.parent / "mine.backup.docx").unlink()
 
-    def copy_then_fail(source, destination):
-        Path(destination).write_bytes(Path(source).read_bytes()[:10])
+    def copy_then_fail(source, destination, length):
+        destination.write(source.read()[:10])
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(run_command.shutil, "copyfile", copy_then_fail)
+    monkeypatch.setattr(user_files.shutil, "copyfileobj", copy_then_fail)
     with pytest.raises(OSError):
-        run_command.keep_backup(document)
+        user_files.keep_backup(document)
     assert sorted(p.name for p in document.parent.iterdir()) == ["mine.docx"] and document.read_bytes() == original
 
 
@@ -256,3 +303,55 @@ def test_dtype_reaches_the_local_model(document, tmp_path, monkeypatch):
     code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(tmp_path / "r.docx"), "--model", "tiny",
                            "--dtype", "float32")
     assert code == 1 and "stopped here by the test" in said and asked == {"model": "tiny", "dtype": "float32"}, said
+
+
+def test_publish_staged_never_replaces_a_file(tmp_path):
+    staging, folder = tmp_path / "staging", tmp_path / "home"
+    staging.mkdir()
+    folder.mkdir()
+    for name, text in (("a.pdf", "new a"), ("b.odt", "new b"), ("r.docx", "the result"), (".~lock.b.odt#", "lock"),
+                       (".bash_profile", "a dotfile"), ("x\nname.docx", "a control character")):
+        (staging / name).write_text(text)
+    (folder / "a.pdf").write_text("the user's a")
+    (folder / "a-2.pdf").write_text("the user's a-2")
+    published = user_files.publish_staged(staging, folder, 0o644, skip={"r.docx"})
+    assert [(s.name, p.name) for s, p in published] == [("a.pdf", "a-3.pdf"), ("b.odt", "b.odt")]
+    assert (folder / "a.pdf").read_text() == "the user's a" and (folder / "a-3.pdf").read_text() == "new a"
+    assert sorted(p.name for p in folder.iterdir()) == ["a-2.pdf", "a-3.pdf", "a.pdf", "b.odt"]
+
+
+def test_odd_outputs_and_locks_get_a_message_not_a_traceback(document, tmp_path):
+    (tmp_path / "loop1.docx").symlink_to(tmp_path / "loop2.docx")
+    (tmp_path / "loop2.docx").symlink_to(tmp_path / "loop1.docx")
+    code, said, _ = invoke("Do it", "--doc", str(document), "--out", str(tmp_path / "loop1.docx"), "--model", "tiny")
+    assert code == 2 and "cannot be resolved" in said
+    code, said, _ = invoke("Do it", "--out", str(tmp_path / ".lamforge-4242-0123abcd.docx"), "--model", "tiny")
+    assert code == 2 and "lamforge gives its temporary files" in said  # a later run would remove it
+    (tmp_path / ".~lock.mine.docx#").mkdir()  # a lock the check cannot read still says the file is open
+    code, said, _ = invoke("Do it", "--doc", str(document), "--in-place", "--model", "tiny")
+    assert code == 2 and "is open in LibreOffice (by ?" in said
+
+
+def test_the_output_is_checked_again_when_the_run_ends(tmp_path):
+    out = tmp_path / "r.docx"
+    assert run_command.final_target(out, may_replace=False) == (out, None)
+    out.write_bytes(b"appeared during the run")
+    target, why = run_command.final_target(out, may_replace=False)
+    assert target == tmp_path / "r-2.docx" and "appeared during the run" in why
+    assert run_command.final_target(out, may_replace=True) == (out, None)  # --overwrite, --in-place
+    (tmp_path / ".~lock.r.docx#").write_text("Ada,ada,laptop,05.12.2026 22:40,file:///home/ada;")
+    target, why = run_command.final_target(out, may_replace=True)
+    assert target == tmp_path / "r-2.docx" and "open in LibreOffice now (by ada" in why
+
+
+def test_a_replaced_file_keeps_its_extended_attributes(tmp_path):
+    target, source = tmp_path / "r.docx", tmp_path / "new.docx"
+    target.write_bytes(b"old")
+    source.write_bytes(b"new")
+    try:
+        os.setxattr(target, "user.lamforge_test", b"kept")
+    except OSError:
+        pytest.skip("this file system keeps no user extended attributes")
+    user_files.install(source, target, replace=True, mode=0o640, like=target)
+    assert target.read_bytes() == b"new" and os.getxattr(target, "user.lamforge_test") == b"kept"
+    assert target.stat().st_mode & 0o777 == 0o640

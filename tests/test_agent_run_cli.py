@@ -116,17 +116,39 @@ def test_the_agent_writes_only_into_its_staging_folder_and_run_copies_new_files_
     assert said.count("outside the output folder") >= 2  # both saves aimed at the user's folder were refused
 
 
-def test_publish_staged_never_replaces_a_file(tmp_path):
-    from lamforge.agent.run_command import publish_staged
+def test_a_file_that_appears_during_the_run_is_not_replaced_and_backups_keep_their_names(tmp_path, llm_server,
+                                                                                          monkeypatch):  # noqa: F811
+    """Checked again at the end: an output that appeared while the agent worked (no --overwrite) stays, and the
+    result takes r-2.docx. With --overwrite, the old output is backed up before the agent's files are copied out,
+    so a file the agent saved as r.backup.docx never takes the backup's name."""
+    import docx
+    from typer.testing import CliRunner
 
-    staging, folder = tmp_path / "staging", tmp_path / "home"
-    staging.mkdir()
-    folder.mkdir()
-    for name, text in (("a.pdf", "new a"), ("b.odt", "new b"), ("r.docx", "the result"), (".~lock.b.odt#", "lock")):
-        (staging / name).write_text(text)
-    (folder / "a.pdf").write_text("the user's a")
-    (folder / "a-2.pdf").write_text("the user's a-2")
-    published = publish_staged(staging, folder, skip={"r.docx"})
-    assert [(s.name, p.name) for s, p in published] == [("a.pdf", "a-3.pdf"), ("b.odt", "b.odt")]
-    assert (folder / "a.pdf").read_text() == "the user's a" and (folder / "a-3.pdf").read_text() == "new a"
-    assert sorted(p.name for p in folder.iterdir()) == ["a-2.pdf", "a-3.pdf", "a.pdf", "b.odt"]
+    from lamforge.cli import app
+
+    src = tmp_path / "mine.docx"
+    d = docx.Document()
+    d.add_paragraph("Keep this sentence.")
+    d.save(src)
+    out = tmp_path / "r.docx"
+
+    def appear(body):
+        out.write_bytes(b"the user's file, saved meanwhile")
+        return json.dumps({"function": "summary", "args": {"text": "done"}, "status": "FINISH"})
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    run = ["run", "Do it", "--doc", str(src), "--out", str(out), "--endpoint", "", "--endpoint-model", "scripted"]
+    run[run.index("--endpoint") + 1] = llm_server([appear]).url
+    result = CliRunner().invoke(app, run, env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "appeared during the run" in said, said[-2000:]
+    assert out.read_bytes() == b"the user's file, saved meanwhile" and (tmp_path / "r-2.docx").exists()
+
+    server = llm_server([json.dumps({"function": "save_as", "args": {"path": "r.backup.docx"}}),
+                         json.dumps({"function": "summary", "args": {"text": "done"}, "status": "FINISH"})])
+    run[run.index("--endpoint") + 1] = server.url
+    result = CliRunner().invoke(app, [*run, "--overwrite"], env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said[-2000:]
+    assert (tmp_path / "r.backup.docx").read_bytes() == b"the user's file, saved meanwhile"
+    assert (tmp_path / "r.backup-2.docx").read_bytes()[:2] == b"PK"  # the agent's copy, under a free name

@@ -5,10 +5,14 @@
   step limit, the model.
 - The input is never written over, unless --in-place, and an existing output only with --overwrite; both first
   keep the old file beside it (NAME.backup.EXT), written whole before it counts.
-- The result is written to a temporary file in the output's folder, given the replaced file's permissions, and
-  renamed over the output, so a crash or a full disk never leaves half a document; and only when the agent says
-  FINISH, unless --save-on-fail. SIGTERM and SIGHUP end the command as Ctrl-C does: nothing half-written stays.
-  A temporary that a SIGKILL left behind is removed by the next run in that folder (remove_stale_temporaries).
+- The result is saved by the office into the run's private folder, then copied into a temporary file in the
+  output's folder that takes the replaced file's mode, owner, group and ACLs (or a new output the document's mode)
+  through its descriptor, and renamed over the output, so a crash or a full disk never leaves half a document
+  (agent/user_files.py); and only when the agent says FINISH, unless --save-on-fail. Where the output is, and
+  whether it may be replaced, is checked again at that moment: a file that appeared meanwhile, or one now open in
+  another LibreOffice, is not replaced (the result takes OUT-2.EXT). SIGTERM and SIGHUP end the command as Ctrl-C
+  does: nothing half-written stays. A temporary that a SIGKILL left behind is removed by the next run in that
+  folder (remove_stale_temporaries).
 - The agent writes files only into a private staging folder (run_policy), never into a folder of the user's: no key,
   name or answer in a dialog can reach the user's files through the office. Afterwards the command itself copies
   what the agent saved there into the output's folder, under free names, never over a file (publish_staged).
@@ -18,19 +22,19 @@
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from lamforge.agent.guard import GuardPolicy
+from lamforge.agent.user_files import (TEMPORARY_NAME, keep_backup, new_file_mode, numbered, publish_staged,
+                                       remove_stale_temporaries, save_atomically)
 from lamforge.console import print_error, print_warning
 from lamforge.env.office import OfficeError
+from lamforge.env.reaper import forget, remove_on_exit
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
 from lamforge.models.loading import INFERENCE_DTYPES, dtype_problem
@@ -109,33 +113,36 @@ def check_backup_name(param: str, path: Path) -> None:
                           f"{path.stem}.backup{path.suffix}; rename it or choose a shorter name")
 
 
+def open_elsewhere(path: Path) -> str | None:
+    """Who has path open in another LibreOffice, or None. The office marks an open file with `.~lock.NAME#` beside
+    it; a lock that cannot be read (a folder of that name, no permission) counts as held."""
+    lock = path.with_name(f".~lock.{path.name}#")
+    if not os.path.lexists(lock):
+        return None
+    try:
+        holder = lock.read_text(errors="replace").split(",")[1:2] or ["?"]
+    except OSError:
+        holder = ["?"]
+    return f"by {holder[0] or '?'}; lock file {lock}"
+
+
 def check_not_open_elsewhere(param: str, path: Path) -> None:
     """A file about to be replaced must not be open in another LibreOffice: its next save there would write the
-    user's older text back over the result. The office marks an open file with `.~lock.NAME#` beside it."""
-    lock = path.with_name(f".~lock.{path.name}#")
-    if lock.exists():
-        holder = lock.read_text(errors="replace").split(",")[1:2] or ["?"]
-        raise _bad(param, f"{path} is open in LibreOffice (by {holder[0] or '?'}; lock file {lock}); close it there "
-                          f"first, or delete the lock file if no office has it open")
-
-
-def _sync(path: Path) -> None:
-    # A rename is atomic for the name, not for the data: without fsync a power cut can leave the new name on an
-    # empty file (ext4 with delalloc, among others). The folder too, so the rename itself is on disk.
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    user's older text back over the result."""
+    who = open_elsewhere(path)
+    if who:
+        raise _bad(param, f"{path} is open in LibreOffice ({who}); close it there first, or delete the lock file if "
+                          f"no office has it open")
 
 
 def check_output_argument(out: str, doc: Path | None, overwrite: bool = False) -> Path:
-    path = Path(out).expanduser().resolve()  # resolved: a symlink to the input is the input
+    try:
+        path = Path(out).expanduser().resolve()  # resolved: a symlink to the input is the input
+    except (RuntimeError, OSError) as exc:  # a symlink loop
+        raise _bad("--out", f"{out} cannot be resolved: {exc}") from None
+    if TEMPORARY_NAME.fullmatch(path.name):
+        raise _bad("--out", f"{path.name} is a name lamforge gives its temporary files (removed by later runs); "
+                            f"choose another")
     if not name_fits(path):  # first: the file system answers any other question about such a name with an error
         raise _bad("--out", f"{path.name}: the name is too long for this file system")
     if path.is_dir():
@@ -157,149 +164,6 @@ def check_output_argument(out: str, doc: Path | None, overwrite: bool = False) -
     if folder is None:
         raise _bad("--out", f"cannot write in {path.parent} (it is not a folder, or permission is denied)")
     return path
-
-
-def backup_path(doc: Path) -> Path:
-    """mine.docx -> mine.backup.docx, or mine.backup-2.docx when that exists."""
-    candidate, n = doc.with_name(f"{doc.stem}.backup{doc.suffix}"), 1
-    while candidate.exists():
-        n += 1
-        candidate = doc.with_name(f"{doc.stem}.backup-{n}{doc.suffix}")
-    return candidate
-
-
-def _temporary_beside(path: Path) -> Path:
-    # Short, whatever path's name: a name built on it would pass the file system's limit before path's does.
-    return path.with_name(f".lamforge-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
-
-
-# _temporary_beside's names; a run killed with SIGKILL (or a power cut) mid-save leaves one behind.
-TEMPORARY_NAME = re.compile(r"\.lamforge-([0-9]{1,10})-[0-9a-f]{8}\.(?i:docx|odt|pdf)")
-# A save is killed by the office's watchdog within a minute; a temporary this old is from no save still running
-# (its process id alone cannot tell: on a shared network folder it may be another machine's).
-STALE_AFTER_S = 600
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):  # another user's process; no id this system has: keep it
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries of saves that were cut short by a killed `lamforge run` in folder: those whose
-    process is gone and that are older than STALE_AFTER_S. They never held a finished result (the rename is the
-    last step), so nothing of the user's is lost. Returns what was removed."""
-    removed = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return removed
-    for path in entries:
-        match = TEMPORARY_NAME.fullmatch(path.name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            if path.is_file() and not path.is_symlink() and time.time() - path.stat().st_mtime > STALE_AFTER_S:
-                path.unlink()
-                removed.append(path)
-        except OSError:
-            continue
-    return removed
-
-
-def _take_owner_and_mode(temporary: Path, replaced: Path) -> None:
-    """The replaced file's permissions (a private 0600 document stays private; a fresh file would get the umask's
-    0644) and, where this process may set them, its owner and group. A rename gives the name a new file, so a hard
-    link to the old one keeps the old content: inherent to writing atomically."""
-    if not replaced.exists():
-        return
-    shutil.copymode(replaced, temporary)
-    stat = replaced.stat()
-    try:
-        os.chown(temporary, stat.st_uid, stat.st_gid)
-    except PermissionError:
-        pass
-
-
-def keep_backup(path: Path) -> Path:
-    """Copy path to a free NAME.backup.EXT beside it, through a temporary file: a copy cut short (a full disk, a
-    kill) never stands as a backup."""
-    backup = backup_path(path)
-    temporary = _temporary_beside(path)
-    try:
-        # copyfile, the times copied after the rename: a temporary that bore the document's old mtime would look
-        # like a killed run's to remove_stale_temporaries (on a network folder, where process ids tell nothing).
-        shutil.copyfile(path, temporary)
-        shutil.copymode(path, temporary)
-        _sync(temporary)
-        os.replace(temporary, backup)
-        shutil.copystat(path, backup)
-        _sync_folder(backup.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return backup
-
-
-def save_atomically(env, target: Path) -> None:
-    """Save the office's document as target through a temporary file in target's folder and one rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_beside(target)
-    try:
-        env.save_as(temporary)
-        _take_owner_and_mode(temporary, target)
-        _sync(temporary)
-        os.replace(temporary, target)
-        _sync_folder(target.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-# What the office itself leaves in the staging folder: lock files of the documents open there.
-OFFICE_FILES = re.compile(r"\.~lock\..*#")
-
-
-def _free_name(path: Path, n: int) -> Path:
-    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
-
-
-def publish_staged(staging: Path, folder: Path, skip: set[str] = frozenset()) -> list[tuple[Path, Path]]:
-    """Copy each file the agent saved in `staging` into `folder` under its own name, or NAME-2.EXT, NAME-3.EXT, ...
-    when that exists; never over a file. Names in `skip` stay out (the command's own result). Returns (staged,
-    published) pairs.
-
-    Why not move the staging folder into place: it is the guard's promise that lives there, not the user's files.
-    Each copy is written whole under a temporary name first, then given its name with a hard link, which fails
-    instead of replacing a file that appeared meanwhile."""
-    published = []
-    for staged in sorted(p for p in staging.iterdir() if p.is_file() and not p.is_symlink()):
-        if staged.name in skip or OFFICE_FILES.fullmatch(staged.name) or TEMPORARY_NAME.fullmatch(staged.name):
-            continue
-        temporary = _temporary_beside(folder / staged.name)
-        try:
-            shutil.copyfile(staged, temporary)
-            _sync(temporary)
-            for n in range(1, 1000):
-                target = _free_name(folder / staged.name, n)
-                try:
-                    os.link(temporary, target)
-                except FileExistsError:
-                    continue
-                except OSError:  # a file system without hard links: the same, with a check just before the rename
-                    if target.exists():
-                        continue
-                    os.replace(temporary, target)
-                published.append((staged, target))
-                break
-        finally:
-            temporary.unlink(missing_ok=True)
-    if published:
-        _sync_folder(folder)
-    return published
 
 
 def choose_model(model: str | None, endpoint: str | None) -> str | None:
@@ -375,11 +239,49 @@ def run(
     for stale in remove_stale_temporaries(out_path.parent):
         console.print(f"removed {stale}, the unfinished save of an earlier run that was killed", soft_wrap=True)
     _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
-                 max_steps, shots, as_json, dtype)
+                 max_steps, shots, as_json, dtype, overwrite)
+
+
+def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
+    """Where the result goes, checked again when the run ends (the checks before it are minutes old): out_path, or
+    the first free OUT-2.EXT, ... when out_path appeared during the run without --overwrite, or is now open in
+    another LibreOffice; with the reason for the other name."""
+    why = None
+    if os.path.lexists(out_path) and not may_replace:
+        why = f"{out_path} appeared during the run, and only --overwrite replaces a file"
+    elif os.path.lexists(out_path) and open_elsewhere(out_path):
+        why = f"{out_path} is open in LibreOffice now ({open_elsewhere(out_path)})"
+    if why is None:
+        return out_path, None
+    n = 2
+    while os.path.lexists(numbered(out_path, n)):
+        n += 1
+    return numbered(out_path, n), why
+
+
+def _save_result(env, out_path: Path, doc_path: Path | None, staging: Path, may_replace: bool, in_place: bool,
+                 on_saved) -> Path:
+    """Keep a backup of what the result replaces, then save it (see user_files); returns where it went."""
+    target, why = final_target(out_path, may_replace)
+    if why:
+        print_warning(f"{why}; the result goes to {target} instead")
+    replacing = os.path.lexists(target)
+    if replacing:  # --in-place, --overwrite
+        backup = keep_backup(target)
+        # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
+        console.print(f"kept the {'original' if in_place else 'old ' + target.name} as {backup}", soft_wrap=True)
+    mode = new_file_mode(doc_path) if not replacing else None
+    try:
+        save_atomically(env, target, staging, replace=replacing,
+                        mode=mode if mode is not None else os.stat(target).st_mode & 0o7777, on_saved=on_saved)
+    except FileExistsError:  # a new output taken in the last moment: the next free name
+        target, _ = final_target(target, may_replace=False)
+        save_atomically(env, target, staging, replace=False, mode=mode, on_saved=on_saved)
+    return target
 
 
 def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
-                 max_steps, shots, as_json, dtype):
+                 max_steps, shots, as_json, dtype, overwrite=False):
     # start-up time: the backends import the openai SDK (~0.4 s), and every `lamforge` command imports this module
     from lamforge.agent.backends import BackendError
     from lamforge.agent.factory import make_backend
@@ -394,6 +296,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         raise typer.Exit(1) from None
     env = WriterEnv(max_steps=max_steps + 5)
     staging = Path(tempfile.mkdtemp(prefix="lamforge-run-"))  # 0700: the agent's only writable folder
+    remove_on_exit(staging)  # also after a SIGKILL
 
     def show(record):
         where = (record.grounding or {}).get("decision", "")
@@ -404,7 +307,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
 
     agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(staging),
                   on_step=show)
-    saved = False
+    saved = []  # where the result went, once it is there (a stop signal after the rename must not deny it)
     try:
         with stop_signals_interrupt():  # `kill` or a closed terminal: the finally blocks below still run
             result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
@@ -412,24 +315,22 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
             finished = result.outcome == "finish"
             if result.outcome != "env_error" and (finished or save_on_fail):
                 out_path.parent.mkdir(parents=True, exist_ok=True)
-                # The result itself is saved below, so a file the agent saved under its name is left out.
-                for staged, published in publish_staged(staging, out_path.parent, skip={out_path.name}):
+                target = _save_result(env, out_path, doc_path, staging, overwrite or in_place, in_place,
+                                      on_saved=lambda: saved.append(True))
+                console.print(f"saved {target}", soft_wrap=True)
+                # After the result: a file the agent saved never takes the result's or its backup's name.
+                for staged, published in publish_staged(
+                        staging, out_path.parent, new_file_mode(doc_path), skip={out_path.name},
+                        on_error=lambda f, exc: print_warning(f"could not copy {f.name}, which the agent saved: "
+                                                              f"{exc}")):
                     console.print(f"the agent saved {staged.name}: {published}", soft_wrap=True)
-                if out_path.exists():  # --in-place, --overwrite
-                    backup = keep_backup(out_path)
-                    # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
-                    console.print(f"kept the {'original' if in_place else 'old ' + out_path.name} as {backup}",
-                                  soft_wrap=True)
-                save_atomically(env, out_path)
-                saved = True
-                console.print(f"saved {out_path}", soft_wrap=True)
             elif result.outcome != "env_error":
                 console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
-                discarded = [p.name for p in staging.iterdir() if not OFFICE_FILES.fullmatch(p.name)]
+                discarded = [p.name for p in staging.iterdir() if not p.name.startswith(".")]
                 if discarded:
                     console.print(f"discarded what the agent saved: {', '.join(sorted(discarded))}", soft_wrap=True)
     except KeyboardInterrupt:
-        print_warning(f"stopped; {out_path} was saved" if saved else
+        print_warning("stopped; the result was saved" if saved else
                       f"stopped before the result was saved; {out_path} is as it was")
         raise typer.Exit(130) from None
     except (FileNotFoundError, ValueError, OfficeError, OSError) as exc:
@@ -438,6 +339,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
     finally:
         env.close()
         shutil.rmtree(staging, ignore_errors=True)
+        forget(staging)
     console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
     if as_json:
         print(result.model_dump_json(indent=1))

@@ -1,0 +1,225 @@
+"""How `lamforge run` writes into a user's folder: whole or not at all, never over a file it may not replace, never
+through a name another user swapped for a symlink, and never readable by more people than the user's own document.
+
+Every write here goes the same way (`install`): the bytes are copied into a new temporary file beside the target,
+created exclusively and only readable by this user while it is written; its mode, owner, group and extended
+attributes (ACLs among them) are set through the open descriptor, so a name swapped for a symlink meanwhile is never
+followed; it is fsynced, then renamed over the target (a replacement the user allowed) or hard-linked to a new name
+(which fails, rather than replaces, when a file appeared there meanwhile). The office itself never writes into the
+user's folders: it saves into the run's private staging folder, and `install` copies from there.
+
+Why by hand: no library writes a file atomically with these guarantees (atomicwrites is unmaintained and follows
+the target's name for permissions); the pieces are os calls.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from pathlib import Path
+
+# The temporaries' names; a run killed with SIGKILL (or a power cut) mid-write leaves one behind.
+TEMPORARY_NAME = re.compile(r"\.lamforge-([0-9]{1,10})-[0-9a-f]{8}(?:\.[A-Za-z0-9]{1,10})?")
+# A save is killed by the office's watchdog within a minute; a temporary this old is from no save still running
+# (its process id alone cannot tell: on a shared network folder it may be another machine's).
+STALE_AFTER_S = 600
+# File systems that refuse hard links (FAT, some network shares) answer os.link with one of these.
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def temporary_beside(path: Path) -> Path:
+    # Short, whatever path's name: a name built on it would pass the file system's limit before path's does.
+    return path.with_name(f".lamforge-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+
+
+def numbered(path: Path, n: int) -> Path:
+    """report.pdf, report-2.pdf, report-3.pdf, ... for n = 1, 2, 3, ..."""
+    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def backup_path(doc: Path) -> Path:
+    """mine.docx -> mine.backup.docx, or mine.backup-2.docx when that exists (a dangling symlink too)."""
+    candidate, n = doc.with_name(f"{doc.stem}.backup{doc.suffix}"), 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = doc.with_name(f"{doc.stem}.backup-{n}{doc.suffix}")
+    return candidate
+
+
+def new_file_mode(like: Path | None) -> int:
+    """The mode of a new file: that of `like` (the user's document it was made from: a private 0600 draft's result
+    stays private), else what the umask gives."""
+    if like is not None:
+        return stat.S_IMODE(like.stat().st_mode) & 0o666
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def sync_folder(folder: Path) -> None:
+    # A rename is atomic for the name, not for the data: without fsync a power cut can leave the new name on an
+    # empty file (ext4 with delalloc, among others). The folder too, so the rename itself is on disk.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _take_owner(fd: int, like: Path) -> None:
+    """`like`'s owner and group where this process may set them (the group alone where the owner may not change),
+    and its extended attributes (POSIX ACLs live there)."""
+    st = like.stat()
+    for uid in (st.st_uid, -1):
+        try:
+            os.fchown(fd, uid, st.st_gid)
+            break
+        except PermissionError:
+            continue
+    if hasattr(os, "listxattr"):
+        try:
+            names = os.listxattr(like)
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                os.setxattr(fd, name, os.getxattr(like, name))
+            except OSError:
+                pass
+
+
+def _copy_to_new_file(source: Path, target: Path, mode: int, like: Path | None) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with open(source, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        if like is not None:
+            _take_owner(fd, like)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def install(source: Path, target: Path, *, replace: bool, mode: int, like: Path | None = None) -> None:
+    """Copy source to target through a temporary beside it (see the module docstring). replace: rename over target;
+    else target must not exist, and FileExistsError says it did. like: the file whose owner, group and extended
+    attributes the copy takes (the replaced file, or the document a backup is of)."""
+    temporary = temporary_beside(target)
+    try:
+        _copy_to_new_file(source, temporary, mode, like)
+        if replace:
+            os.replace(temporary, target)
+        else:
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in NO_HARD_LINKS:
+                    raise
+                if os.path.lexists(target):  # no hard links here: the same check, just before the rename
+                    raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+                os.replace(temporary, target)
+        sync_folder(target.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def keep_backup(path: Path) -> Path:
+    """Copy path to a free NAME.backup.EXT beside it, with its mode, owner and times: a copy cut short (a full disk,
+    a kill) never stands as a backup."""
+    for _ in range(100):
+        backup = backup_path(path)
+        try:
+            install(path, backup, replace=False, mode=stat.S_IMODE(path.stat().st_mode), like=path)
+            break
+        except FileExistsError:
+            continue  # taken since backup_path looked: the next free name
+    else:
+        raise FileExistsError(errno.EEXIST, "no free backup name beside it", str(path))
+    # The times after the rename: a temporary that bore the document's old mtime would look like a killed run's to
+    # remove_stale_temporaries (on a network folder, where process ids tell nothing).
+    st = path.stat()
+    os.utime(backup, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    return backup
+
+
+def save_atomically(env, target: Path, private: Path, *, replace: bool, mode: int, on_saved=None) -> None:
+    """Have the office save its document into the private folder, then install it as target (replacing it only
+    when `replace`). on_saved runs right after the rename, so a stop signal after it cannot report the old file."""
+    staged = private / f".result{target.suffix}"
+    staged.unlink(missing_ok=True)
+    env.save_as(staged)
+    install(staged, target, replace=replace, mode=mode, like=target if replace else None)
+    if on_saved is not None:
+        on_saved()
+
+
+def publishable(path: Path) -> bool:
+    """Whether a file the agent saved may be copied into the user's folder: a plain file under a plain name (no
+    dotfile such as .bash_profile or an office lock file, no control characters)."""
+    name = path.name
+    return (path.is_file() and not path.is_symlink() and not name.startswith(".")
+            and all(ch.isprintable() for ch in name))
+
+
+def publish_staged(staging: Path, folder: Path, mode: int, skip: set[str] = frozenset(),
+                   on_error=None) -> list[tuple[Path, Path]]:
+    """Copy each file the agent saved in `staging` into `folder` under its own name, or NAME-2.EXT, NAME-3.EXT, ...
+    when that exists; never over a file. Names in `skip` stay out (the command's own result). A file that cannot be
+    copied (a full disk, a name too long there) is passed to on_error and the others still go. Returns (staged,
+    published) pairs."""
+    published = []
+    for staged in sorted(p for p in staging.iterdir() if publishable(p) and p.name not in skip):
+        try:
+            for n in range(1, 1000):
+                target = numbered(folder / staged.name, n)
+                try:
+                    install(staged, target, replace=False, mode=mode)
+                except FileExistsError:
+                    continue
+                published.append((staged, target))
+                break
+        except OSError as exc:
+            if on_error is None:
+                raise
+            on_error(staged, exc)
+    return published
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # another user's process; no id this system has: keep it
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries of writes that were cut short by a killed `lamforge run` in folder: those whose
+    process is gone and that are older than STALE_AFTER_S. They never held a finished result (the rename is the
+    last step), so nothing of the user's is lost. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = TEMPORARY_NAME.fullmatch(path.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if path.is_file() and not path.is_symlink() and time.time() - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
