@@ -273,7 +273,7 @@ def _save_result(env, out_path: Path, doc_path: Path | None, staging: Path, may_
     mode = new_file_mode(doc_path) if not replacing else None
     try:
         save_atomically(env, target, staging, replace=replacing,
-                        mode=mode if mode is not None else os.stat(target).st_mode & 0o7777, on_saved=on_saved)
+                        mode=mode if mode is not None else os.stat(target).st_mode & 0o777, on_saved=on_saved)
     except FileExistsError:  # a new output taken in the last moment: the next free name
         target, _ = final_target(target, may_replace=False)
         save_atomically(env, target, staging, replace=False, mode=mode, on_saved=on_saved)
