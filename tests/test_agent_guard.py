@@ -490,3 +490,13 @@ def test_a_file_dialog_is_known_by_its_controls_whatever_its_title(tmp_path):
 def test_entries_that_write_remotely_or_open_a_browser(name):
     menu = obs_with((name, "menu item"), window="menu", window_name="File")
     assert not check(click(menu, name), menu).allowed
+
+
+@pytest.mark.parametrize("window, name", [("Templates", "Export"), ("Insert OLE Object", "Link to file")])
+def test_writes_into_places_the_guard_cannot_read_are_blocked(window, name):
+    dialog = obs_with((name, "push button" if name == "Export" else "check box"), ("Cancel", "push button"),
+                      window="dialog", window_name=window)
+    verdict = check(click(dialog, name), dialog)
+    assert not verdict.allowed and verdict.rule == "write_outside_output"
+    other = obs_with(("Export", "push button"), window="dialog", window_name="Export as PDF")  # an ordinary Export
+    assert check(click(other, "Export"), other).allowed

@@ -108,6 +108,9 @@ EXTERNAL_NAMES = {
 OPEN_NAMES = {"open", "open remote", "recent documents"}
 # Saving where no folder is a local path: a remote server's.
 REMOTE_SAVE_NAMES = {"save remote", "save remote file"}
+# Writes whose folder is picked in a folder dialog the guard cannot read ("Select Path"), or whose file a linked
+# object may write back to: the template manager's Export, and an OLE object linked to its file. No task needs them.
+UNREAD_WRITES = {("templates", "export"), ("templates", "export templates"), ("ole object", "link to file")}
 # The office's question before it replaces a file ("Confirmation": No, Yes). Under a policy that replaces nothing,
 # reaching it means a name got past the path checks (a name completed with an extension, a file picked from the
 # list), so its Yes is the last gate. Recognised by its title, or as any message box (a dialog of a few buttons and
@@ -181,6 +184,10 @@ def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy,
                                                f"over where it lies")
     if name in REMOTE_SAVE_NAMES:
         return blocked("write_outside_output", f"{raw!r} saves on a remote server, outside the output folder")
+    window = norm_name(obs.window_name or "")
+    if dialog and any(w in window and name == n for w, n in UNREAD_WRITES):
+        return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog writes into a folder or a "
+                                               f"file the guard cannot read")
     if (dialog and not policy.overwrite and name in REPLACE_ANSWERS
             and (OVERWRITE_QUERY.search(obs.window_name or obs.title or "") or is_message_box(obs))):
         return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog would replace a file that "
