@@ -119,7 +119,8 @@ OVERWRITE_QUERY = re.compile(r"confirm|overwrite|already exists", re.I)
 REPLACE_ANSWERS = {"yes", "replace", "overwrite", "yes to all"}
 MESSAGE_BOX_BUTTONS = 4
 # The Basic IDE is a main window ("Standard - LibreOffice Basic"): a code editor with Run (F5).
-CODE_WINDOW = re.compile(r"(?:^|\s-\s)LibreOffice Basic$|\bBasic IDE\b|\bDialog Editor\b", re.I)
+# Its dialog editor is the same window. Matched at the end only: a document may be named "Basic IDE notes.odt".
+CODE_WINDOW = re.compile(r"(?:^|\s-\s)LibreOffice Basic$", re.I)
 BUTTON_TYPES = ("push button", "toggle button", "button dropdown", "button menu")
 
 FILE_DIALOG = re.compile(r"\b(save|export|save as|save a copy|export as)\b", re.I)
