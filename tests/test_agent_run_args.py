@@ -167,14 +167,19 @@ def test_save_keeps_the_replaced_files_permissions_and_leaves_nothing_half_writt
     target.write_bytes(b"the user's private draft")
     target.chmod(0o600)
     env = SavingEnv()
-    user_files.save_atomically(env, target, private, replace=True, mode=0o600)
+
+    def save(env, replace, mode):
+        staged = user_files.stage_result(env, private, target.suffix)
+        user_files.install(staged, target, replace=replace, mode=mode, like=target if replace else None)
+
+    save(env, True, 0o600)
     assert target.read_bytes() == b"the result" and target.stat().st_mode & 0o777 == 0o600
     assert env.paths[0].parent == private  # the office writes into the private folder, never the user's
     with pytest.raises(OSError, match="No space left"):
-        user_files.save_atomically(SavingEnv(fail=True), target, private, replace=True, mode=0o600)
+        save(SavingEnv(fail=True), True, 0o600)
     assert target.read_bytes() == b"the result" and [p.name for p in folder.iterdir()] == [target.name]
     with pytest.raises(FileExistsError):  # a new output never replaces a file that is there
-        user_files.save_atomically(SavingEnv(b"other"), target, private, replace=False, mode=0o644)
+        save(SavingEnv(b"other"), False, 0o644)
     assert target.read_bytes() == b"the result" and [p.name for p in folder.iterdir()] == [target.name]
 
 
@@ -206,6 +211,13 @@ def test_a_new_output_and_the_agents_files_are_as_private_as_the_document(tmp_pa
     doc.write_bytes(b"private")
     doc.chmod(0o600)
     assert user_files.new_file_mode(doc) == 0o600
+    doc.chmod(0o777)  # a document from a mount that marks everything 0777: the umask still applies
+    mask = os.umask(0o077)
+    try:
+        assert user_files.new_file_mode(doc) == 0o600
+    finally:
+        os.umask(mask)
+    doc.chmod(0o600)
     staging, folder = tmp_path / "staging", tmp_path / "out"
     staging.mkdir()
     folder.mkdir()
@@ -355,3 +367,27 @@ def test_a_replaced_file_keeps_its_extended_attributes(tmp_path):
     user_files.install(source, target, replace=True, mode=0o640, like=target)
     assert target.read_bytes() == b"new" and os.getxattr(target, "user.lamforge_test") == b"kept"
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_lock_that_is_no_file_is_never_read_and_counts_as_held(tmp_path):
+    doc = tmp_path / "mine.docx"
+    doc.write_bytes(b"x")
+    os.mkfifo(tmp_path / ".~lock.mine.docx#")  # reading a FIFO would wait for a writer forever
+    assert run_command.open_elsewhere(doc).startswith("by ?")
+
+
+def test_an_output_that_became_a_link_during_the_run_is_not_followed(tmp_path):
+    out, elsewhere = tmp_path / "r.docx", tmp_path / "private.docx"
+    elsewhere.write_bytes(b"another file")
+    out.symlink_to(elsewhere)
+    target, why = run_command.final_target(out, may_replace=True)
+    assert target == tmp_path / "r-2.docx" and "symbolic link" in why
+
+
+def test_a_document_named_like_a_temporary_is_refused(tmp_path):
+    doc = tmp_path / ".lamforge-4242-0123abcd.docx"
+    import docx
+
+    docx.Document().save(doc)
+    code, said, _ = invoke("Do it", "--doc", str(doc), "--out", str(tmp_path / "r.docx"), "--model", "tiny")
+    assert code == 2 and "rename it first" in said and doc.exists()

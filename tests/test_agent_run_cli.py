@@ -152,3 +152,27 @@ def test_a_file_that_appears_during_the_run_is_not_replaced_and_backups_keep_the
     assert result.exit_code == 0, said[-2000:]
     assert (tmp_path / "r.backup.docx").read_bytes() == b"the user's file, saved meanwhile"
     assert (tmp_path / "r.backup-2.docx").read_bytes()[:2] == b"PK"  # the agent's copy, under a free name
+
+
+def test_screenshots_never_write_through_a_link_planted_in_their_folder(tmp_path, llm_server,
+                                                                        monkeypatch):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from lamforge.cli import app
+
+    shots, victim = tmp_path / "shots", tmp_path / "thesis.docx"
+    victim.write_bytes(b"the user's thesis")
+
+    def plant(body):
+        (shots / "step-02.png").symlink_to(victim)  # another user of the folder, while the agent works
+        return json.dumps({"function": "keyboard_input", "args": {"keys": "a"}})
+
+    server = llm_server([plant, json.dumps({"function": "summary", "args": {"text": "done"}, "status": "FINISH"})])
+    monkeypatch.delenv("DISPLAY", raising=False)
+    result = CliRunner().invoke(app, ["run", "Type a", "--out", str(tmp_path / "r.odt"), "--screenshots", str(shots),
+                                      "--endpoint", server.url, "--endpoint-model", "scripted"],
+                                env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said[-2000:]
+    assert victim.read_bytes() == b"the user's thesis" and "not saving the screenshot of step 2" in said
+    assert (shots / "step-01.png").read_bytes()[:4] == b"\x89PNG"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -30,8 +31,8 @@ import typer
 from rich.console import Console
 
 from lamforge.agent.guard import GuardPolicy
-from lamforge.agent.user_files import (TEMPORARY_NAME, keep_backup, new_file_mode, numbered, publish_staged,
-                                       remove_stale_temporaries, save_atomically)
+from lamforge.agent.user_files import (TEMPORARY_NAME, install, keep_backup, new_file_mode, numbered,
+                                       publish_staged, remove_stale_temporaries, stage_result)
 from lamforge.console import print_error, print_warning
 from lamforge.env.office import OfficeError
 from lamforge.env.reaper import forget, remove_on_exit
@@ -77,6 +78,9 @@ def check_document_argument(doc: str) -> Path:
         raise _bad("--doc", f"{path} is not a file")
     if path.suffix.lower() not in DOCUMENTS:
         raise _bad("--doc", f"{path.name}: lamforge run edits {' and '.join(DOCUMENTS)} documents")
+    if TEMPORARY_NAME.fullmatch(path.name):
+        raise _bad("--doc", f"{path.name} is a name lamforge gives its temporary files (removed by later runs); "
+                            f"rename it first")
     if not os.access(path, os.R_OK):
         raise _bad("--doc", f"{path} cannot be read (permission denied)")
     try:
@@ -117,12 +121,18 @@ def open_elsewhere(path: Path) -> str | None:
     """Who has path open in another LibreOffice, or None. The office marks an open file with `.~lock.NAME#` beside
     it; a lock that cannot be read (a folder of that name, no permission) counts as held."""
     lock = path.with_name(f".~lock.{path.name}#")
-    if not os.path.lexists(lock):
-        return None
     try:
-        holder = lock.read_text(errors="replace").split(",")[1:2] or ["?"]
+        info = os.lstat(lock)
+    except FileNotFoundError:
+        return None
     except OSError:
-        holder = ["?"]
+        info = None
+    holder = ["?"]
+    if info is not None and stat.S_ISREG(info.st_mode):  # never opened otherwise: a FIFO would block the read
+        try:
+            holder = lock.read_text(errors="replace").split(",")[1:2] or ["?"]
+        except OSError:
+            pass
     return f"by {holder[0] or '?'}; lock file {lock}"
 
 
@@ -247,7 +257,9 @@ def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
     the first free OUT-2.EXT, ... when out_path appeared during the run without --overwrite, or is now open in
     another LibreOffice; with the reason for the other name."""
     why = None
-    if os.path.lexists(out_path) and not may_replace:
+    if os.path.islink(out_path):  # it was resolved before the run: someone put a link there since
+        why = f"{out_path} became a symbolic link during the run"
+    elif os.path.lexists(out_path) and not may_replace:
         why = f"{out_path} appeared during the run, and only --overwrite replaces a file"
     elif os.path.lexists(out_path) and open_elsewhere(out_path):
         why = f"{out_path} is open in LibreOffice now ({open_elsewhere(out_path)})"
@@ -259,25 +271,28 @@ def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
     return numbered(out_path, n), why
 
 
-def _save_result(env, out_path: Path, doc_path: Path | None, staging: Path, may_replace: bool, in_place: bool,
+def _save_result(env, out_path: Path, staging: Path, may_replace: bool, in_place: bool, new_mode: int,
                  on_saved) -> Path:
-    """Keep a backup of what the result replaces, then save it (see user_files); returns where it went."""
-    target, why = final_target(out_path, may_replace)
-    if why:
-        print_warning(f"{why}; the result goes to {target} instead")
-    replacing = os.path.lexists(target)
-    if replacing:  # --in-place, --overwrite
-        backup = keep_backup(target)
-        # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
-        console.print(f"kept the {'original' if in_place else 'old ' + target.name} as {backup}", soft_wrap=True)
-    mode = new_file_mode(doc_path) if not replacing else None
-    try:
-        save_atomically(env, target, staging, replace=replacing,
-                        mode=mode if mode is not None else os.stat(target).st_mode & 0o777, on_saved=on_saved)
-    except FileExistsError:  # a new output taken in the last moment: the next free name
-        target, _ = final_target(target, may_replace=False)
-        save_atomically(env, target, staging, replace=False, mode=mode, on_saved=on_saved)
-    return target
+    """Stage the result, look at the output again, keep a backup of what the result replaces, then install it (see
+    user_files); returns where it went."""
+    staged = stage_result(env, staging, out_path.suffix)
+    for _ in range(100):
+        target, why = final_target(out_path, may_replace)
+        if why:
+            print_warning(f"{why}; the result goes to {target} instead")
+        replacing = os.path.lexists(target)
+        if replacing:  # --in-place, --overwrite
+            backup = keep_backup(target)
+            # soft_wrap: a path is printed whole; off a terminal rich would cut it at 80 columns
+            console.print(f"kept the {'original' if in_place else 'old ' + target.name} as {backup}", soft_wrap=True)
+        mode = stat.S_IMODE(os.stat(target).st_mode) & 0o777 if replacing else new_mode
+        try:
+            install(staged, target, replace=replacing, mode=mode, like=target if replacing else None,
+                    on_renamed=on_saved)
+            return target
+        except FileExistsError:  # a new output taken in the last moment: look again
+            may_replace = False
+    raise FileExistsError(f"no free name beside {out_path}")
 
 
 def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
@@ -294,6 +309,10 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
     except (BackendError, LLMError, OSError) as exc:
         print_error(str(exc))
         raise typer.Exit(1) from None
+    # Read now: the document may be moved or deleted while the agent works, and the result must still be saved.
+    new_mode = new_file_mode(doc_path)
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
     env = WriterEnv(max_steps=max_steps + 5)
     staging = Path(tempfile.mkdtemp(prefix="lamforge-run-"))  # 0700: the agent's only writable folder
     remove_on_exit(staging)  # also after a SIGKILL
@@ -303,7 +322,12 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         console.print(f"[bold]{record.step}[/] {record.action or record.raw_output[:120]}  [dim]{where}[/] -> "
                       f"{record.error or record.result}")
         if shots is not None:
-            env.screenshot(shots / f"step-{record.step:02d}.png")
+            # Through install like every write into a user's folder: never over a file, never through a symlink.
+            picture = env.screenshot(staging / ".screenshot.png")
+            try:
+                install(picture, shots / f"step-{record.step:02d}.png", replace=False, mode=new_file_mode(None))
+            except FileExistsError:
+                print_warning(f"not saving the screenshot of step {record.step}: {shots} has a file of that name")
 
     agent = Agent(backend=backend, env=env, config=AgentConfig(max_steps=max_steps), policy=run_policy(staging),
                   on_step=show)
@@ -315,12 +339,12 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
             finished = result.outcome == "finish"
             if result.outcome != "env_error" and (finished or save_on_fail):
                 out_path.parent.mkdir(parents=True, exist_ok=True)
-                target = _save_result(env, out_path, doc_path, staging, overwrite or in_place, in_place,
+                target = _save_result(env, out_path, staging, overwrite or in_place, in_place, new_mode,
                                       on_saved=lambda: saved.append(True))
                 console.print(f"saved {target}", soft_wrap=True)
                 # After the result: a file the agent saved never takes the result's or its backup's name.
                 for staged, published in publish_staged(
-                        staging, out_path.parent, new_file_mode(doc_path), skip={out_path.name},
+                        staging, out_path.parent, new_mode, skip={out_path.name},
                         on_error=lambda f, exc: print_warning(f"could not copy {f.name}, which the agent saved: "
                                                               f"{exc}")):
                     console.print(f"the agent saved {staged.name}: {published}", soft_wrap=True)

@@ -6,7 +6,9 @@ created exclusively and only readable by this user while it is written; its mode
 attributes (ACLs among them) are set through the open descriptor, so a name swapped for a symlink meanwhile is never
 followed; it is fsynced, then renamed over the target (a replacement the user allowed) or hard-linked to a new name
 (which fails, rather than replaces, when a file appeared there meanwhile). The office itself never writes into the
-user's folders: it saves into the run's private staging folder, and `install` copies from there.
+user's folders: it saves the result and the screenshots into the run's private staging folder, and `install` copies
+from there. The one gap left: on a file system without hard links (FAT, some shares) a new name is checked just
+before the rename, so a file created in between is replaced.
 
 Why by hand: no library writes a file atomically with these guarantees (atomicwrites is unmaintained and follows
 the target's name for permissions); the pieces are os calls.
@@ -52,13 +54,13 @@ def backup_path(doc: Path) -> Path:
 
 
 def new_file_mode(like: Path | None) -> int:
-    """The mode of a new file: that of `like` (the user's document it was made from: a private 0600 draft's result
-    stays private), else what the umask gives."""
-    if like is not None:
-        return stat.S_IMODE(like.stat().st_mode) & 0o666
+    """The mode of a new file: what the umask gives, and no more than `like` (the user's document it was made from)
+    allows: a private 0600 draft's result stays private, and a document from a 0777 mount gives no world-writable
+    result."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    mode = 0o666 & ~mask
+    return mode & stat.S_IMODE(like.stat().st_mode) if like is not None else mode
 
 
 def sync_folder(folder: Path) -> None:
@@ -74,21 +76,21 @@ def sync_folder(folder: Path) -> None:
 def _take_owner(fd: int, like: Path) -> None:
     """`like`'s owner and group where this process may set them (the group alone where the owner may not change),
     and its extended attributes (POSIX ACLs live there)."""
-    st = like.stat()
+    st = os.stat(like, follow_symlinks=False)
     for uid in (st.st_uid, -1):
         try:
             os.fchown(fd, uid, st.st_gid)
             break
-        except PermissionError:
+        except OSError:  # not permitted, or an owner a user namespace does not map (EINVAL)
             continue
     if hasattr(os, "listxattr"):
         try:
-            names = os.listxattr(like)
+            names = os.listxattr(like, follow_symlinks=False)
         except OSError:
             names = []
         for name in names:
             try:
-                os.setxattr(fd, name, os.getxattr(like, name))
+                os.setxattr(fd, name, os.getxattr(like, name, follow_symlinks=False))
             except OSError:
                 pass
 
@@ -106,10 +108,12 @@ def _copy_to_new_file(source: Path, target: Path, mode: int, like: Path | None) 
         os.close(fd)
 
 
-def install(source: Path, target: Path, *, replace: bool, mode: int, like: Path | None = None) -> None:
+def install(source: Path, target: Path, *, replace: bool, mode: int, like: Path | None = None,
+            on_renamed=None) -> None:
     """Copy source to target through a temporary beside it (see the module docstring). replace: rename over target;
     else target must not exist, and FileExistsError says it did. like: the file whose owner, group and extended
-    attributes the copy takes (the replaced file, or the document a backup is of)."""
+    attributes the copy takes (the replaced file, or the document a backup is of). on_renamed runs right after the
+    rename, so a stop signal during the folder's fsync cannot report the old file as still there."""
     temporary = temporary_beside(target)
     try:
         _copy_to_new_file(source, temporary, mode, like)
@@ -126,6 +130,8 @@ def install(source: Path, target: Path, *, replace: bool, mode: int, like: Path 
                 if os.path.lexists(target):  # no hard links here: the same check, just before the rename
                     raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
                 os.replace(temporary, target)
+        if on_renamed is not None:
+            on_renamed()
         sync_folder(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
@@ -150,15 +156,13 @@ def keep_backup(path: Path) -> Path:
     return backup
 
 
-def save_atomically(env, target: Path, private: Path, *, replace: bool, mode: int, on_saved=None) -> None:
-    """Have the office save its document into the private folder, then install it as target (replacing it only
-    when `replace`). on_saved runs right after the rename, so a stop signal after it cannot report the old file."""
-    staged = private / f".result{target.suffix}"
+def stage_result(env, private: Path, suffix: str) -> Path:
+    """Have the office save its document into the private folder (seconds): done before the output is looked at
+    again, so what the user may change meanwhile is seen by the checks, the backup and the rename that follow."""
+    staged = private / f".result{suffix}"
     staged.unlink(missing_ok=True)
     env.save_as(staged)
-    install(staged, target, replace=replace, mode=mode, like=target if replace else None)
-    if on_saved is not None:
-        on_saved()
+    return staged
 
 
 def publishable(path: Path) -> bool:
