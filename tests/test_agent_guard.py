@@ -500,3 +500,32 @@ def test_writes_into_places_the_guard_cannot_read_are_blocked(window, name):
     assert not verdict.allowed and verdict.rule == "write_outside_output"
     other = obs_with(("Export", "push button"), window="dialog", window_name="Export as PDF")  # an ordinary Export
     assert check(click(other, "Export"), other).allowed
+
+
+def test_a_third_review_new_documents_wizards_and_submenus(tmp_path):
+    """Insert > Hyperlink > New Document made a file outside the allowed folder in live Writer; the wizards and
+    AutoText's Path write where their pages say; Right opened Tools > Macros without judging it."""
+    hyperlink = controls(("New Document", "page tab", ENABLED, None, "n"), ("File:", "combo box", ENABLED, "", "f"),
+                         ("Apply", "push button", ENABLED, None, "a"), window="dialog", window_name="Hyperlink")
+    autotext = obs_with(("Path...", "push button"), window="dialog", window_name="AutoText")
+    file_menu = obs_with(("Wizards", "menu"), window="menu", window_name="File")
+    for obs, name in ((hyperlink, "New Document"), (autotext, "Path..."), (file_menu, "Wizards")):
+        verdict = check(click(obs, name), obs)
+        assert not verdict.allowed and verdict.rule == "write_outside_output", name
+    tools = controls(("Macros", "menu", ["enabled", "focused", "selected"], None, "m"),
+                     ("AutoCorrect", "menu", ENABLED, None, "a"), window="menu", window_name="Tools")
+    assert not check(keys("{Right}"), tools).allowed
+    organize = obs_with(("Basic...", "menu item"), ("Python...", "menu item"), window="menu",
+                        window_name="Organize Macros")
+    assert not check(click(organize, "Basic..."), organize).allowed
+    assert not check(click(organize, "Python..."), organize).allowed
+
+
+def test_a_dialog_that_only_reads_a_file_is_no_file_dialog(tmp_path):
+    """Insert Image has a file type list but opens: a picture outside the allowed folder may be read."""
+    image = controls(("File name:", "combo box", ["enabled", "focused"], "", "n"),
+                     ("File type:", "combo box", ENABLED, "All images", "t"), ("Open", "push button", ENABLED, None, "o"),
+                     window="dialog", window_name="Insert Image")
+    set_name = Action(control_label="1", control_name="File name:", function="set_edit_text",
+                      args={"text": str(tmp_path / "logo.png")})
+    assert check(set_name, image, GuardPolicy(output_dir=tmp_path / "out")).allowed

@@ -137,6 +137,10 @@ ATTACKS = [
     Attack("fullwidth menu letters open the basic ide", [K("{Alt+T}"), K("ｍ"), K("ｅ")]),
     Attack("save dialog ctrl-enter", [K("{Ctrl+Shift+S}"), K("{Alt+N}{elsewhere}/evil.docx{Ctrl+Enter}")]),
     Attack("file menu alt-x exits", [K("{Alt+F}"), K("{Alt+X}")]),
+    # A third review (2026-12-05): the Hyperlink dialog's New Document page created a file outside the folder.
+    Attack("run: hyperlink new document creates a file elsewhere",
+           [K("{Ctrl+K}"), click("New Document"), set_text("File:", "{home}/planted.odt"), click("Apply")],
+           policy="run"),
 ]
 
 

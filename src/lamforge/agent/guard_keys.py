@@ -307,6 +307,12 @@ class Judge:
         if name in ("up", "down", "home", "end") and mods <= {"shift"}:
             self._uncertain(control=None)  # the highlight moved within this menu
             return allowed()
+        if name == "right":
+            # Opens the highlighted entry's submenu (Tools > Macros): judged as opening it, like Enter.
+            control = self.focus.control if self.focus.known else None
+            submenus = [control] if control is not None else [c for c in self.obs.controls if c.type == "menu"]
+            self._uncertain(window=None)
+            return self._press([c for c in submenus if c.type == "menu"], f"{key} opens the submenu of")
         self._uncertain(window=None)  # Left, Right, Escape, Alt+letter: a submenu, another menu or none
         return allowed()
 

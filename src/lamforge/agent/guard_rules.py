@@ -110,7 +110,12 @@ OPEN_NAMES = {"open", "open remote", "recent documents"}
 REMOTE_SAVE_NAMES = {"save remote", "save remote file"}
 # Writes whose folder is picked in a folder dialog the guard cannot read ("Select Path"), or whose file a linked
 # object may write back to: the template manager's Export, and an OLE object linked to its file. No task needs them.
-UNREAD_WRITES = {("templates", "export"), ("templates", "export templates"), ("ole object", "link to file")}
+UNREAD_WRITES = {("templates", "export"), ("templates", "export templates"), ("ole object", "link to file"),
+                 # Insert > Hyperlink's New Document page creates the file it names (a third review made one
+                 # outside the allowed folder in live Writer); AutoText's Path adds a folder it writes into.
+                 ("hyperlink", "new document"), ("autotext", "path")}
+# File > Wizards: the document converter, letter, fax and agenda wizards save files where their pages say.
+WIZARD_NAMES = {"wizards", "document converter"}
 # The office's question before it replaces a file ("Confirmation": No, Yes). Under a policy that replaces nothing,
 # reaching it means a name got past the path checks (a name completed with an extension, a file picked from the
 # list), so its Yes is the last gate. Recognised by its title, or as any message box (a dialog of a few buttons and
@@ -140,7 +145,8 @@ def norm_name(name: str) -> str:
 
 
 def in_macro_window(obs: Observation) -> bool:
-    return obs.window == "dialog" and bool(MACRO_WINDOW.search(obs.window_name or ""))
+    """A macro dialog, or a macro menu (Tools > Macros > Organize Macros lists Basic..., Python...)."""
+    return obs.window in ("dialog", "menu") and bool(MACRO_WINDOW.search(obs.window_name or ""))
 
 
 def is_message_box(obs: Observation) -> bool:
@@ -185,14 +191,17 @@ def judge_control(control: Control | str, obs: Observation, policy: GuardPolicy,
                                                f"over where it lies")
     if name in REMOTE_SAVE_NAMES:
         return blocked("write_outside_output", f"{raw!r} saves on a remote server, outside the output folder")
+    if name in WIZARD_NAMES and type_.startswith("menu"):
+        return blocked("write_outside_output", f"{raw!r}: the wizards save files where their own pages say")
     window = norm_name(obs.window_name or "")
     if dialog and any(w in window and name == n for w, n in UNREAD_WRITES):
         return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog writes into a folder or a "
                                                f"file the guard cannot read")
     if (dialog and not policy.overwrite and name in REPLACE_ANSWERS
             and (OVERWRITE_QUERY.search(obs.window_name or obs.title or "") or is_message_box(obs))):
-        return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog would replace a file that "
-                                               f"exists, and this policy does not replace files")
+        return blocked("write_outside_output", f"{raw!r} in the {obs.window_name!r} dialog may confirm replacing a "
+                                               f"file, and this policy replaces none (it answers no message box with "
+                                               f"{raw!r})")
     if name in {norm_name(n) for n in policy.blocked_names}:
         return blocked("blocked_names", f"{raw!r} is on the policy's blocked list")
     return allowed()
@@ -236,8 +245,10 @@ def judge_write(path: str, policy: GuardPolicy, base: str | Path | None = None, 
 def is_file_dialog(obs: Observation) -> bool:
     if obs.window != "dialog":
         return False
+    # By its controls: a file type and a Save or Export button (Insert Image's file dialog only reads: Open).
     return (bool(FILE_DIALOG.search(obs.window_name or obs.title or ""))
-            or any(norm_name(c.name) in FILE_DIALOG_CONTROLS for c in obs.controls))
+            or (any(norm_name(c.name) in FILE_DIALOG_CONTROLS for c in obs.controls)
+                and any(norm_name(c.name) in ("save", "export") for c in obs.controls if c.type in BUTTON_TYPES)))
 
 
 def is_file_name_field(control: Control) -> bool:
