@@ -13,8 +13,9 @@
   another LibreOffice, is not replaced (the result takes OUT-2.EXT). SIGTERM and SIGHUP end the command as Ctrl-C
   does: nothing half-written stays. A temporary that a SIGKILL left behind is removed by the next run in that
   folder (remove_stale_temporaries).
-- The agent writes files only into a private staging folder (run_policy), never into a folder of the user's: no key,
-  name or answer in a dialog can reach the user's files through the office. Afterwards the command itself copies
+- The agent writes files only into a private staging folder (run_policy), never into a folder of the user's: a name
+  the office completes or a file picked from a dialog's list cannot land on a user's file, since every path there
+  is outside the allowed folder (what remains is a Save the guard misreads). Afterwards the command itself copies
   what the agent saved there into the output's folder, under free names, never over a file (publish_staged).
 - Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
 """
@@ -261,8 +262,8 @@ def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
         why = f"{out_path} became a symbolic link during the run"
     elif os.path.lexists(out_path) and not may_replace:
         why = f"{out_path} appeared during the run, and only --overwrite replaces a file"
-    elif os.path.lexists(out_path) and open_elsewhere(out_path):
-        why = f"{out_path} is open in LibreOffice now ({open_elsewhere(out_path)})"
+    elif os.path.lexists(out_path) and (who := open_elsewhere(out_path)):
+        why = f"{out_path} is open in LibreOffice now ({who})"
     if why is None:
         return out_path, None
     n = 2
@@ -310,7 +311,8 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         print_error(str(exc))
         raise typer.Exit(1) from None
     # Read now: the document may be moved or deleted while the agent works, and the result must still be saved.
-    new_mode = new_file_mode(doc_path)
+    # Both read once, before the agent's threads start: reading the umask sets it for a moment.
+    new_mode, shots_mode = new_file_mode(doc_path), new_file_mode(None)
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
     env = WriterEnv(max_steps=max_steps + 5)
@@ -325,7 +327,7 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
             # Through install like every write into a user's folder: never over a file, never through a symlink.
             picture = env.screenshot(staging / ".screenshot.png")
             try:
-                install(picture, shots / f"step-{record.step:02d}.png", replace=False, mode=new_file_mode(None))
+                install(picture, shots / f"step-{record.step:02d}.png", replace=False, mode=shots_mode)
             except FileExistsError:
                 print_warning(f"not saving the screenshot of step {record.step}: {shots} has a file of that name")
 
