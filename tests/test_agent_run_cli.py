@@ -44,15 +44,17 @@ def test_run_edits_a_users_docx_and_saves_it(tmp_path, llm_server):  # noqa: F81
     assert not any(r.bold for r in runs if "net profit" not in r.text)
     assert len(list((tmp_path / "shots").glob("*.png"))) == 2
     assert "select_text" in done.stderr and "Bold" in done.stderr  # steps are printed as they happen
+    assert "the office runs sandboxed" in " ".join(done.stderr.split())  # bubblewrap, as `make setup` installs it
 
 
 def test_run_saves_nothing_when_the_model_gives_up(tmp_path, llm_server):  # noqa: F811
     server = llm_server(['{"function": "summary", "args": {"text": "cannot"}, "status": "FAIL"}'])
     out = tmp_path / "out.odt"
     cmd = [sys.executable, "-m", "lamforge.cli", "run", "Do something impossible", "--out", str(out),
-           "--endpoint", server.url, "--endpoint-model", "scripted"]
+           "--endpoint", server.url, "--endpoint-model", "scripted", "--no-sandbox"]
     done = subprocess.run(cmd, env=dict(os.environ, DISPLAY=""), capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "fail" in done.stderr and "not saved" in done.stderr
+    assert "sandbox" not in done.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 

@@ -17,6 +17,9 @@
   the office completes or a file picked from a dialog's list cannot land on a user's file, since every path there
   is outside the allowed folder (what remains is a Save the guard misreads). Afterwards the command itself copies
   what the agent saved there into the output's folder, under free names, never over a file (publish_staged).
+- The office itself runs in a sandbox (env/sandbox.py) where only that folder, the copy of the document and its
+  profile are writable, so a dialog the guard does not know cannot write into a user's folder either; without
+  bubblewrap on the machine the command says so and relies on the guard and the staging folder.
 - Without --model or --endpoint it uses the newest finished pipeline's LAM4 (out/*/models/lam4) and says so.
 """
 
@@ -35,7 +38,7 @@ from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.user_files import (TEMPORARY_NAME, install, keep_backup, new_file_mode, numbered,
                                        publish_staged, remove_stale_temporaries, stage_result)
 from lamforge.console import print_error, print_warning
-from lamforge.env.office import OfficeError
+from lamforge.env.office import OfficeError, sandbox_problem
 from lamforge.env.reaper import forget, remove_on_exit
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
@@ -220,6 +223,10 @@ def run(
                                                       "it natively, else float32), float32, bfloat16 or float16."),
     screenshots: str = typer.Option(None, "--screenshots", help="Save a PNG of the screen after every step here."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole trajectory as JSON at the end."),
+    sandbox: bool = typer.Option(True, "--sandbox/--no-sandbox", help="Run the office in a bubblewrap sandbox where "
+                                                                      "it can write only into the run's private "
+                                                                      "folder (without bwrap: a warning, and the "
+                                                                      "guard alone)."),
 ):
     """Open a document in live Writer, let the agent do INSTRUCTION, and save the result. Exit 0 on FINISH."""
     if not instruction.strip():
@@ -250,7 +257,7 @@ def run(
     for stale in remove_stale_temporaries(out_path.parent):
         console.print(f"removed {stale}, the unfinished save of an earlier run that was killed", soft_wrap=True)
     _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
-                 max_steps, shots, as_json, dtype, overwrite)
+                 max_steps, shots, as_json, dtype, overwrite, sandbox)
 
 
 def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
@@ -297,7 +304,7 @@ def _save_result(env, out_path: Path, staging: Path, may_replace: bool, in_place
 
 
 def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_name, endpoint, endpoint_model,
-                 max_steps, shots, as_json, dtype, overwrite=False):
+                 max_steps, shots, as_json, dtype, overwrite=False, sandbox=True):
     # start-up time: the backends import the openai SDK (~0.4 s), and every `lamforge` command imports this module
     from lamforge.agent.backends import BackendError
     from lamforge.agent.factory import make_backend
@@ -315,9 +322,16 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
     new_mode, shots_mode = new_file_mode(doc_path), new_file_mode(None)
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-    env = WriterEnv(max_steps=max_steps + 5)
     staging = Path(tempfile.mkdtemp(prefix="lamforge-run-"))  # 0700: the agent's only writable folder
     remove_on_exit(staging)  # also after a SIGKILL
+    writable = None
+    if sandbox and (problem := sandbox_problem()):
+        print_warning(f"the office runs without a sandbox: {problem}. The guard alone keeps the agent's writes to "
+                      f"the run's private folder.")
+    elif sandbox:
+        writable = [staging]  # and the environment's copy of the document
+        console.print("[dim]the office runs sandboxed: it can write only into the run's private folder[/]")
+    env = WriterEnv(max_steps=max_steps + 5, writable=writable)
 
     def show(record):
         where = (record.grounding or {}).get("decision", "")

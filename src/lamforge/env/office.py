@@ -7,6 +7,7 @@ would otherwise take hundreds of UNO round trips.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from lamforge.env.reaper import forget, remove_on_exit
+from lamforge.env.sandbox import INSIDE_TMP, probe, sandboxed
 
 OFFICE_SCRIPT = Path(__file__).parent / "office_side" / "lamforge_office.py"
 INSTALL_HINT = (
@@ -99,6 +101,12 @@ def require_binaries() -> tuple[str, str]:
     if not OFFICE_SCRIPT.exists():
         raise OfficeNotInstalled(f"lamforge's office script is missing at {OFFICE_SCRIPT}")
     return soffice, xvfb
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_problem() -> str | None:
+    """Why the office cannot run sandboxed on this machine (env/sandbox.py), or None when it can; probed once."""
+    return probe(find_binary("bwrap"))
 
 
 def office_binary(soffice: str) -> str:
@@ -232,10 +240,17 @@ class VirtualDisplay:
 
 
 class Office:
-    """A running soffice with a private profile; `call()` invokes the in-process script with a watchdog."""
+    """A running soffice with a private profile; `call()` invokes the in-process script with a watchdog.
 
-    def __init__(self, display: str | None = None, start_timeout: float = 60.0, call_timeout: float = 20.0):
+    With `writable` (a list of folders), the office runs in a sandbox where only those folders, its profile and a
+    private /tmp can be written (env/sandbox.py); OfficeNotInstalled says why when this machine cannot do that."""
+
+    def __init__(self, display: str | None = None, start_timeout: float = 60.0, call_timeout: float = 20.0,
+                 writable: list[Path] | None = None):
         self.soffice, _ = require_binaries()
+        self.writable = None if writable is None else [Path(folder).resolve() for folder in writable]
+        if self.writable is not None and (problem := sandbox_problem()):
+            raise OfficeNotInstalled(f"the office cannot run sandboxed: {problem}")
         self.start_timeout = start_timeout
         self.call_timeout = call_timeout
         self._own_display = None
@@ -276,13 +291,25 @@ class Office:
     def _start_once(self) -> None:
         uno = import_uno()
 
-        self.profile = Path(tempfile.mkdtemp(prefix="lamforge-office-"))
+        root = Path(tempfile.mkdtemp(prefix="lamforge-office-"))
         self.pipe = f"lamforge-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        # Everything the office leaves in /tmp is registered before it exists, so that it goes even if this process
-        # is killed during the start; the office's own temporary folders (lu*.tmp) go inside the profile.
-        self._temporary = [self.profile, *pipe_paths(self.pipe, self.profile)]
+        if self.writable is None:
+            self.profile = self._profile_seen = root
+            # Everything the office leaves in /tmp is registered before it exists, so that it goes even if this
+            # process is killed during the start; the office's own temporary folders (lu*.tmp) go inside the profile.
+            self._temporary = [root, *pipe_paths(self.pipe, root)]
+        else:
+            # root is the sandbox's /tmp: the profile and both pipes are made in it; the one lamforge connects to is
+            # reached through a symlink where the bridge looks for it.
+            self.profile, self._profile_seen = root / "profile", INSIDE_TMP / "profile"
+            self.profile.mkdir()
+            pipe = pipe_paths(self.pipe, self._profile_seen)[0]
+            self._temporary = [root, pipe]
         for path in self._temporary:
             remove_on_exit(path)
+        if self.writable is not None:
+            pipe.unlink(missing_ok=True)
+            pipe.symlink_to(root / pipe.name)
         user = self.profile / "user"
         (user / "Scripts" / "python").mkdir(parents=True)
         (self.profile / "tmp").mkdir()
@@ -322,14 +349,19 @@ class Office:
                 time.sleep(0.1)
 
     def _launch(self) -> subprocess.Popen:
+        argv = [
+            office_binary(self.soffice), f"-env:UserInstallation={self._profile_seen.as_uri()}", "--norestore",
+            "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
+            f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
+        ]
+        if self.writable is not None:
+            argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display)
+        # The process group is the office's (killed as one by kill()); under the sandbox its leader is bwrap, whose
+        # --die-with-parent takes the office along.
         proc = subprocess.Popen(
-            [
-                office_binary(self.soffice), f"-env:UserInstallation={self.profile.as_uri()}", "--norestore",
-                "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
-                f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
-            ],
-            env=office_environment(self.display, self.profile / "tmp"), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+            argv, env=office_environment(self.display, self._profile_seen / "tmp"), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         for path in self._temporary:
             remove_on_exit(path, pid=proc.pid)  # removed once this office process is gone

@@ -147,7 +147,9 @@ class WriterEnv(gym.Env):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, max_steps: int = 30, display: str | None = None, render_mode: str | None = None,
-                 settle_s: float = 0.03):
+                 settle_s: float = 0.03, writable: list[Path] | None = None):
+        """`writable`: run the office sandboxed (env/sandbox.py), able to write only into these folders and the
+        environment's own working folder (its copy of the document); None runs it as any program runs."""
         self.max_steps = max_steps
         self.display = display
         self.render_mode = render_mode
@@ -157,6 +159,7 @@ class WriterEnv(gym.Env):
         self.office: Office | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
         remove_on_exit(self.workdir)  # also when this process is killed before close()
+        self.writable = None if writable is None else [self.workdir, *writable]
         self.doc = None
         self.doc_path: Path | None = None
         self._steps = 0
@@ -459,14 +462,14 @@ class WriterEnv(gym.Env):
 
     def _ensure_office(self) -> None:
         if self.office is None:
-            self.office = Office(display=self.display)
+            self.office = Office(display=self.display, writable=self.writable)
         elif not self.office.alive():
             self._restart()
 
     def _restart(self) -> None:
         self.doc = None
         if self.office is None:
-            self.office = Office(display=self.display)
+            self.office = Office(display=self.display, writable=self.writable)
         else:
             self.office.restart()
 
