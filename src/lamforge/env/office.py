@@ -285,7 +285,8 @@ class Office:
                 last = exc  # the script provider's bad_alloc, a refused connection
                 self.kill()
                 self._remove_profile()
-        raise OfficeError(f"LibreOffice did not start ({START_ATTEMPTS} attempts); last error: "
+        where = " in its sandbox (bubblewrap; `lamforge run --no-sandbox` runs it without)" if self.writable else ""
+        raise OfficeError(f"LibreOffice did not start{where} ({START_ATTEMPTS} attempts); last error: "
                           f"{type(last).__name__}: {last}") from last
 
     def _start_once(self) -> None:
