@@ -52,3 +52,25 @@ def saved_in_layers(model):
                 hook.remove()
 
     return counting()
+
+
+def assert_fits_templates_and_formats_every_phrasing(family_id: str, seed: int) -> None:
+    """A family has at least five phrasings, samples on at least one train and one test template, and every phrasing
+    formats its parameters completely (no '{name}' or tab left)."""
+    import random
+
+    from lamforge.tasks.base import REGISTRY
+    from lamforge.tasks.templates import list_templates
+
+    family = REGISTRY[family_id]
+    assert len(family.phrasings) >= 5
+    fits = {"train": 0, "validation": 0, "test": 0}
+    for template in list_templates():
+        params = family.sample(template, random.Random(seed))
+        if params is None:
+            continue
+        fits[template.split] += 1
+        for i in range(len(family.phrasings)):
+            text = family.instruction(params, i)
+            assert "{" not in text and "\t" not in text, text
+    assert fits["train"] >= 1 and fits["test"] >= 1, fits

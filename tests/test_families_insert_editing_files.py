@@ -15,6 +15,7 @@ from office_documents import Documents
 
 import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.tasks.base import REGISTRY
+from helpers import assert_fits_templates_and_formats_every_phrasing
 from lamforge.tasks.families import files
 from lamforge.tasks.templates import get_template, list_templates
 
@@ -46,18 +47,7 @@ def first_params(family_id: str, split: str | None = None) -> tuple[dict, str]:
 
 @pytest.mark.parametrize("family_id", MINE)
 def test_family_fits_train_and_test_templates_and_formats_every_phrasing(family_id):
-    family = REGISTRY[family_id]
-    assert len(family.phrasings) >= 5
-    fits = {"train": 0, "validation": 0, "test": 0}
-    for template in list_templates():
-        params = family.sample(template, random.Random(7))
-        if params is None:
-            continue
-        fits[template.split] += 1
-        for i in range(len(family.phrasings)):
-            text = family.instruction(params, i)
-            assert "{" not in text and "\t" not in text, text
-    assert fits["train"] >= 1 and fits["test"] >= 1, fits
+    assert_fits_templates_and_formats_every_phrasing(family_id, seed=7)
 
 
 def test_paragraph_ends_picks_a_unique_last_word_of_the_paragraph():

@@ -18,6 +18,7 @@ from office_documents import Documents
 import lamforge.tasks.families  # noqa: F401  (registers the families)
 from lamforge.env.docstate import DocState
 from lamforge.tasks.base import REGISTRY
+from helpers import assert_fits_templates_and_formats_every_phrasing
 from lamforge.tasks.families.page import MAX_COLUMNS
 from lamforge.tasks.families.paragraph import SPACINGS
 from lamforge.tasks.templates import list_templates
@@ -54,18 +55,7 @@ def check(family_id: str, params: dict, state: DocState) -> bool:
 
 @pytest.mark.parametrize("family_id", PARAGRAPH + PAGE)
 def test_family_fits_train_and_test_templates_and_formats_every_phrasing(family_id):
-    family = REGISTRY[family_id]
-    assert len(family.phrasings) >= 5
-    fits = {"train": 0, "validation": 0, "test": 0}
-    for template in list_templates():
-        params = family.sample(template, random.Random(3))
-        if params is None:
-            continue
-        fits[template.split] += 1
-        for i in range(len(family.phrasings)):
-            text = family.instruction(params, i)
-            assert "{" not in text and "\t" not in text, text
-    assert fits["train"] >= 1 and fits["test"] >= 1, fits
+    assert_fits_templates_and_formats_every_phrasing(family_id, seed=3)
 
 
 def test_line_spacing_never_asks_docx_for_the_spacing_it_already_has():
