@@ -322,7 +322,8 @@ def test_publish_staged_never_replaces_a_file(tmp_path):
     staging.mkdir()
     folder.mkdir()
     for name, text in (("a.pdf", "new a"), ("b.odt", "new b"), ("r.docx", "the result"), (".~lock.b.odt#", "lock"),
-                       (".bash_profile", "a dotfile"), ("x\nname.docx", "a control character")):
+                       (".bash_profile", "a dotfile"), ("x\nname.docx", "a control character"),
+                       ("conftest.py", "no document: pytest would run it in the user's folder"), ("Makefile", "no")):
         (staging / name).write_text(text)
     (folder / "a.pdf").write_text("the user's a")
     (folder / "a-2.pdf").write_text("the user's a-2")
@@ -330,6 +331,25 @@ def test_publish_staged_never_replaces_a_file(tmp_path):
     assert [(s.name, p.name) for s, p in published] == [("a.pdf", "a-3.pdf"), ("b.odt", "b.odt")]
     assert (folder / "a.pdf").read_text() == "the user's a" and (folder / "a-3.pdf").read_text() == "new a"
     assert sorted(p.name for p in folder.iterdir()) == ["a-2.pdf", "a-3.pdf", "a.pdf", "b.odt"]
+
+
+def test_a_staged_file_is_copied_only_as_a_plain_file(tmp_path):
+    """What the office left in its folder is read only as a plain file under that very name: a symlink (to a file
+    the office could not read itself, or /proc/self/environ), a FIFO (whose open would wait for ever) and a folder
+    are refused with an OSError at once, and nothing is made beside the target."""
+    staging, home, secret = tmp_path / "staging", tmp_path / "home", tmp_path / "secret.txt"
+    staging.mkdir()
+    home.mkdir()
+    secret.write_text("private")
+    (staging / "link.pdf").symlink_to(secret)
+    (staging / "environ.odt").symlink_to("/proc/self/environ")
+    os.mkfifo(staging / "fifo.pdf")
+    (staging / "folder.pdf").mkdir()
+    for name in ("link.pdf", "environ.odt", "fifo.pdf", "folder.pdf"):
+        with pytest.raises(OSError, match="not copied|Is a directory"):
+            user_files.install(staging / name, home / name, replace=False, mode=0o644)
+    assert list(home.iterdir()) == []
+    assert user_files.publish_staged(staging, home, 0o644) == [] and list(home.iterdir()) == []
 
 
 def test_odd_outputs_and_locks_get_a_message_not_a_traceback(document, tmp_path):

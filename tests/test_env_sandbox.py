@@ -10,28 +10,55 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from lamforge.env.office import sandbox_problem
-from lamforge.env.sandbox import probe, sandboxed
+from lamforge.env.sandbox import SandboxError, probe, sandboxed
 from lamforge.schema import Action, Observation
 
 TEXTS = ["Quarterly report", "Sales grew by ten percent in the north."]
 
 
-def test_everything_read_only_but_the_named_folders(tmp_path):
-    argv = sandboxed(["soffice.bin", "--accept=pipe"], "/usr/bin/bwrap", tmp_path / "root", [tmp_path / "out"])
-    assert argv[:4] == ["/usr/bin/bwrap", "--ro-bind", "/", "/"]
-    assert {"--unshare-net", "--unshare-pid", "--die-with-parent"} <= set(argv)
+def test_only_the_system_folders_and_the_named_ones(tmp_path):
+    argv = sandboxed(["soffice.bin", "--accept=pipe"], "/usr/bin/bwrap", tmp_path / "root", [tmp_path / "out"], ":3",
+                     program_folder=tmp_path / "libreoffice")
+    assert argv[0] == "/usr/bin/bwrap" and "/" not in [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
+    assert {"--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"} <= set(argv)
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"  # also as root
     binds = [argv[i + 1:i + 3] for i, arg in enumerate(argv) if arg == "--bind"]
     # The private /tmp first, then the writable folders over it (a later mount covers an earlier one).
     assert binds == [[str(tmp_path / "root"), "/tmp"], [str((tmp_path / "out").resolve())] * 2]
+    read_only = [argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"]
+    assert "/usr" in read_only and str(tmp_path / "libreoffice") in read_only  # an office outside /usr and /opt
+    assert [p for p in read_only if p.startswith("/tmp/.X11-unix")] in ([], ["/tmp/.X11-unix/X3"])  # that one only
     assert argv[argv.index("--") + 1:] == ["soffice.bin", "--accept=pipe"]
-    # An X server over TCP (ssh -X) needs the network; a local one does not.
-    assert "--unshare-net" not in sandboxed(["x"], "bwrap", tmp_path, [], display="localhost:10.0")
+    with pytest.raises(SandboxError, match="local X display"):  # ssh -X: the user's desktop, over the network
+        sandboxed(["x"], "bwrap", tmp_path, [], "localhost:10.0")
+
+
+def test_inside_no_capabilities_home_run_other_displays_or_writes(tmp_path):
+    """The sandbox itself, with a shell in place of the office (run as root here, which bwrap would otherwise leave
+    with every capability)."""
+    require_sandbox()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "out").mkdir()
+    script = ("grep CapEff /proc/self/status; ls /tmp/.X11-unix 2>/dev/null | tr '\\n' ' '; echo; "
+              "for p in \"$0\" /run /var; do ls -d \"$p\" >/dev/null 2>&1 && echo seen $p; done; "
+              "touch /usr/x 2>/dev/null && echo wrote /usr; touch \"$1/made\" && echo wrote out")
+    done = subprocess.run(sandboxed(["/bin/sh", "-c", script, str(Path.home()), str(tmp_path / "out")],
+                                    shutil.which("bwrap"), tmp_path / "root", [tmp_path / "out"], ":7"),
+                          capture_output=True, text=True, timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert lines[0].split() == ["CapEff:", "0000000000000000"]
+    assert lines[1].strip() in ("", "X7")  # no other X server's socket (X7 exists only where that display runs)
+    assert lines[2:] == ["wrote out"], lines  # no home folder, no /run or /var, no write outside `out`
+    assert (tmp_path / "out" / "made").exists()
 
 
 def test_probe_says_what_is_missing():
@@ -60,17 +87,23 @@ def document(user_folder) -> Path:
     return path
 
 
-@pytest.fixture
-def sandboxed_env(tmp_path):
+def require_sandbox() -> None:
     if shutil.which("bwrap") is None:
         pytest.fail("bubblewrap (bwrap) is not installed (Debian package bubblewrap); run `make setup`",
                     pytrace=False)
     if problem := sandbox_problem():
         pytest.skip(f"this kernel or container refuses the sandbox: {problem}")
+
+
+@pytest.fixture
+def sandboxed_env(tmp_path, monkeypatch):
+    require_sandbox()
     from lamforge.env import WriterEnv
 
     out = tmp_path / "out"
     out.mkdir()
+    # A desktop's display (here one that does not exist): a sandboxed office runs on an X server of its own instead.
+    monkeypatch.setenv("DISPLAY", ":4242")
     env = WriterEnv(max_steps=20, writable=[out])
     yield env, out
     env.close()
@@ -89,7 +122,14 @@ def hyperlink_new_document(env, target: Path) -> None:
         lambda: Action(function="click_input", control_label=control("Apply").label, control_name="Apply")]
     for step in steps:
         _, _, _, _, info = env.step(step() if callable(step) else step)
-        assert not info["env_error"], info
+        assert not info["env_error"] and not info["error"], info
+
+
+def appears(path: Path, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return path.exists()
 
 
 @pytest.mark.office
@@ -103,12 +143,15 @@ def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, docume
         env.save_as(document)  # over the user's file
     with pytest.raises(OSError, match="could not save"):
         env.save_as(user_folder / "new.odt")  # beside it
-    env.save_as(tmp_path / "in-tmp.odt")  # the office's /tmp is its own: the write lands there, not in the user's
+    with pytest.raises(OSError, match="outside the folders"):  # this process makes no folder there either
+        env.save_as(user_folder / "made" / "deeper" / "x.odt")
+    env.office.call("ping")
     hyperlink_new_document(env, user_folder / "planted.odt")
 
+    assert not appears(user_folder / "planted.odt", within_s=2)
     assert document.read_bytes() == before
     assert sorted(p.name for p in user_folder.iterdir()) == ["report.docx"]
-    assert not (tmp_path / "in-tmp.odt").exists()
+    assert env.office.display != ":4242"
     assert [p.name for p in out.iterdir()] == ["result.odt"]
     assert env.office.alive()
 
@@ -127,5 +170,23 @@ def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, docume
 def test_control_the_hyperlink_route_plants_a_file_without_the_sandbox(writer_env, document, user_folder, tmp_path):
     writer_env.reset(options={"doc": str(document), "out_dir": str(tmp_path)})
     hyperlink_new_document(writer_env, user_folder / "planted.odt")
-    assert (user_folder / "planted.odt").exists()
+    assert appears(user_folder / "planted.odt")
     writer_env.office.call("close_popups")
+
+
+@pytest.mark.office
+def test_the_documents_copy_never_goes_through_a_planted_symlink(writer_env, document, user_folder, tmp_path,
+                                                                 monkeypatch):
+    """The copy is made in a folder the office may write: a symlink it planted at the copy's name is refused, not
+    followed (a review had a sandboxed office turn the copy of the next episode into a write over a user's file)."""
+    victim = user_folder / "victim.txt"
+    victim.write_text("the user's")
+    planted = tmp_path / "episode"
+    planted.mkdir()
+    (planted / document.name).symlink_to(victim)
+    real = tempfile.mkdtemp
+    monkeypatch.setattr("lamforge.env.writer_env.tempfile.mkdtemp",
+                        lambda prefix=None, dir=None: str(planted) if prefix == "doc-" else real(prefix=prefix, dir=dir))
+    with pytest.raises(FileExistsError):
+        writer_env.reset(options={"doc": str(document)})
+    assert victim.read_text() == "the user's"

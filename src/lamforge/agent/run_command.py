@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -36,10 +35,10 @@ from rich.console import Console
 
 from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.user_files import (TEMPORARY_NAME, install, keep_backup, new_file_mode, numbered,
-                                       publish_staged, remove_stale_temporaries, stage_result)
+                                       publish_staged, publishable, remove_stale_temporaries, stage_result)
 from lamforge.console import print_error, print_warning
 from lamforge.env.office import OfficeError, sandbox_problem
-from lamforge.env.reaper import forget, remove_on_exit
+from lamforge.env.reaper import forget, remove_on_exit, remove_tree
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
 from lamforge.models.loading import INFERENCE_DTYPES, dtype_problem
@@ -279,11 +278,9 @@ def final_target(out_path: Path, may_replace: bool) -> tuple[Path, str | None]:
     return numbered(out_path, n), why
 
 
-def _save_result(env, out_path: Path, staging: Path, may_replace: bool, in_place: bool, new_mode: int,
-                 on_saved) -> Path:
-    """Stage the result, look at the output again, keep a backup of what the result replaces, then install it (see
+def _save_result(staged: Path, out_path: Path, may_replace: bool, in_place: bool, new_mode: int, on_saved) -> Path:
+    """Look at the output again, keep a backup of what the staged result replaces, then install it (see
     user_files); returns where it went."""
-    staged = stage_result(env, staging, out_path.suffix)
     for _ in range(100):
         target, why = final_target(out_path, may_replace)
         if why:
@@ -332,14 +329,17 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         writable = [staging]  # and the environment's copy of the document
         console.print("[dim]the office runs sandboxed: it can write only into the run's private folder[/]")
     env = WriterEnv(max_steps=max_steps + 5, writable=writable)
+    shots_private = Path(tempfile.mkdtemp(prefix="lamforge-shots-"))
+    remove_on_exit(shots_private)
 
     def show(record):
         where = (record.grounding or {}).get("decision", "")
         console.print(f"[bold]{record.step}[/] {record.action or record.raw_output[:120]}  [dim]{where}[/] -> "
                       f"{record.error or record.result}")
         if shots is not None:
-            # Through install like every write into a user's folder: never over a file, never through a symlink.
-            picture = env.screenshot(staging / ".screenshot.png")
+            # Grabbed into a folder of this process's own (in the staging folder, the office could have planted a
+            # symlink at the picture's name), then through install like every write into a user's folder.
+            picture = env.screenshot(shots_private / "screenshot.png")
             try:
                 install(picture, shots / f"step-{record.step:02d}.png", replace=False, mode=shots_mode)
             except FileExistsError:
@@ -353,9 +353,15 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
             result = agent.run(instruction, options={"doc": str(doc_path) if doc_path else None,
                                                      "out_dir": str(staging)})
             finished = result.outcome == "finish"
-            if result.outcome != "env_error" and (finished or save_on_fail):
+            saving = result.outcome != "env_error" and (finished or save_on_fail)
+            # Staged first, so that what the user may change in the output meanwhile is seen by the checks, the
+            # backup and the rename that follow; then the office stops before anything in its folder is read, so
+            # nothing there changes between a check and a copy.
+            staged = stage_result(env, staging, out_path.suffix) if saving else None
+            env.close()
+            if saving:
                 out_path.parent.mkdir(parents=True, exist_ok=True)
-                target = _save_result(env, out_path, staging, overwrite or in_place, in_place, new_mode,
+                target = _save_result(staged, out_path, overwrite or in_place, in_place, new_mode,
                                       on_saved=lambda: saved.append(True))
                 console.print(f"saved {target}", soft_wrap=True)
                 # After the result: a file the agent saved never takes the result's or its backup's name.
@@ -364,6 +370,10 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
                         on_error=lambda f, exc: print_warning(f"could not copy {f.name}, which the agent saved: "
                                                               f"{exc}")):
                     console.print(f"the agent saved {staged.name}: {published}", soft_wrap=True)
+                kept_back = sorted(p.name for p in staging.iterdir()
+                                   if not p.name.startswith(".") and p.name != out_path.name and not publishable(p))
+                if kept_back:
+                    console.print(f"not copied, as no document file: {', '.join(kept_back)}", soft_wrap=True)
             elif result.outcome != "env_error":
                 console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
                 discarded = [p.name for p in staging.iterdir() if not p.name.startswith(".")]
@@ -378,8 +388,9 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         raise typer.Exit(1) from None
     finally:
         env.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        forget(staging)
+        for folder in (staging, shots_private):
+            remove_tree(folder)
+            forget(folder)
     console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
     if as_json:
         print(result.model_dump_json(indent=1))

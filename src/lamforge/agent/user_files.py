@@ -95,17 +95,35 @@ def _take_owner(fd: int, like: Path) -> None:
                 pass
 
 
-def _copy_to_new_file(source: Path, target: Path, mode: int, like: Path | None) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def open_plain_file(source: Path):
+    """`source` opened for reading, only if it is a plain file under that very name: never through a symlink, never
+    a FIFO (whose open would wait for a writer for ever), a device (/dev/zero would fill the disk) or a folder.
+    The office can write such things into its folders, the staging folder among them (env/sandbox.py)."""
     try:
-        with open(source, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        if like is not None:
-            _take_owner(fd, like)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink, not a file: not copied", str(source)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
+        raise OSError(errno.EINVAL, "not a plain file: not copied", str(source))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _copy_to_new_file(source: Path, target: Path, mode: int, like: Path | None) -> None:
+    with open_plain_file(source) as src:  # first: nothing is made beside the target for a source refused
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            if like is not None:
+                _take_owner(fd, like)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def install(source: Path, target: Path, *, replace: bool, mode: int, like: Path | None = None,
@@ -165,12 +183,18 @@ def stage_result(env, private: Path, suffix: str) -> Path:
     return staged
 
 
+# What Writer saves and exports: the only kinds of file published into a user's folder. Another name (conftest.py,
+# Makefile, a .desktop file) could be run there by another program; the office can save any name in its folder.
+DOCUMENT_SUFFIXES = frozenset({".odt", ".ott", ".fodt", ".docx", ".dotx", ".doc", ".dot", ".rtf", ".txt", ".pdf",
+                               ".epub", ".html", ".htm", ".xhtml", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
+
+
 def publishable(path: Path) -> bool:
     """Whether a file the agent saved may be copied into the user's folder: a plain file under a plain name (no
-    dotfile such as .bash_profile or an office lock file, no control characters)."""
+    dotfile such as .bash_profile or an office lock file, no control characters) of a document type."""
     name = path.name
     return (path.is_file() and not path.is_symlink() and not name.startswith(".")
-            and all(ch.isprintable() for ch in name))
+            and all(ch.isprintable() for ch in name) and path.suffix.lower() in DOCUMENT_SUFFIXES)
 
 
 def publish_staged(staging: Path, folder: Path, mode: int, skip: set[str] = frozenset(),

@@ -20,8 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from lamforge.env.reaper import forget, remove_on_exit
-from lamforge.env.sandbox import INSIDE_TMP, probe, sandboxed
+from lamforge.env.reaper import forget, remove_on_exit, remove_tree
+from lamforge.env.sandbox import INSIDE_TMP, SandboxError, display_socket, probe, sandboxed
 
 OFFICE_SCRIPT = Path(__file__).parent / "office_side" / "lamforge_office.py"
 INSTALL_HINT = (
@@ -254,7 +254,9 @@ class Office:
         self.start_timeout = start_timeout
         self.call_timeout = call_timeout
         self._own_display = None
-        if display is None and not os.environ.get("DISPLAY"):
+        # A sandboxed office gets an X server of its own even on a desktop: on the user's display, the input it
+        # could send (XTEST) would reach every window there, a terminal among them.
+        if display is None and (self.writable is not None or not os.environ.get("DISPLAY")):
             self._own_display = VirtualDisplay()
             display = self._own_display.display
         self.display = display or os.environ["DISPLAY"]
@@ -264,6 +266,12 @@ class Office:
         self.ctx = None
         self.desktop = None
         self._scripts: dict = {}
+        if self.writable is not None:
+            try:
+                display_socket(self.display)
+            except SandboxError as exc:
+                self.close()
+                raise OfficeError(str(exc)) from exc
         try:
             self.start()
         except BaseException:
@@ -355,12 +363,18 @@ class Office:
             "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
             f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
         ]
+        env = office_environment(self.display, self._profile_seen / "tmp")
         if self.writable is not None:
-            argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display)
+            argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display,
+                             program_folder=Path(office_binary(self.soffice)).resolve().parent.parent)
+            # No home folder inside: the office's own files stay in its profile. An X authority file belongs to a
+            # display it cannot reach.
+            env["HOME"] = str(self._profile_seen)
+            env.pop("XAUTHORITY", None)
         # The process group is the office's (killed as one by kill()); under the sandbox its leader is bwrap, whose
-        # --die-with-parent takes the office along.
+        # --die-with-parent takes the office along (the office itself runs in a session of its own there).
         proc = subprocess.Popen(
-            argv, env=office_environment(self.display, self._profile_seen / "tmp"), stdin=subprocess.DEVNULL,
+            argv, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -408,7 +422,7 @@ class Office:
         """Remove the profile and the pipes of an office that has exited (close() and kill() wait for it)."""
         for path in getattr(self, "_temporary", []):
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
             else:
                 path.unlink(missing_ok=True)
             forget(path)

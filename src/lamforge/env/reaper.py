@@ -46,6 +46,36 @@ def _send(message: dict) -> None:
             _watcher = None
 
 
+def remove_tree(path: str | Path) -> None:
+    """shutil.rmtree that also takes what a program made unremovable for its owner: a folder chmod-ed to 000 (the
+    office can do that in every folder it may write) is made accessible again and the removal retried. Only folders
+    inside the tree are touched, never through a symlink (rmtree follows none); a missing tree and errors past that
+    are ignored, as a cleanup must not fail."""
+    top = os.path.abspath(path)
+    retried: set[str] = set()
+
+    def plain_folder(folder: str) -> bool:
+        return os.path.isdir(folder) and not os.path.islink(folder)
+
+    def retry(function, failed, exc_info):
+        if not isinstance(exc_info[1], PermissionError) or failed in retried:
+            return
+        retried.add(failed)
+        parent = os.path.dirname(failed)
+        try:
+            if failed != top and plain_folder(parent):
+                os.chmod(parent, 0o700)
+            if plain_folder(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, onerror=retry)
+            else:
+                function(failed)
+        except OSError:
+            pass
+
+    shutil.rmtree(top, onerror=retry)  # Python 3.11: onerror (3.12 names it onexc)
+
+
 def remove_on_exit(path: str | Path, pid: int | None = None) -> None:
     """Remove `path` (a file, socket or folder) when this process ends, after process `pid` has exited."""
     _send({"add": str(path), "pid": pid})
@@ -80,7 +110,10 @@ def _watch() -> None:
         time.sleep(0.1)
     for path in paths:
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                remove_tree(path)
+            except OSError:
+                pass
         else:
             try:
                 os.unlink(path)

@@ -2,18 +2,25 @@
 
 Why: the guard (agent/guard.py) judges each action by the names of the controls it reaches, so a dialog that writes
 where it is told and that the guard does not know by name can still write into a user's folder (a review found
-Insert > Hyperlink's New Document page doing so). Under the sandbox the file system itself refuses: the whole tree
-is mounted read-only, and only the named folders are writable; the office's /tmp is a private folder (its profile
-and its pipes live there, so a user's file in the real /tmp is out of reach too); it has no network. bubblewrap is
-the well-kept tool for exactly this (Flatpak runs every application in it); lamforge only builds its command line.
+Insert > Hyperlink's New Document page doing so). Under the sandbox the office sees only the system's programs and
+libraries (/usr, /etc, /opt and the like, read-only), the named folders (writable), a private /tmp (its profile and
+its pipes live there) and its own X server's socket; no home folder, no /run or /var with other programs' sockets,
+no network, no SysV IPC, no capabilities (also when lamforge runs as root), and no other process. bubblewrap is the
+well-kept tool for exactly this (Flatpak runs every application in it); lamforge only builds its command line.
 
 The office's pipes are made in the private /tmp, which is not the caller's; lamforge reaches the one it connects to
 through a symlink at the name the UNO bridge looks for in the real /tmp.
+
+What the office can still do: read what the system folders hold, and write into the named folders whatever it
+likes (symlinks, FIFOs, huge files). So lamforge reads from those folders only after the office has been stopped,
+opens nothing there through a symlink and nothing that is not a plain file (agent/user_files.py), and publishes only
+document types.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -21,26 +28,46 @@ from pathlib import Path
 
 BWRAP_HINT = "apt-get install bubblewrap"
 INSIDE_TMP = Path("/tmp")
+# What a program needs from the system, read-only. Where /bin, /lib... are symlinks into /usr (merged /usr, Debian
+# 12 and most distributions now), the same symlinks are made inside.
+SYSTEM_FOLDERS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+LOCAL_DISPLAY = re.compile(r"(?:unix)?:(\d+)(?:\.\d+)?")
 
 
-def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequence[Path],
-              display: str = ":0") -> list[str]:
-    """`argv` run by bubblewrap: everything read-only, `private_tmp` as /tmp, the `writable` folders writable at
-    their own paths, a fresh /dev and /proc, and the sandbox killed with the process that started it; no network,
-    unless `display` is an X server reached over TCP (`host:10`, as ssh's X forwarding sets it).
+class SandboxError(RuntimeError):
+    """The office cannot be sandboxed as asked (a display it cannot be confined to)."""
 
-    The X server's sockets (/tmp/.X11-unix) and an X authority file in /tmp are mounted into the private /tmp read-only:
-    connecting to a socket needs no write access to its file system."""
-    local_display = display.startswith(":") or display.startswith("unix:")
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid",
-            *(["--unshare-net"] if local_display else []), "--die-with-parent",
-            "--bind", str(private_tmp), str(INSIDE_TMP)]
-    x11 = Path("/tmp/.X11-unix")
-    if x11.is_dir():
-        args += ["--ro-bind", str(x11), str(x11)]
-    xauthority = os.environ.get("XAUTHORITY")
-    if xauthority and Path(xauthority).is_file() and INSIDE_TMP in Path(xauthority).parents:
-        args += ["--ro-bind", xauthority, xauthority]
+
+def display_socket(display: str) -> Path:
+    """The X server's socket for a local display (":3" -> /tmp/.X11-unix/X3); SandboxError for a TCP display (that
+    would need the network, and it is a user's desktop, where XTEST input reaches every window)."""
+    match = LOCAL_DISPLAY.fullmatch(display)
+    if match is None:
+        raise SandboxError(f"a sandboxed office needs a local X display, not {display!r}")
+    return Path(f"/tmp/.X11-unix/X{match.group(1)}")
+
+
+def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequence[Path], display: str,
+              program_folder: Path | None = None) -> list[str]:
+    """`argv` run by bubblewrap as the module docstring says: `private_tmp` as /tmp, the `writable` folders at their
+    own paths, `display`'s socket alone of the machine's X servers, and `program_folder` (an office installed
+    outside the system folders, e.g. /home/me/libreoffice) read-only. The sandbox dies with the process that
+    started it, and runs in a session of its own (no terminal to push keys into)."""
+    args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    for folder in SYSTEM_FOLDERS:
+        path = Path(folder)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), folder]
+        elif path.is_dir():
+            args += ["--ro-bind", folder, folder]
+    if program_folder is not None and not any(Path(f) in (program_folder, *program_folder.parents)
+                                              for f in SYSTEM_FOLDERS):
+        args += ["--ro-bind", str(program_folder), str(program_folder)]
+    args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(private_tmp), str(INSIDE_TMP)]
+    socket = display_socket(display)
+    if socket.exists():
+        args += ["--ro-bind", str(socket), str(socket)]
     for folder in writable:
         folder = Path(folder).resolve()
         args += ["--bind", str(folder), str(folder)]
@@ -54,8 +81,8 @@ def probe(bwrap: str | None) -> str | None:
         return f"bubblewrap (bwrap) is not installed; install it with: {BWRAP_HINT}"
     with tempfile.TemporaryDirectory(prefix="lamforge-sandbox-probe-") as probe:
         try:
-            done = subprocess.run(sandboxed(["/bin/true"], bwrap, Path(probe), []), capture_output=True, text=True,
-                                  timeout=30, stdin=subprocess.DEVNULL)
+            done = subprocess.run(sandboxed(["/bin/true"], bwrap, Path(probe), [], ":0"), capture_output=True,
+                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bubblewrap could not start a sandbox: {exc}"
     if done.returncode != 0:

@@ -7,6 +7,7 @@ checkers on `doc_state()`; a task may pass `reward_fn` in reset options to get i
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from lamforge.env.docstate import DocState
 from lamforge.env.grounding import Grounding, ground
 from lamforge.env.office import Office, OfficeError, OfficeScriptError, interaction_aborter, property_values
 from lamforge.env.paths import resolve_path
-from lamforge.env.reaper import forget, remove_on_exit
+from lamforge.env.reaper import forget, remove_on_exit, remove_tree
 from lamforge.prompt import render_observation
 from lamforge.schema import (Action, ActionParseError, Observation, Status, check_key_combo, parse_action, parse_keys,
                              xdotool_key)
@@ -159,7 +160,7 @@ class WriterEnv(gym.Env):
         self.office: Office | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
         remove_on_exit(self.workdir)  # also when this process is killed before close()
-        self.writable = None if writable is None else [self.workdir, *writable]
+        self.writable = None if writable is None else [Path(p).resolve() for p in (self.workdir, *writable)]
         self.doc = None
         self.doc_path: Path | None = None
         self._steps = 0
@@ -364,7 +365,11 @@ class WriterEnv(gym.Env):
             # A fresh folder per episode keeps the file's own name, which the window title shows the model.
             episode_dir = Path(tempfile.mkdtemp(prefix="doc-", dir=self.workdir))
             self.doc_path = episode_dir / source.name
-            shutil.copyfile(source, self.doc_path)
+            # A new file, never through a name that exists: the office may write in this folder (a sandboxed one
+            # too), and a symlink it planted at the copy's name would turn the copy into a write elsewhere.
+            fd = os.open(self.doc_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as copy, open(source, "rb") as original:
+                shutil.copyfileobj(original, copy)
             url = self.doc_path.as_uri()
         old = self.doc
         props = property_values(Hidden=False)
@@ -395,7 +400,7 @@ class WriterEnv(gym.Env):
         self.doc = loaded
         stale, self._episode_dir = getattr(self, "_episode_dir", None), self.doc_path.parent if self.doc_path else None
         if stale is not None and stale != self._episode_dir:
-            shutil.rmtree(stale, ignore_errors=True)  # the previous episode's copy, now closed
+            remove_tree(stale)  # the previous episode's copy, now closed
 
         def show():
             window = self.doc.getCurrentController().getFrame().getContainerWindow()
@@ -414,6 +419,9 @@ class WriterEnv(gym.Env):
         filt = SAVE_FILTERS.get(path.suffix.lower())
         if filt is None:
             raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
+        if self.writable is not None and not any(folder in path.parents for folder in self.writable):
+            # Not even the folders: this process runs outside the sandbox, so it makes nowhere else a folder.
+            raise OSError(f"the office could not save {path}: outside the folders it may write")
         path.parent.mkdir(parents=True, exist_ok=True)
         props = property_values(FilterName=filt, Overwrite=True, InteractionHandler=interaction_aborter())
         try:
@@ -477,5 +485,5 @@ class WriterEnv(gym.Env):
         if self.office is not None:
             self.office.close()
             self.office = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)
         forget(self.workdir)
