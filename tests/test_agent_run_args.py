@@ -348,8 +348,20 @@ def test_a_staged_file_is_copied_only_as_a_plain_file(tmp_path):
     for name in ("link.pdf", "environ.odt", "fifo.pdf", "folder.pdf"):
         with pytest.raises(OSError, match="not copied|Is a directory"):
             user_files.install(staging / name, home / name, replace=False, mode=0o644)
+    with open(staging / "sparse.pdf", "wb") as sparse:  # costs the office nothing; copied, it would fill the disk
+        sparse.truncate(user_files.MAX_COPY_BYTES + 1)
+    with pytest.raises(OSError, match="larger than 1 GiB"):
+        user_files.install(staging / "sparse.pdf", home / "sparse.pdf", replace=False, mode=0o644)
     assert list(home.iterdir()) == []
-    assert user_files.publish_staged(staging, home, 0o644) == [] and list(home.iterdir()) == []
+    assert user_files.publish_staged(staging, home, 0o644, on_error=lambda *_: None) == []
+    assert list(home.iterdir()) == []
+
+
+def test_names_the_office_chose_are_printed_as_they_are():
+    from lamforge.agent.run_command import shown
+
+    assert shown("[bold]x[/bold].pdf") == "\\[bold]x\\[/bold].pdf"  # markup escaped, not applied
+    assert shown("a\x1bc.pdf") == "'a\\x1bc.pdf'"  # no escape sequence reaches the terminal
 
 
 def test_odd_outputs_and_locks_get_a_message_not_a_traceback(document, tmp_path):

@@ -49,7 +49,11 @@ def test_inside_no_capabilities_home_run_other_displays_or_writes(tmp_path):
     (tmp_path / "out").mkdir()
     script = ("grep CapEff /proc/self/status; ls /tmp/.X11-unix 2>/dev/null | tr '\\n' ' '; echo; "
               "for p in \"$0\" /run /var; do ls -d \"$p\" >/dev/null 2>&1 && echo seen $p; done; "
-              "touch /usr/x 2>/dev/null && echo wrote /usr; touch \"$1/made\" && echo wrote out")
+              "touch /usr/x /x 2>/dev/null && echo wrote a system folder; "
+              # the same value written back: a sysctl left writable is found without changing the machine's
+              "v=$(cat /proc/sys/fs/lease-break-time); (echo $v > /proc/sys/fs/lease-break-time) 2>/dev/null "
+              "&& echo wrote a sysctl; test -w /proc/sysrq-trigger && echo sysrq writable; "
+              "touch \"$1/made\" && echo wrote out")
     done = subprocess.run(sandboxed(["/bin/sh", "-c", script, str(Path.home()), str(tmp_path / "out")],
                                     shutil.which("bwrap"), tmp_path / "root", [tmp_path / "out"], ":7"),
                           capture_output=True, text=True, timeout=60)
@@ -57,7 +61,8 @@ def test_inside_no_capabilities_home_run_other_displays_or_writes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert lines[0].split() == ["CapEff:", "0000000000000000"]
     assert lines[1].strip() in ("", "X7")  # no other X server's socket (X7 exists only where that display runs)
-    assert lines[2:] == ["wrote out"], lines  # no home folder, no /run or /var, no write outside `out`
+    # No home folder, no /run or /var, no write outside `out`: not in /usr, the root, a sysctl or the SysRq trigger.
+    assert lines[2:] == ["wrote out"], lines
     assert (tmp_path / "out" / "made").exists()
 
 
@@ -112,8 +117,13 @@ def sandboxed_env(tmp_path, monkeypatch):
 def hyperlink_new_document(env, target: Path) -> None:
     """Insert > Hyperlink, its New Document page, File: set to `target`, Apply: the office makes that file."""
     def control(name: str):
-        obs = Observation.model_validate(env.observe())
-        return next(c for c in obs.controls if c.name == name)
+        # The dialog and its pages come up a moment after the key or click (longer on a just-started office).
+        deadline = time.monotonic() + 10
+        while True:
+            found = [c for c in Observation.model_validate(env.observe()).controls if c.name == name and c.enabled]
+            if found or time.monotonic() > deadline:
+                return found[0] if found else pytest.fail(f"no control {name!r} came up")
+            time.sleep(0.2)
 
     steps = [Action(function="keyboard_input", args={"keys": "{Ctrl+K}"}), lambda: Action(
         function="click_input", control_label=control("New Document").label, control_name="New Document"),
@@ -156,6 +166,10 @@ def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, docume
     assert env.office.alive()
 
     # A crashed office starts again in its sandbox, and closing leaves nothing behind.
+    # Every folder the office may write lies in a 0700 folder it does not see: no mode it sets there opens them.
+    for folder in env.writable[:1] + [env.office.profile.parent]:
+        assert folder.parent.stat().st_mode & 0o777 == 0o700 and folder.parent not in env.writable
+
     env.office.kill()
     env.reset(options={"doc": str(document), "out_dir": str(out)})
     with pytest.raises(OSError, match="could not save"):

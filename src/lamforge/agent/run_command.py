@@ -32,6 +32,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.user_files import (TEMPORARY_NAME, install, keep_backup, new_file_mode, numbered,
@@ -48,6 +49,12 @@ console = Console(stderr=True)
 DOCUMENTS = (".docx", ".odt")
 OUTPUTS = (".docx", ".odt", ".pdf")
 PIPELINE_OUT = Path("out")
+
+
+def shown(name: str) -> str:
+    """A name the office chose, as it may be printed: control characters (an escape sequence would reach the
+    terminal) written as Python writes them, and rich markup escaped (console.print would read `[bold]` as style)."""
+    return escape(name if name.isprintable() else ascii(name))
 
 
 def run_policy(folder):
@@ -319,8 +326,12 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
     new_mode, shots_mode = new_file_mode(doc_path), new_file_mode(None)
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="lamforge-run-"))  # 0700: the agent's only writable folder
-    remove_on_exit(staging)  # also after a SIGKILL
+    # The agent's only writable folder, inside a 0700 one the sandboxed office does not see (so no mode it sets
+    # there opens its files to other users).
+    private = Path(tempfile.mkdtemp(prefix="lamforge-run-"))
+    remove_on_exit(private)  # also after a SIGKILL
+    staging = private / "staging"
+    staging.mkdir(mode=0o700)
     writable = None
     if sandbox and (problem := sandbox_problem()):
         print_warning(f"the office runs without a sandbox: {problem}. The guard alone keeps the agent's writes to "
@@ -367,18 +378,20 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
                 # After the result: a file the agent saved never takes the result's or its backup's name.
                 for staged, published in publish_staged(
                         staging, out_path.parent, new_mode, skip={out_path.name},
-                        on_error=lambda f, exc: print_warning(f"could not copy {f.name}, which the agent saved: "
+                        on_error=lambda f, exc: print_warning(f"could not copy {f.name!a}, which the agent saved: "
                                                               f"{exc}")):
-                    console.print(f"the agent saved {staged.name}: {published}", soft_wrap=True)
+                    console.print(f"the agent saved {shown(staged.name)}: {shown(str(published))}", soft_wrap=True)
                 kept_back = sorted(p.name for p in staging.iterdir()
                                    if not p.name.startswith(".") and p.name != out_path.name and not publishable(p))
                 if kept_back:
-                    console.print(f"not copied, as no document file: {', '.join(kept_back)}", soft_wrap=True)
+                    console.print(f"not copied, as no document file: {', '.join(map(shown, kept_back))}",
+                                  soft_wrap=True)
             elif result.outcome != "env_error":
                 console.print(f"not saved: the agent did not finish ({result.outcome}); --save-on-fail saves anyway")
                 discarded = [p.name for p in staging.iterdir() if not p.name.startswith(".")]
                 if discarded:
-                    console.print(f"discarded what the agent saved: {', '.join(sorted(discarded))}", soft_wrap=True)
+                    console.print(f"discarded what the agent saved: {', '.join(map(shown, sorted(discarded)))}",
+                                  soft_wrap=True)
     except KeyboardInterrupt:
         print_warning("stopped; the result was saved" if saved else
                       f"stopped before the result was saved; {out_path} is as it was")
@@ -388,8 +401,8 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         raise typer.Exit(1) from None
     finally:
         env.close()
-        for folder in (staging, shots_private):
-            remove_tree(folder)
+        for folder in (private, shots_private):
+            remove_tree(folder)  # the office is gone: nothing changes these trees any more
             forget(folder)
     console.print(f"outcome: {result.outcome} ({result.reason}) in {result.n_steps} steps, {result.total_s:.1f} s")
     if as_json:

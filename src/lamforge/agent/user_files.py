@@ -95,19 +95,27 @@ def _take_owner(fd: int, like: Path) -> None:
                 pass
 
 
+# The largest file copied into a user's folder. The office can make a sparse file of any size at no cost to itself;
+# copied, it would fill the user's disk. Writer's documents, even with pictures, stay far below.
+MAX_COPY_BYTES = 1 << 30
+
+
 def open_plain_file(source: Path):
-    """`source` opened for reading, only if it is a plain file under that very name: never through a symlink, never
-    a FIFO (whose open would wait for a writer for ever), a device (/dev/zero would fill the disk) or a folder.
-    The office can write such things into its folders, the staging folder among them (env/sandbox.py)."""
+    """`source` opened for reading, only if it is a plain file under that very name and of at most MAX_COPY_BYTES:
+    never through a symlink, never a FIFO (whose open would wait for a writer for ever), a device (/dev/zero would
+    fill the disk) or a folder. The office can write such things into its folders, the staging folder among them
+    (env/sandbox.py)."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OSError(errno.ELOOP, "a symlink, not a file: not copied", str(source)) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_COPY_BYTES:
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a plain file: not copied", str(source))
+        why = "not a plain file" if not stat.S_ISREG(st.st_mode) else f"larger than {MAX_COPY_BYTES >> 30} GiB"
+        raise OSError(errno.EINVAL, f"{why}: not copied", str(source))
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

@@ -308,9 +308,11 @@ class Office:
             # process is killed during the start; the office's own temporary folders (lu*.tmp) go inside the profile.
             self._temporary = [root, *pipe_paths(self.pipe, root)]
         else:
-            # root is the sandbox's /tmp: the profile and both pipes are made in it; the one lamforge connects to is
-            # reached through a symlink where the bridge looks for it.
-            self.profile, self._profile_seen = root / "profile", INSIDE_TMP / "profile"
+            # root/tmp is the sandbox's /tmp (inside root, a 0700 folder the office does not see, so the modes it
+            # sets cannot open it to other users): the profile and both pipes are made in it; the one lamforge
+            # connects to is reached through a symlink where the bridge looks for it.
+            (root / "tmp").mkdir(mode=0o700)
+            self.profile, self._profile_seen = root / "tmp" / "profile", INSIDE_TMP / "profile"
             self.profile.mkdir()
             pipe = pipe_paths(self.pipe, self._profile_seen)[0]
             self._temporary = [root, pipe]
@@ -318,7 +320,7 @@ class Office:
             remove_on_exit(path)
         if self.writable is not None:
             pipe.unlink(missing_ok=True)
-            pipe.symlink_to(root / pipe.name)
+            pipe.symlink_to(root / "tmp" / pipe.name)
         user = self.profile / "user"
         (user / "Scripts" / "python").mkdir(parents=True)
         (self.profile / "tmp").mkdir()

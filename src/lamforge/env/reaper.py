@@ -50,7 +50,8 @@ def remove_tree(path: str | Path) -> None:
     """shutil.rmtree that also takes what a program made unremovable for its owner: a folder chmod-ed to 000 (the
     office can do that in every folder it may write) is made accessible again and the removal retried. Only folders
     inside the tree are touched, never through a symlink (rmtree follows none); a missing tree and errors past that
-    are ignored, as a cleanup must not fail."""
+    are ignored, as a cleanup must not fail. Only for a tree no running program can change: the retries go by path
+    name, so a program that swapped a folder for a symlink meanwhile could aim them elsewhere."""
     top = os.path.abspath(path)
     retried: set[str] = set()
 

@@ -12,9 +12,12 @@ The office's pipes are made in the private /tmp, which is not the caller's; lamf
 through a symlink at the name the UNO bridge looks for in the real /tmp.
 
 What the office can still do: read what the system folders hold, and write into the named folders whatever it
-likes (symlinks, FIFOs, huge files). So lamforge reads from those folders only after the office has been stopped,
-opens nothing there through a symlink and nothing that is not a plain file (agent/user_files.py), and publishes only
-document types.
+likes (symlinks, FIFOs, huge or sparse files, setuid files, other modes). So lamforge reads from those folders only
+after the office has been stopped, opens nothing there through a symlink and nothing that is not a plain file of a
+bounded size (agent/user_files.py), publishes only document types, and gives the sandbox only folders that lie
+inside a 0700 folder it does not see (so no other user of the machine reaches what the office leaves there, however
+it sets their modes: a setuid-root file made by an office running as root would otherwise be a way to root). It
+shares the user's kernel keyring.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def display_socket(display: str) -> Path:
 def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequence[Path], display: str,
               program_folder: Path | None = None) -> list[str]:
     """`argv` run by bubblewrap as the module docstring says: `private_tmp` as /tmp, the `writable` folders at their
-    own paths, `display`'s socket alone of the machine's X servers, and `program_folder` (an office installed
+    own paths (each, like `private_tmp`, inside a 0700 folder that is not itself given), `display`'s socket alone of the machine's X servers, and `program_folder` (an office installed
     outside the system folders, e.g. /home/me/libreoffice) read-only. The sandbox dies with the process that
     started it, and runs in a session of its own (no terminal to push keys into)."""
     args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -64,14 +67,21 @@ def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequ
     if program_folder is not None and not any(Path(f) in (program_folder, *program_folder.parents)
                                               for f in SYSTEM_FOLDERS):
         args += ["--ro-bind", str(program_folder), str(program_folder)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(private_tmp), str(INSIDE_TMP)]
+    # A fresh /proc shows only the sandbox's processes, but its /proc/sys is the machine's: sysctls are checked by
+    # user id, not capability, so as root the office could set kernel.core_pattern and have the kernel run its
+    # program outside. Read-only, with the other files that act on the whole machine.
+    args += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys"]
+    for machine_wide in ("/proc/sysrq-trigger", "/proc/irq", "/proc/bus"):
+        args += ["--ro-bind-try", machine_wide, machine_wide]
+    args += ["--bind", str(private_tmp), str(INSIDE_TMP)]
     socket = display_socket(display)
     if socket.exists():
         args += ["--ro-bind", str(socket), str(socket)]
     for folder in writable:
         folder = Path(folder).resolve()
         args += ["--bind", str(folder), str(folder)]
-    return [*args, "--", *argv]
+    # The root bwrap builds the tree on is a tmpfs: read-only too, once every mount point is made.
+    return [*args, "--remount-ro", "/", "--", *argv]
 
 
 def probe(bwrap: str | None) -> str | None:

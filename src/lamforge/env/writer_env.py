@@ -158,8 +158,12 @@ class WriterEnv(gym.Env):
         self.observation_space = JsonSpace(Observation)
         self.action_space = JsonSpace(Action)
         self.office: Office | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
-        remove_on_exit(self.workdir)  # also when this process is killed before close()
+        # The working folder lies inside a 0700 one that a sandboxed office does not see: whatever modes it sets in
+        # its folders, no other user of the machine reaches them (env/sandbox.py).
+        self._private = Path(tempfile.mkdtemp(prefix="lamforge-env-"))
+        remove_on_exit(self._private)  # also when this process is killed before close()
+        self.workdir = self._private / "work"
+        self.workdir.mkdir(mode=0o700)
         self.writable = None if writable is None else [Path(p).resolve() for p in (self.workdir, *writable)]
         self.doc = None
         self.doc_path: Path | None = None
@@ -400,7 +404,9 @@ class WriterEnv(gym.Env):
         self.doc = loaded
         stale, self._episode_dir = getattr(self, "_episode_dir", None), self.doc_path.parent if self.doc_path else None
         if stale is not None and stale != self._episode_dir:
-            remove_tree(stale)  # the previous episode's copy, now closed
+            # The previous episode's copy, now closed. shutil's own removal, which works through descriptors: the
+            # office is running and may change the tree meanwhile (remove_tree's retries go by name).
+            shutil.rmtree(stale, ignore_errors=True)
 
         def show():
             window = self.doc.getCurrentController().getFrame().getContainerWindow()
@@ -420,9 +426,11 @@ class WriterEnv(gym.Env):
         if filt is None:
             raise ValueError(f"cannot save as {path.suffix}; use one of {', '.join(SAVE_FILTERS)}")
         if self.writable is not None and not any(folder in path.parents for folder in self.writable):
-            # Not even the folders: this process runs outside the sandbox, so it makes nowhere else a folder.
             raise OSError(f"the office could not save {path}: outside the folders it may write")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.writable is None:
+            # A sandboxed office makes the folders itself (its store does): this process runs outside the sandbox,
+            # and a folder it made by name could land outside through a link the office swapped in meanwhile.
+            path.parent.mkdir(parents=True, exist_ok=True)
         props = property_values(FilterName=filt, Overwrite=True, InteractionHandler=interaction_aborter())
         try:
             self._office().guarded(lambda: self.doc.storeToURL(path.as_uri(), props), timeout=60)
@@ -485,5 +493,5 @@ class WriterEnv(gym.Env):
         if self.office is not None:
             self.office.close()
             self.office = None
-        remove_tree(self.workdir)
-        forget(self.workdir)
+        remove_tree(self._private)  # the office is gone: nothing changes the tree while it is removed
+        forget(self._private)
