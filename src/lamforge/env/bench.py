@@ -65,10 +65,12 @@ def sample_document(folder: Path) -> Path:
     return path
 
 
-def run_bench(n_observe: int = 40, n_action: int = 20, n_reset: int = 10, n_naive: int = 3) -> dict:
+def run_bench(n_observe: int = 40, n_action: int = 20, n_reset: int = 10, n_naive: int = 3,
+              sandbox: bool = False) -> dict:
+    """sandbox: the office as `lamforge run` starts it (env/sandbox.py), writing only into a folder of its own."""
     with tempfile.TemporaryDirectory() as tmp:
         doc = sample_document(Path(tmp))
-        env = WriterEnv()
+        env = WriterEnv(writable=[Path(tmp)] if sandbox else None)
         try:
             t0 = time.perf_counter()
             env.reset(options={"doc": str(doc)})
@@ -109,6 +111,7 @@ def run_bench(n_observe: int = 40, n_action: int = 20, n_reset: int = 10, n_naiv
         "action_select_paragraph": summary(selects),
         "reset": summary(resets),
         "first_start_ms": round(first_start_ms, 1),
+        "sandboxed": sandbox,
         "naive_uno_walk": {"median_ms": round(naive_ms, 1), "nodes": naive[0][1], "n": n_naive},
         "speedup_vs_naive": round(naive_ms / observe["p50_ms"], 1),
         "targets": {"observe_p50_ms": 50, "reset_ms": 1000},

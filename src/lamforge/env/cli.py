@@ -55,10 +55,12 @@ def probe(doc: Path = typer.Option(None, help="A .docx/.odt to open; a blank doc
 
 @app.command()
 def bench(as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
-          n: int = typer.Option(40, help="Observations to time.")):
+          n: int = typer.Option(40, help="Observations to time."),
+          sandbox: bool = typer.Option(False, "--sandbox", help="Time the office in the sandbox `lamforge run` "
+                                                                "starts it in.")):
     """Observation, action and reset latency (p50/p95), beside a naive per-node UNO walk."""
     try:
-        result = run_bench(n_observe=n)
+        result = run_bench(n_observe=n, sandbox=sandbox)
     except OfficeError as exc:
         _fail(str(exc))
     if as_json:
