@@ -357,6 +357,28 @@ def test_a_staged_file_is_copied_only_as_a_plain_file(tmp_path):
     assert list(home.iterdir()) == []
 
 
+def test_publishing_is_bounded_and_tries_no_taken_name(tmp_path, monkeypatch):
+    """At most MAX_PUBLISHED_FILES files, and a name taken up to -MAX_NUMBERED_NAMES is given up without copying
+    (install copies before it links: each taken name tried used to cost a whole copy)."""
+    staging, home = tmp_path / "staging", tmp_path / "home"
+    staging.mkdir()
+    home.mkdir()
+    for i in range(user_files.MAX_PUBLISHED_FILES + 3):
+        (staging / f"z-page-{i:02d}.pdf").write_bytes(b"%PDF")  # after report.docx
+    (staging / "report.docx").write_bytes(b"the agent's")
+    (home / "report.docx").write_bytes(b"the user's")
+    for n in range(2, user_files.MAX_NUMBERED_NAMES + 1):
+        (home / f"report-{n}.docx").write_bytes(b"taken")
+    copies, errors = [], []
+    real_install = user_files.install
+    monkeypatch.setattr(user_files, "install", lambda src, *a, **k: copies.append(src.name) or real_install(src, *a, **k))
+    published = user_files.publish_staged(staging, home, 0o644, on_error=lambda f, exc: errors.append((f.name, exc)))
+    assert len(published) == user_files.MAX_PUBLISHED_FILES and "report.docx" not in copies
+    assert ("report.docx", "no free name") in [(name, str(exc).split(" up to")[0].split("] ")[-1]) for name, exc in errors]
+    assert sum("more than" in str(exc) for _, exc in errors) == 3
+    assert (home / "report.docx").read_bytes() == b"the user's"
+
+
 def test_names_the_office_chose_are_printed_as_they_are():
     from lamforge.agent.run_command import shown
 

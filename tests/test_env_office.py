@@ -3,6 +3,7 @@ test_env_writer.py, under the office marker), and how the office's binaries are 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -56,6 +57,26 @@ def test_a_failed_xdotool_is_the_steps_error_not_a_crash(monkeypatch):
     from lamforge.env.office import Office, OfficeScriptError
 
     monkeypatch.setattr(office_module, "find_binary", lambda name: "/bin/false")
-    fake = SimpleNamespace(display=":99", proc=None, alive=lambda: True)
+    fake = SimpleNamespace(display=":99", authority=None, proc=None, alive=lambda: True)
     with pytest.raises(OfficeScriptError, match=r"xdotool key -- minus failed \(exit 1\)"):
         Office.xdotool(fake, "key", "--", "minus")
+
+
+@pytest.mark.office
+def test_an_x_server_lamforge_starts_refuses_clients_without_its_cookie():
+    """Without a cookie any local user could read the office's windows and type into them."""
+    from lamforge.env.office import VirtualDisplay
+
+    display = VirtualDisplay()
+    try:
+        assert display.authority.stat().st_mode & 0o777 == 0o600
+        env = {k: v for k, v in os.environ.items() if k != "XAUTHORITY"}
+        refused = subprocess.run(["xdotool", "getmouselocation"], env=dict(env, DISPLAY=display.display),
+                                 capture_output=True, text=True, timeout=30)
+        allowed = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True, timeout=30,
+                                 env=dict(env, DISPLAY=display.display, XAUTHORITY=str(display.authority)))
+        assert refused.returncode != 0 and "uthoriz" in refused.stderr
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        display.close()
+    assert not display.folder.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lamforge.env.office import sandbox_problem
+from lamforge.env.office import OfficeError, OfficeScriptError, sandbox_problem
 from lamforge.env.sandbox import SandboxError, probe, sandboxed
 from lamforge.schema import Action, Observation
 
@@ -166,6 +166,10 @@ def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, docume
     assert env.office.alive()
 
     # A crashed office starts again in its sandbox, and closing leaves nothing behind.
+    with pytest.raises(OfficeScriptError, match="took more than"):  # a held display cannot hang a screenshot
+        env.office.screenshot(tmp_path / "shot.png", timeout=0.01)
+    assert env.screenshot(tmp_path / "shot.png").stat().st_size > 0
+
     # Every folder the office may write lies in a 0700 folder it does not see: no mode it sets there opens them.
     for folder in env.writable[:1] + [env.office.profile.parent]:
         assert folder.parent.stat().st_mode & 0o777 == 0o700 and folder.parent not in env.writable
@@ -204,3 +208,16 @@ def test_the_documents_copy_never_goes_through_a_planted_symlink(writer_env, doc
     with pytest.raises(FileExistsError):
         writer_env.reset(options={"doc": str(document)})
     assert victim.read_text() == "the user's"
+
+
+def test_a_folder_other_users_can_reach_is_refused(tmp_path):
+    """The office may set any mode in its folders (a setuid file, as root a setuid-root one): only folders inside a
+    folder no one else may enter are accepted."""
+    require_sandbox()
+    from lamforge.env.office import Office
+
+    shared = tmp_path / "shared"
+    (shared / "out").mkdir(parents=True)
+    shared.chmod(0o755)
+    with pytest.raises(OfficeError, match="mode 0700"):
+        Office(writable=[shared / "out"])

@@ -38,7 +38,7 @@ from lamforge.agent.guard import GuardPolicy
 from lamforge.agent.user_files import (TEMPORARY_NAME, install, keep_backup, new_file_mode, numbered,
                                        publish_staged, publishable, remove_stale_temporaries, stage_result)
 from lamforge.console import print_error, print_warning
-from lamforge.env.office import OfficeError, sandbox_problem
+from lamforge.env.office import OfficeError, OfficeScriptError, sandbox_problem
 from lamforge.env.reaper import forget, remove_on_exit, remove_tree
 from lamforge.env.writer_env import WriterEnv, check_document
 from lamforge.models.checkpoints import newest_finished
@@ -350,7 +350,11 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
         if shots is not None:
             # Grabbed into a folder of this process's own (in the staging folder, the office could have planted a
             # symlink at the picture's name), then through install like every write into a user's folder.
-            picture = env.screenshot(shots_private / "screenshot.png")
+            try:
+                picture = env.screenshot(shots_private / "screenshot.png")
+            except OfficeScriptError as exc:
+                print_warning(f"no screenshot of step {record.step}: {exc}")
+                return
             try:
                 install(picture, shots / f"step-{record.step:02d}.png", replace=False, mode=shots_mode)
             except FileExistsError:

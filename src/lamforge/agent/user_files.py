@@ -205,23 +205,40 @@ def publishable(path: Path) -> bool:
             and all(ch.isprintable() for ch in name) and path.suffix.lower() in DOCUMENT_SUFFIXES)
 
 
+# At most this many of the agent's files, and this many bytes in all, go into a user's folder; a name is tried with
+# at most this many numbers. The office can save as many files as it likes, and a request needs a few.
+MAX_PUBLISHED_FILES = 20
+MAX_NUMBERED_NAMES = 100
+
+
 def publish_staged(staging: Path, folder: Path, mode: int, skip: set[str] = frozenset(),
                    on_error=None) -> list[tuple[Path, Path]]:
     """Copy each file the agent saved in `staging` into `folder` under its own name, or NAME-2.EXT, NAME-3.EXT, ...
     when that exists; never over a file. Names in `skip` stay out (the command's own result). A file that cannot be
-    copied (a full disk, a name too long there) is passed to on_error and the others still go. Returns (staged,
-    published) pairs."""
-    published = []
+    copied (a full disk, a name too long there, no free name, past MAX_PUBLISHED_FILES or MAX_COPY_BYTES in all) is
+    passed to on_error and the others still go. Returns (staged, published) pairs."""
+    published, total = [], 0
     for staged in sorted(p for p in staging.iterdir() if publishable(p) and p.name not in skip):
         try:
-            for n in range(1, 1000):
+            size = staged.lstat().st_size
+            if len(published) >= MAX_PUBLISHED_FILES or total + size > MAX_COPY_BYTES:
+                raise OSError(errno.EFBIG, f"more than {MAX_PUBLISHED_FILES} files or {MAX_COPY_BYTES >> 30} GiB "
+                                           f"saved in all: not copied", str(staged))
+            # A free name first, then one copy: install copies before it links, so each taken name tried would
+            # cost a whole copy (a name that is taken in the meantime still does).
+            for n in range(1, MAX_NUMBERED_NAMES + 1):
                 target = numbered(folder / staged.name, n)
+                if os.path.lexists(target):
+                    continue
                 try:
                     install(staged, target, replace=False, mode=mode)
                 except FileExistsError:
                     continue
                 published.append((staged, target))
+                total += size
                 break
+            else:
+                raise OSError(errno.EEXIST, f"no free name up to -{MAX_NUMBERED_NAMES}: not copied", str(staged))
         except OSError as exc:
             if on_error is None:
                 raise

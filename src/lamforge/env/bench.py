@@ -70,7 +70,9 @@ def run_bench(n_observe: int = 40, n_action: int = 20, n_reset: int = 10, n_naiv
     """sandbox: the office as `lamforge run` starts it (env/sandbox.py), writing only into a folder of its own."""
     with tempfile.TemporaryDirectory() as tmp:
         doc = sample_document(Path(tmp))
-        env = WriterEnv(writable=[Path(tmp)] if sandbox else None)
+        out = Path(tmp) / "out"  # in a 0700 folder, as a sandboxed office's folders must be
+        out.mkdir()
+        env = WriterEnv(writable=[out] if sandbox else None)
         try:
             t0 = time.perf_counter()
             env.reset(options={"doc": str(doc)})

@@ -11,9 +11,12 @@ import functools
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
+import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -131,10 +134,18 @@ def _terminate_with_parent() -> None:
     _die_with_parent(signal.SIGTERM)
 
 
-def office_environment(display: str, tmpdir: Path) -> dict[str, str]:
-    """The environment soffice runs in, whatever the caller's is (see OFFICE_PATH)."""
+def office_environment(display: str, tmpdir: Path, authority: Path | None = None) -> dict[str, str]:
+    """The environment soffice runs in, whatever the caller's is (see OFFICE_PATH); `authority`: the X cookie of a
+    display lamforge started."""
     env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
+    if authority is not None:
+        env["XAUTHORITY"] = str(authority)
     return {**env, "PATH": OFFICE_PATH, "DISPLAY": display, "SAL_USE_VCLPLUGIN": "gen", "TMPDIR": str(tmpdir)}
+
+
+def x_client_environment(display: str, authority: Path | None) -> dict[str, str]:
+    """The environment of the X clients lamforge runs itself (xdotool, the screenshot): the display and its cookie."""
+    return {**os.environ, "DISPLAY": display, **({"XAUTHORITY": str(authority)} if authority else {})}
 
 
 def pipe_paths(pipe: str, profile: Path) -> list[Path]:
@@ -210,15 +221,35 @@ def property_values(**values):
     return tuple(props)
 
 
+def write_authority(path: Path) -> None:
+    """An X authority file with one fresh MIT-MAGIC-COOKIE-1 for any display of this machine, readable by this user
+    only. Why: an Xvfb started without one lets every local user connect, read the office's windows and type into
+    them (and through Tools > Macros run code as the user lamforge runs as). Written by hand: the format is five
+    length-prefixed fields (libXau's XauWriteAuth), and the xauth program is one more package to install. Family
+    0xFFFF with an empty address and display number matches any display, which is needed because Xvfb picks its
+    number after it has read the file."""
+    cookie = secrets.token_bytes(16)
+    fields = (b"", b"", b"MIT-MAGIC-COOKIE-1", cookie)
+    entry = struct.pack(">H", 0xFFFF) + b"".join(struct.pack(">H", len(f)) + f for f in fields)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(entry)
+
+
 class VirtualDisplay:
-    """An Xvfb server on a free display number; only used when there is no DISPLAY."""
+    """An Xvfb server on a free display number that only holders of its cookie (`authority`) may connect to."""
 
     def __init__(self, size: str = "1280x1024x24"):
         _, xvfb = require_binaries()
+        self.folder = Path(tempfile.mkdtemp(prefix="lamforge-xvfb-"))  # 0700
+        remove_on_exit(self.folder)
+        self.authority = self.folder / "Xauthority"
+        write_authority(self.authority)
         read_fd, write_fd = os.pipe()
         # -displayfd lets Xvfb pick a free display itself, so parallel workers never race for a number.
         self.proc = subprocess.Popen(
-            [xvfb, "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp"],
+            [xvfb, "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "-auth",
+             str(self.authority)],
             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_terminate_with_parent,
         )
@@ -237,6 +268,8 @@ class VirtualDisplay:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        forget(self.folder)
 
 
 class Office:
@@ -251,6 +284,13 @@ class Office:
         self.writable = None if writable is None else [Path(folder).resolve() for folder in writable]
         if self.writable is not None and (problem := sandbox_problem()):
             raise OfficeNotInstalled(f"the office cannot run sandboxed: {problem}")
+        for folder in self.writable or []:
+            # The office sets whatever modes it likes in its folders (a setuid file, as root a setuid-root one);
+            # only a parent that no one else may enter keeps other users of the machine from what it leaves there.
+            parent = folder.parent.stat()
+            if parent.st_uid != os.getuid() or parent.st_mode & 0o077:
+                raise OfficeError(f"a sandboxed office may write only into folders that lie in a folder only you can "
+                                  f"enter (mode 0700); {folder.parent} is not one")
         self.start_timeout = start_timeout
         self.call_timeout = call_timeout
         self._own_display = None
@@ -260,6 +300,7 @@ class Office:
             self._own_display = VirtualDisplay()
             display = self._own_display.display
         self.display = display or os.environ["DISPLAY"]
+        self.authority = self._own_display.authority if self._own_display else None  # else the caller's XAUTHORITY
         self.proc: subprocess.Popen | None = None
         self.profile: Path | None = None
         self._temporary: list[Path] = []
@@ -365,14 +406,13 @@ class Office:
             "--nologo", "--nodefault", "--nolockcheck", "--nofirststartwizard",
             f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
         ]
-        env = office_environment(self.display, self._profile_seen / "tmp")
+        env = office_environment(self.display, self._profile_seen / "tmp", self.authority)
         if self.writable is not None:
             argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display,
-                             program_folder=Path(office_binary(self.soffice)).resolve().parent.parent)
-            # No home folder inside: the office's own files stay in its profile. An X authority file belongs to a
-            # display it cannot reach.
+                             program_folder=Path(office_binary(self.soffice)).resolve().parent.parent,
+                             authority=self.authority)
+            # No home folder inside: the office's own files stay in its profile.
             env["HOME"] = str(self._profile_seen)
-            env.pop("XAUTHORITY", None)
         # The process group is the office's (killed as one by kill()); under the sandbox its leader is bwrap, whose
         # --die-with-parent takes the office along (the office itself runs in a session of its own there).
         proc = subprocess.Popen(
@@ -468,12 +508,27 @@ class Office:
             raise OfficeScriptError(f"office-side {name} failed:\n{result['script_error']}")
         return result
 
+    def screenshot(self, path: Path, timeout: float = 30.0) -> Path:
+        """A PNG of the whole display at `path`, taken by a child process: an X server the office grabbed would
+        block the grab for ever (and Ctrl-C with it) in this one; a child is killed after `timeout`."""
+        grab = "import sys; from PIL import ImageGrab; ImageGrab.grab(xdisplay=sys.argv[1]).save(sys.argv[2])"
+        try:
+            done = subprocess.run([sys.executable, "-c", grab, self.display, str(path)], timeout=timeout,
+                                  env=x_client_environment(self.display, self.authority), capture_output=True,
+                                  text=True, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise OfficeScriptError(f"the screenshot took more than {timeout:.0f} s (the display is held)") from None
+        if done.returncode != 0:
+            said = (done.stderr or "").strip().splitlines()
+            raise OfficeScriptError(f"the screenshot failed: {said[-1] if said else f'exit {done.returncode}'}")
+        return path
+
     def xdotool(self, *args: str, check: bool = True) -> str:
         """Real X input events (XTEST), as a person's keyboard and mouse would send them."""
         xdotool = find_binary("xdotool")
         if xdotool is None:
             raise OfficeNotInstalled(f"xdotool not found. Install with: {INSTALL_HINT}")
-        done = subprocess.run([xdotool, *args], env=dict(os.environ, DISPLAY=self.display), timeout=30,
+        done = subprocess.run([xdotool, *args], env=x_client_environment(self.display, self.authority), timeout=30,
                               capture_output=True, text=True)
         if check and done.returncode != 0:
             # A killed office takes its windows with it before the process is reaped, so typing can fail first:

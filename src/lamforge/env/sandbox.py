@@ -51,11 +51,12 @@ def display_socket(display: str) -> Path:
 
 
 def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequence[Path], display: str,
-              program_folder: Path | None = None) -> list[str]:
+              program_folder: Path | None = None, authority: Path | None = None) -> list[str]:
     """`argv` run by bubblewrap as the module docstring says: `private_tmp` as /tmp, the `writable` folders at their
     own paths (each, like `private_tmp`, inside a 0700 folder that is not itself given), `display`'s socket alone of the machine's X servers, and `program_folder` (an office installed
-    outside the system folders, e.g. /home/me/libreoffice) read-only. The sandbox dies with the process that
-    started it, and runs in a session of its own (no terminal to push keys into)."""
+    outside the system folders, e.g. /home/me/libreoffice) and `authority` (the display's cookie) read-only. The
+    sandbox dies with the process that started it, and runs in a session of its own (no terminal to push keys
+    into)."""
     args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
     for folder in SYSTEM_FOLDERS:
@@ -77,6 +78,8 @@ def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequ
     socket = display_socket(display)
     if socket.exists():
         args += ["--ro-bind", str(socket), str(socket)]
+    if authority is not None:
+        args += ["--ro-bind", str(authority), str(authority)]
     for folder in writable:
         folder = Path(folder).resolve()
         args += ["--bind", str(folder), str(folder)]

@@ -462,12 +462,9 @@ class WriterEnv(gym.Env):
         return render_observation(self._obs)
 
     def screenshot(self, path: str | Path) -> Path:
-        from PIL import ImageGrab
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        ImageGrab.grab(xdisplay=self._office().display).save(path)
-        return path
+        return self._office().screenshot(path)
 
     # -- office lifecycle -----------------------------------------------------------------------------------
 
