@@ -143,7 +143,8 @@ def appears(path: Path, within_s: float = 5.0) -> bool:
 
 
 @pytest.mark.office
-def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, document, user_folder, tmp_path):
+def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, document, user_folder, tmp_path,
+                                                            monkeypatch):
     env, out = sandboxed_env
     before = document.read_bytes()
     env.reset(options={"doc": str(document), "out_dir": str(out)})
@@ -168,7 +169,12 @@ def test_sandboxed_office_cannot_write_into_a_users_folder(sandboxed_env, docume
     # A crashed office starts again in its sandbox, and closing leaves nothing behind.
     with pytest.raises(OfficeScriptError, match="took more than"):  # a held display cannot hang a screenshot
         env.office.screenshot(tmp_path / "shot.png", timeout=0.01)
-    assert env.screenshot(tmp_path / "shot.png").stat().st_size > 0
+    planted = tmp_path / "cwd" / "PIL"  # a folder someone else controls: its PIL must not be the one imported
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("raise SystemExit('the planted PIL ran')")
+    with monkeypatch.context() as m:
+        m.chdir(planted.parent)
+        assert env.screenshot(tmp_path / "shot.png").stat().st_size > 0
 
     # Every folder the office may write lies in a 0700 folder it does not see: no mode it sets there opens them.
     for folder in env.writable[:1] + [env.office.profile.parent]:

@@ -380,11 +380,14 @@ def _run_checked(instruction, doc_path, out_path, in_place, save_on_fail, model_
                                       on_saved=lambda: saved.append(True))
                 console.print(f"saved {target}", soft_wrap=True)
                 # After the result: a file the agent saved never takes the result's or its backup's name.
-                for staged, published in publish_staged(
-                        staging, out_path.parent, new_mode, skip={out_path.name},
-                        on_error=lambda f, exc: print_warning(f"could not copy {f.name!a}, which the agent saved: "
-                                                              f"{exc}")):
+                failed = []
+                for staged, published in publish_staged(staging, out_path.parent, new_mode, skip={out_path.name},
+                                                        on_error=lambda f, exc: failed.append((f, exc))):
                     console.print(f"the agent saved {shown(staged.name)}: {shown(str(published))}", soft_wrap=True)
+                for f, exc in failed[:5]:
+                    print_warning(f"could not copy {f.name!a}, which the agent saved: {exc}")
+                if len(failed) > 5:
+                    print_warning(f"and {len(failed) - 5} more files the agent saved were not copied")
                 kept_back = sorted(p.name for p in staging.iterdir()
                                    if not p.name.startswith(".") and p.name != out_path.name and not publishable(p))
                 if kept_back:

@@ -513,7 +513,8 @@ class Office:
         block the grab for ever (and Ctrl-C with it) in this one; a child is killed after `timeout`."""
         grab = "import sys; from PIL import ImageGrab; ImageGrab.grab(xdisplay=sys.argv[1]).save(sys.argv[2])"
         try:
-            done = subprocess.run([sys.executable, "-c", grab, self.display, str(path)], timeout=timeout,
+            # -I: no current folder, PYTHONPATH or user site on the path (a planted PIL/ there would run as us).
+            done = subprocess.run([sys.executable, "-I", "-c", grab, self.display, str(path)], timeout=timeout,
                                   env=x_client_environment(self.display, self.authority), capture_output=True,
                                   text=True, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
