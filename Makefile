@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # bubblewrap: `lamforge run` runs the office in a sandbox where it can write only its own folders (env/sandbox.py).
 # libjemalloc2: `lamforge pipeline` and `lamforge train` restart under jemalloc (src/lamforge/allocator.py).
 APT_PACKAGES := libreoffice-writer python3-uno libreoffice-script-provider-python libreoffice-help-en-us \
-	xvfb xdotool fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 python3-venv g++ cmake libjemalloc2 bubblewrap
+	xvfb xdotool fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 python3-venv g++ cmake libjemalloc2 bubblewrap libseccomp2
 
 .PHONY: setup system-deps test demo clean
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lamforge.env.office import OfficeError, OfficeScriptError, sandbox_problem
-from lamforge.env.sandbox import SandboxError, probe, sandboxed
+from lamforge.env.sandbox import SandboxError, keyring_filter, probe, sandboxed
 from lamforge.schema import Action, Observation
 
 TEXTS = ["Quarterly report", "Sales grew by ten percent in the north."]
@@ -64,6 +64,45 @@ def test_inside_no_capabilities_home_run_other_displays_or_writes(tmp_path):
     # No home folder, no /run or /var, no write outside `out`: not in /usr, the root, a sysctl or the SysRq trigger.
     assert lines[2:] == ["wrote out"], lines
     assert (tmp_path / "out" / "made").exists()
+
+
+# The keyring calls by number (x86_64), as the office would make them: argv[1] "read" only asks for the user's
+# keyring; "all" also adds a key named argv[2] to it and requests one. errno 1 is EPERM, the filter's answer.
+KEYRING_PROBE = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+KEY_SPEC_USER_KEYRING, KEYCTL_GET_KEYRING_ID = -4, 0
+name = sys.argv[2].encode()
+calls = [("keyctl", lambda: libc.syscall(250, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0))]
+if sys.argv[1] == "all":
+    calls += [("add_key", lambda: libc.syscall(248, b"user", name, b"x", 1, KEY_SPEC_USER_KEYRING)),
+              ("request_key", lambda: libc.syscall(249, b"user", name, None, 0))]
+said = []
+for call_name, call in calls:
+    result = call()
+    said.append(f"{call_name} {'-1 ' + str(ctypes.get_errno()) if result < 0 else 'ok'}")
+print(";".join(said))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the probe calls the keyring by its x86_64 numbers")
+def test_inside_no_kernel_keyring(tmp_path):
+    """The user's keyring (kerberos tickets, disk keys) is not a namespace; the sandbox's seccomp program refuses the
+    keyring calls. The control: outside, the same process reaches the user's keyring."""
+    require_sandbox()
+    (tmp_path / "root").mkdir()
+    name = f"lamforge-probe-{os.getpid()}-{time.time_ns()}"
+    outside = subprocess.run(["/usr/bin/python3", "-I", "-c", KEYRING_PROBE, "read", name], capture_output=True,
+                             text=True, timeout=60)
+    assert outside.returncode == 0, outside.stderr
+    assert outside.stdout.strip() == "keyctl ok"
+    with keyring_filter() as seccomp_fd:
+        inside = subprocess.run(sandboxed(["/usr/bin/python3", "-I", "-c", KEYRING_PROBE, "all", name],
+                                          shutil.which("bwrap"), tmp_path / "root", [], ":7", seccomp_fd=seccomp_fd),
+                                capture_output=True, text=True, timeout=60, pass_fds=(seccomp_fd,))
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.strip() == "keyctl -1 1;add_key -1 1;request_key -1 1"
+    assert name not in Path("/proc/keys").read_text()
 
 
 def test_probe_says_what_is_missing():

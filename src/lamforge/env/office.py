@@ -7,6 +7,7 @@ would otherwise take hundreds of UNO round trips.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -24,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from lamforge.env.reaper import forget, remove_on_exit, remove_tree
-from lamforge.env.sandbox import INSIDE_TMP, SandboxError, display_socket, probe, sandboxed
+from lamforge.env.sandbox import INSIDE_TMP, SandboxError, display_socket, keyring_filter, probe, sandboxed
 
 OFFICE_SCRIPT = Path(__file__).parent / "office_side" / "lamforge_office.py"
 INSTALL_HINT = (
@@ -407,19 +408,23 @@ class Office:
             f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext",
         ]
         env = office_environment(self.display, self._profile_seen / "tmp", self.authority)
-        if self.writable is not None:
-            argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display,
-                             program_folder=Path(office_binary(self.soffice)).resolve().parent.parent,
-                             authority=self.authority)
-            # No home folder inside: the office's own files stay in its profile.
-            env["HOME"] = str(self._profile_seen)
-        # The process group is the office's (killed as one by kill()); under the sandbox its leader is bwrap, whose
-        # --die-with-parent takes the office along (the office itself runs in a session of its own there).
-        proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        with contextlib.ExitStack() as closing:
+            inherited: tuple[int, ...] = ()
+            if self.writable is not None:
+                seccomp_fd = closing.enter_context(keyring_filter())
+                inherited = (seccomp_fd,)
+                argv = sandboxed(argv, find_binary("bwrap"), self.profile.parent, self.writable, self.display,
+                                 program_folder=Path(office_binary(self.soffice)).resolve().parent.parent,
+                                 authority=self.authority, seccomp_fd=seccomp_fd)
+                # No home folder inside: the office's own files stay in its profile.
+                env["HOME"] = str(self._profile_seen)
+            # The process group is the office's (killed as one by kill()); under the sandbox its leader is bwrap,
+            # whose --die-with-parent takes the office along (the office itself runs in a session of its own there).
+            proc = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, pass_fds=inherited,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         for path in self._temporary:
             remove_on_exit(path, pid=proc.pid)  # removed once this office process is gone
         return proc

@@ -16,20 +16,27 @@ likes (symlinks, FIFOs, huge or sparse files, setuid files, other modes). So lam
 after the office has been stopped, opens nothing there through a symlink and nothing that is not a plain file of a
 bounded size (agent/user_files.py), publishes only document types, and gives the sandbox only folders that lie
 inside a 0700 folder it does not see (so no other user of the machine reaches what the office leaves there, however
-it sets their modes: a setuid-root file made by an office running as root would otherwise be a way to root). It
-shares the user's kernel keyring.
+it sets their modes: a setuid-root file made by an office running as root would otherwise be a way to root).
+
+The kernel keyring is not a namespace: a process of the user's id reaches the user's keys (kerberos tickets, disk
+keys) whatever else it is cut off from. A seccomp program refuses the office the three keyring calls, as Docker's
+default profile does; libseccomp builds it (keyring_filter) and bwrap loads it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 BWRAP_HINT = "apt-get install bubblewrap"
+SECCOMP_HINT = "apt-get install libseccomp2"
+KEYRING_CALLS = ("add_key", "request_key", "keyctl")
 INSIDE_TMP = Path("/tmp")
 # What a program needs from the system, read-only. Where /bin, /lib... are symlinks into /usr (merged /usr, Debian
 # 12 and most distributions now), the same symlinks are made inside.
@@ -50,13 +57,41 @@ def display_socket(display: str) -> Path:
     return Path(f"/tmp/.X11-unix/X{match.group(1)}")
 
 
+@contextlib.contextmanager
+def keyring_filter() -> Iterator[int]:
+    """An open file descriptor of the seccomp program that refuses the kernel keyring calls (EPERM), for bwrap's
+    --seccomp (the child process must inherit it: Popen's pass_fds); closed on leaving. SandboxError where
+    libseccomp is missing."""
+    try:
+        import pyseccomp as seccomp
+        rules = seccomp.SyscallFilter(seccomp.ALLOW)
+        if seccomp.system_arch() == seccomp.Arch.X86_64:
+            # The x32 calling convention reaches the same calls by other numbers; the filter must cover it too
+            # (a 32-bit call from a 64-bit process is another architecture, which libseccomp kills).
+            rules.add_arch(seccomp.Arch.X32)
+        for call in KEYRING_CALLS:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), call)
+    except (ImportError, OSError, AttributeError, RuntimeError) as exc:
+        raise SandboxError(f"libseccomp, which builds the sandbox's syscall filter, is not usable ({exc}); "
+                           f"install it with: {SECCOMP_HINT}") from exc
+    fd = os.memfd_create("lamforge-seccomp")
+    try:
+        with os.fdopen(os.dup(fd), "wb") as program:
+            rules.export_bpf(program)
+        os.lseek(fd, 0, os.SEEK_SET)  # bwrap reads the program from where the descriptor stands
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequence[Path], display: str,
-              program_folder: Path | None = None, authority: Path | None = None) -> list[str]:
+              program_folder: Path | None = None, authority: Path | None = None,
+              seccomp_fd: int | None = None) -> list[str]:
     """`argv` run by bubblewrap as the module docstring says: `private_tmp` as /tmp, the `writable` folders at their
     own paths (each, like `private_tmp`, inside a 0700 folder that is not itself given), `display`'s socket alone of the machine's X servers, and `program_folder` (an office installed
-    outside the system folders, e.g. /home/me/libreoffice) and `authority` (the display's cookie) read-only. The
-    sandbox dies with the process that started it, and runs in a session of its own (no terminal to push keys
-    into)."""
+    outside the system folders, e.g. /home/me/libreoffice) and `authority` (the display's cookie) read-only;
+    `seccomp_fd`, keyring_filter()'s descriptor, loaded before `argv` starts. The sandbox dies with the process that
+    started it, and runs in a session of its own (no terminal to push keys into)."""
     args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
     for folder in SYSTEM_FOLDERS:
@@ -83,6 +118,8 @@ def sandboxed(argv: Sequence[str], bwrap: str, private_tmp: Path, writable: Sequ
     for folder in writable:
         folder = Path(folder).resolve()
         args += ["--bind", str(folder), str(folder)]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     # The root bwrap builds the tree on is a tmpfs: read-only too, once every mount point is made.
     return [*args, "--remount-ro", "/", "--", *argv]
 
@@ -94,8 +131,12 @@ def probe(bwrap: str | None) -> str | None:
         return f"bubblewrap (bwrap) is not installed; install it with: {BWRAP_HINT}"
     with tempfile.TemporaryDirectory(prefix="lamforge-sandbox-probe-") as probe:
         try:
-            done = subprocess.run(sandboxed(["/bin/true"], bwrap, Path(probe), [], ":0"), capture_output=True,
-                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
+            with keyring_filter() as seccomp_fd:
+                done = subprocess.run(sandboxed(["/bin/true"], bwrap, Path(probe), [], ":0", seccomp_fd=seccomp_fd),
+                                      capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                                      pass_fds=(seccomp_fd,))
+        except SandboxError as exc:
+            return str(exc)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bubblewrap could not start a sandbox: {exc}"
     if done.returncode != 0:
