@@ -180,3 +180,17 @@ def test_history_rules_take_the_untouched_ok_and_the_last_toggle_out_of_a_dialog
     for off in (rules_schema(dialog, "underline it", toggled, DecodingRules.none()),
                 rules_schema(dialog, "underline it", None)):
         assert accepts(off, Action(function="click_input", control_name="Underline", control_label="1"))
+
+
+def test_a_served_lam_clicks_only_the_numbered_items_the_request_names():
+    from lamforge.agent.decoding_rules import DecodingRules
+
+    sizes = [Control(label=str(i), name=n, type="list item", states=["enabled"])
+             for i, n in enumerate(["16 pt", "26 pt", "Bold"], 1)]
+    dialog = Observation(window="dialog", window_name="Character", controls=sizes)
+    click = lambda name, label: Action(function="click_input", control_name=name, control_label=label)  # noqa: E731
+    schema = rules_schema(dialog, "Set “it” to 26-point type", [])
+    assert accepts(schema, click("26 pt", "2")) and accepts(schema, click("Bold", "3"))
+    assert not accepts(schema, click("16 pt", "1"))
+    assert accepts(rules_schema(dialog, "Set “it” to 26-point type", [], DecodingRules.none()), click("16 pt", "1"))
+    assert accepts(rules_schema(dialog, "Make “it” bigger", []), click("16 pt", "1"))  # no number: the model's

@@ -575,3 +575,38 @@ def test_a_model_trained_on_another_prompt_version_says_so(tmp_path):
     write_card(new, "2", {"format": "merged"})  # what training writes now
     assert prompt_mismatch(new) is None
     assert prompt_mismatch("default") is None and prompt_mismatch(tmp_path / "missing") is None
+
+
+def numbers_dialog() -> Observation:
+    controls = [("Top:", "spin box", "2.50 cm"), ("Rows:", "spin box", "2"), ("Find:", "combo box", ""),
+                ("16 pt", "list item", None), ("26 pt", "list item", None), ("Bold", "list item", None),
+                ("OK", "push button", None)]
+    return Observation(window="dialog", window_name="Page Style",
+                       controls=[Control(label=str(i + 1), name=n, type=t, value=v, states=["enabled"])
+                                 for i, (n, t, v) in enumerate(controls)])
+
+
+@pytest.mark.parametrize("task, target, chosen", [
+    # A spin box takes one of the request's numbers, in the unit it shows; the model picks which.
+    ("Change the top page margin to 4 cm.", ("set_edit_text", "Top:", "4.5 cm"), "4 cm"),
+    ("Put a 6-row, 8-column table here", ("set_edit_text", "Rows:", "5"), "6"),
+    ("Put a 6-row, 8-column table here", ("set_edit_text", "Rows:", "8"), "8"),  # the model's choice among them
+    ("Set the text “from 2 to 16” to 26-point type.", ("click_input", "16 pt", None), "26 pt"),  # quotes aside
+    # Where the request has no number for it, the model's own: a field without a number, a size not listed.
+    ("Find 'x' and replace it", ("set_edit_text", "Find:", "4.5"), "4.5"),
+    ("Set it to 27-point type.", ("click_input", "16 pt", None), "16 pt"),
+    ("Make the margins wider.", ("set_edit_text", "Top:", "4.5 cm"), "4.5 cm"),
+])
+def test_a_number_written_or_clicked_is_one_the_request_has(tokenizer, task, target, chosen):
+    function, name, text = target
+    obs = numbers_dialog()
+    if function == "click_input":  # the sizes alone: the test model has no second choice to show
+        obs = obs.model_copy(update={"controls": [c for c in obs.controls if c.name.endswith(" pt")]})
+    label = next(c.label for c in obs.controls if c.name == name)
+    wanted = Action(function=function, control_name=name, control_label=label,
+                    args={"text": text} if text is not None else {})
+    for rule, expected in ((True, chosen), (False, text or name)):
+        reply = teacher_backend(tokenizer, wanted.to_json(), request_numbers=rule).decide(
+            render_prompt(task, 2, obs, []), obs, task, [])
+        action = parse_action(reply.text)
+        assert (action.args.get("text") if text is not None else action.control_name) == expected, rule

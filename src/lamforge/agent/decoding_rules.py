@@ -14,6 +14,7 @@ document has, token by token, which no JSON schema can say (only the quotes' enu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,14 @@ DIALOG_OPENERS = ("...", "…")
 """How LibreOffice ends the name of a menu item or button that opens a dialog ("Character...")."""
 SELECTIONS = ("select_text", "select_paragraph")
 """The functions that select in the document."""
+SPIN_BOX = "spin box"
+"""The control type of a dialog's numeric fields (a size, a margin, a count of rows)."""
+NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
+"""A number as requests write it ("26", "2.55"; "5x2" is two)."""
+NUMBERED_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:pt|cm|mm|in|%|\")?")
+"""A control named by a number alone, with or without a unit: the list items "26 pt", "100%"."""
+NUMERIC_VALUE = re.compile(r"-?\d+(?:[.,]\d+)?\s*(\S*)")
+"""A spin box's value: a number and its unit ("2.50 cm", "1")."""
 
 
 @dataclass
@@ -79,11 +88,32 @@ class DecodingRules:
     their texts as its quotes, and select_paragraph starts at one of them (with grounded_paragraphs): 21 -> 35 of
     48 such requests (docs/results.md, "A/B: paragraphs named by role or place")."""
 
+    request_numbers: bool = True
+    """A number the action writes or clicks is one the request has (its quotes aside): set_edit_text into a spin
+    box writes one of them, in the unit the box shows ("2.55 cm"; "6" in a box without one), and among the
+    controls named by a number alone (the Character dialog's "26 pt"), only those the request names can be
+    clicked when any of them is there. In the quick preset's data every such action does so (160 of 160 spin box
+    entries, 16 of 16 numbered list items); the LAM wrote "4.5 cm" for a 4 cm margin and clicked "16 pt" for
+    26-point type. A served LAM gets the clicks' limit (names); the spin box's text is a local rule, since a JSON
+    schema's text cannot depend on the control chosen before it."""
+
     @classmethod
     def none(cls) -> "DecodingRules":
         """Every rule off: the model's own choices within the action's schema."""
         return cls(untoggle="model", untouched_ok="model", select_first=False, grounded_paragraphs=False,
-                   one_paragraph=False, grounded_text=False, quoted_text=False)
+                   one_paragraph=False, grounded_text=False, quoted_text=False, request_numbers=False)
+
+
+def request_numbers(task: str) -> tuple[str, ...]:
+    """The numbers a request writes outside its quotes ("Put a 4-row, 3-column table after 'In 2024 we…'" -> 4,
+    3), in order, once each."""
+    for quote in quoted_spans(task):
+        task = task.replace(quote, " ")
+    return tuple(dict.fromkeys(NUMBER.findall(task)))
+
+
+def same_number(a: str, b: str) -> bool:
+    return float(a) == float(b)
 
 
 def untouched_dialog(obs: Observation, history: list[HistoryItem]) -> bool:
@@ -135,6 +165,8 @@ class StepLimits:
     """The indices select_paragraph chooses among (grounded_paragraphs), or None: written freely."""
     one_paragraph: bool = False
     """select_paragraph's end is its start (one_paragraph, and the request does not name several)."""
+    numbers: tuple[str, ...] = ()
+    """The request's numbers, when request_numbers holds and it has any."""
 
     def names(self, function: str) -> list[str]:
         """The control names `function` may act on, in the window's order. A rule never leaves no name."""
@@ -143,7 +175,24 @@ class StepLimits:
             names = [n for n in names if n != self.last_toggle]
         if self.no_ok and len(names) > 1 and "OK" in names and self.controls["OK"].type == "push button":
             names = [n for n in names if n != "OK"]
+        if function == "click_input" and self.numbers:
+            numbered = {n: m.group(1) for n in names if (m := NUMBERED_NAME.fullmatch(n))}
+            named = {n for n, value in numbered.items() if any(same_number(value, x) for x in self.numbers)}
+            if named:
+                names = [n for n in names if n not in numbered or n in named]
         return names
+
+    def edit_texts(self, name: str) -> list[str]:
+        """The texts set_edit_text may write into the control `name`: for a spin box showing a number, the
+        request's numbers in its unit; [] where the text is free."""
+        control = self.controls.get(name)
+        if not self.numbers or control is None or control.type != SPIN_BOX:
+            return []
+        value = NUMERIC_VALUE.fullmatch((control.value or "").strip())
+        if value is None:
+            return []
+        unit = value.group(1)
+        return [f"{number} {unit}" if unit else number for number in self.numbers]
 
     def repeated_toggle(self, function: str, name: str | None) -> Action | None:
         """The action that ends the episode instead, when `function` on `name` would click the main window's toggle
@@ -201,4 +250,5 @@ def step_limits(obs: Observation, task: str, history: list[HistoryItem] | None, 
         controls=controls, main_window=obs.window == "main", last_toggle=toggle,
         no_ok=rules.untouched_ok == "avoid" and history is not None and untouched_dialog(obs, history),
         spans=spans, quotes=quotes, paragraphs=paragraphs,
-        one_paragraph=rules.one_paragraph and not names_several_paragraphs(task))
+        one_paragraph=rules.one_paragraph and not names_several_paragraphs(task),
+        numbers=request_numbers(task) if rules.request_numbers else ())

@@ -81,6 +81,9 @@ class HFBackendConfig(DecodingRules):
 # one the model was trained on there.
 _SPAN = Action(function="select_text", args={"text": "SPAN"}).to_json()
 SELECT_TEXT_HEAD = _SPAN.split('"args":', 1)[1].split("SPAN")[0]
+# set_edit_text's arguments up to the text's opening quote, derived from Action.to_json in the same way.
+SET_EDIT_TEXT_HEAD = Action(function="set_edit_text", control_name="X", control_label="1",
+                            args={"text": "TEXT"}).to_json().split('"args":', 1)[1].split("TEXT")[0]
 # select_paragraph's arguments up to the start index, derived from Action.to_json in the same way.
 SELECT_PARAGRAPH_HEAD = Action(function="select_paragraph", args={"start_index": 0, "end_index": 0}).to_json() \
     .split('"args":', 1)[1].split("0")[0]
@@ -357,6 +360,9 @@ class HFBackend:
             # Each option carries the text that follows it (see `first` above): one quote may begin another.
             choose([f'{SELECT_TEXT_HEAD}{json.dumps(q, ensure_ascii=False)[1:]}}}, "status": "'
                     for q in limits.quotes])
+        elif function == "set_edit_text" and limits.edit_texts(name):
+            choose([f'{SET_EDIT_TEXT_HEAD}{json.dumps(t, ensure_ascii=False)[1:]}}}, "status": "'
+                    for t in limits.edit_texts(name)])
         elif function == "select_paragraph" and limits.paragraphs:
             # Digits are tokens of their own: "1" and "15" part at their second token, where the text after "1" is.
             start = limits.paragraphs[choose([f'{SELECT_PARAGRAPH_HEAD}{i}, "end_index": ' for i in limits.paragraphs])]
