@@ -8,8 +8,9 @@ and says what is allowed; the local guided decoder (hf_backend.py) chooses among
 (`StepLimits.names` and `StepLimits.args_schemas` feed action_schema.action_json_schema). Two rules are not
 expressible in a JSON schema and are applied to the served reply instead: a second click on the main window's toggle
 ends the episode (`StepLimits.repeated_toggle`), and a reply that would open Format before selecting is asked again
-among the selections (`opens_format_unselected`). One rule stays local: `grounded_text` keeps a span to text the
-document has, token by token, which no JSON schema can say (only the quotes' enum can).
+among the selections (`opens_format_unselected`). Two rules stay local: `grounded_text` keeps a span to text the
+document has, token by token, which no JSON schema can say (only the quotes' enum can), and `request_numbers`' text
+for a spin box, which depends on the control chosen before it.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Guided decoding writes the action's JSON skeleton itself and lets the model choose only the values: the function
 among the schema's, the control name among the live controls' names, the status; the arguments are generated
-freely, but for select_text's text (one of the request's quotes, or else text the document has) and
-select_paragraph's indices (paragraphs the document has). What the rules allow at a step comes from
+freely, but for select_text's text (one of the request's quotes, or else text the document has),
+select_paragraph's indices (paragraphs the document has) and set_edit_text's text for a spin box (one of the
+request's numbers). What the rules allow at a step comes from
 agent/decoding_rules.py, which a served LAM's request schema reads too. The cache (agent/kv_cache.py) keeps the
 last prompt and a pool of recent control lists, so a step pays only for the tokens that changed.
 """
