@@ -144,7 +144,7 @@ def test_quick_preset_warns_a_cpu_without_amx_that_it_takes_hours(tmp_path):
 
     quick, models = PRESETS["quick"], tmp_path / "models"
     warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=False, has_amx=False)
-    assert "no bf16 matrix units" in warning and "4-4.5 hours" in warning and "the same command resumes" in warning
+    assert "no bf16 matrix units" in warning and "about 4 hours" in warning and "the same command resumes" in warning
     warning = slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True, has_amx=False)
     assert "without AMX" in warning and "Zen 4" in warning and "the same command resumes" in warning
     assert slow_cpu_warning(quick, models, has_gpu=False, has_bf16=True, has_amx=True) is None

@@ -195,9 +195,10 @@ def check_made_after(output: Path, *sources: str | Path | None) -> None:
 # Measured by `make demo` on 2026-12-04 (README, "Time by CPU kind"): a 2-core AMD EPYC Zen 4, bf16 autocast, no AMX:
 # 124.0 minutes of stages before evaluation, 148.4 with it (bf16 inference; LAM4's online runs, made apart, ~7.6 more).
 ZEN4_DEMO_HOURS = "124 minutes before its evaluations, about 2.5 hours in all"
-# Measured by `make demo` on 2026-12-05 (README, Quick start): a 2-core AMD EPYC Zen 2, fp32; stopped and resumed, so its
-# phase 2 is estimated from the per-update rates of its progress lines (~157 minutes) and the other stages timed (76).
-AVX2_DEMO_MINUTES = "~233 minutes on an AMD Zen 2, ~240 before online evaluation on a Zen 3"
+# Measured by `make demo` on 2026-12-05 and 2026-12-06 (README, Quick start): 2-core AMD EPYCs, Zen 2 and Zen 3, fp32;
+# stopped and resumed, so phase 2 is estimated from the per-update rates of the progress lines (~157 and ~154 minutes)
+# and the other stages timed (76 and 74).
+AVX2_DEMO_MINUTES = "~233 minutes on an AMD Zen 2, ~228 on a Zen 3"
 
 
 def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: bool, has_amx: bool) -> str | None:
@@ -215,7 +216,7 @@ def slow_cpu_warning(p: PipelinePreset, models: Path, has_gpu: bool, has_bf16: b
                 f"{ZEN4_DEMO_HOURS} (README, \"Time by CPU kind\"). {then}")
     return (f"this CPU ({cpu_name()}) has no bf16 matrix units, so training runs in fp32: the quick preset's "
             "2-hour budget was measured on CPUs with them (Intel AMX), and on a 2-core AVX2 CPU `make demo` takes "
-            f"4-4.5 hours ({AVX2_DEMO_MINUTES}; README, \"Time by CPU kind\"). {then}")
+            f"about 4 hours ({AVX2_DEMO_MINUTES}; README, \"Time by CPU kind\"). {then}")
 
 
 def _stage(name: str, done: bool) -> bool:
