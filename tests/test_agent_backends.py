@@ -114,8 +114,9 @@ TARGETS = [
 def test_decoding_reproduces_what_the_model_wants_to_write(tokenizer, target, decoding):
     text = target.to_json()
     backend = teacher_backend(tokenizer, text, decoding=decoding)
-    # A request that names several paragraphs, so that select_paragraph 0..1 is the model's to write (one_paragraph).
-    reply = backend.decide(MESSAGES, OBS, "sort paragraphs 0 to 1", [])
+    # A request that names several paragraphs, so that select_paragraph 0..1 is the model's to write (one_paragraph),
+    # after a selection by keys, so that a toolbar button may be clicked (select_first).
+    reply = backend.decide(MESSAGES, OBS, "sort paragraphs 0 to 1", [_did("keyboard_input", keys="+{End}")])
     assert reply.text == text
     assert parse_action(reply.text) == target
     assert reply.prompt_tokens == len(build_prompt_ids(tokenizer, MESSAGES))
@@ -231,7 +232,7 @@ def test_untouched_ok_keeps_the_model_from_confirming_a_dialog_it_has_not_used(t
     (True, "Switch the page to landscape", [], False),  # names no paragraph
     (False, "Center paragraph 1", [], False),
 ])
-def test_select_first_selects_before_opening_format(tokenizer, select_first, task, history, selects):
+def test_select_first_selects_before_opening_format_or_a_toolbar_button(tokenizer, select_first, task, history, selects):
     obs = OBS.model_copy(update={"controls": [*OBS.controls, Control(label="20", name="Edit", type="menu",
                                                                      states=["enabled"])]})
     wanted = Action(control_label="5", control_name="Format", function="click_input")
@@ -244,6 +245,11 @@ def test_select_first_selects_before_opening_format(tokenizer, select_first, tas
     action = parse_action(teacher_backend(tokenizer, wanted.to_json(), select_first=select_first).decide(
         render_prompt(task, len(history) + 1, obs, history), obs, task, history).text)
     assert action.control_name == "Edit"
+    # A toolbar button acts on the selection as Format does (the LAM clicked Center for "center the third heading").
+    wanted = Action(control_label="1", control_name="Bold", function="click_input")
+    action = parse_action(teacher_backend(tokenizer, wanted.to_json(), select_first=select_first).decide(
+        render_prompt(task, len(history) + 1, obs, history), obs, task, history).text)
+    assert action.function in {"select_text", "select_paragraph"} if selects else action.control_name == "Bold"
 
 
 def test_guided_decoding_with_thought_and_plan(tokenizer):

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from lamforge.agent.action_schema import action_json_schema, with_label_of_name
-from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, opens_format_unselected, step_limits
+from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, acts_before_selecting, step_limits
 from lamforge.llm import LLMClient, LLMError
 from lamforge.models.base_model import BaseModelError
 from lamforge.models.checkpoints import trained_prompt_version
@@ -238,7 +238,7 @@ class OpenAIBackend:
         if self.guided == "none":
             return self._reply(result, result.text)
         text, spent = with_label_of_name(result.text, obs), 0.0
-        if self.rules.select_first and opens_format_unselected(text, obs, task, history):
+        if self.rules.select_first and acts_before_selecting(text, obs, task, history):
             spent, result = result.latency_s, ask(SELECTIONS)
             text = with_label_of_name(result.text, obs)
         try:

@@ -8,7 +8,7 @@ and says what is allowed; the local guided decoder (hf_backend.py) chooses among
 (`StepLimits.names` and `StepLimits.args_schemas` feed action_schema.action_json_schema). Two rules are not
 expressible in a JSON schema and are applied to the served reply instead: a second click on the main window's toggle
 ends the episode (`StepLimits.repeated_toggle`), and a reply that would open Format before selecting is asked again
-among the selections (`opens_format_unselected`). Two rules stay local: `grounded_text` keeps a span to text the
+among the selections (`acts_before_selecting`). Two rules stay local: `grounded_text` keeps a span to text the
 document has, token by token, which no JSON schema can say (only the quotes' enum can), and `request_numbers`' text
 for a spin box, which depends on the control chosen before it.
 """
@@ -30,6 +30,8 @@ DIALOG_OPENERS = ("...", "…")
 """How LibreOffice ends the name of a menu item or button that opens a dialog ("Character...")."""
 SELECTIONS = ("select_text", "select_paragraph")
 """The functions that select in the document."""
+MENUS = ("menu", "menu item")
+"""Control types that open or choose in a menu rather than act on the selection."""
 SPIN_BOX = "spin box"
 """The control type of a dialog's numeric fields (a size, a margin, a count of rows)."""
 NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
@@ -61,10 +63,12 @@ class DecodingRules:
     other splits the same counts (5 more trajectories changed, all failing before and after)."""
     select_first: bool = True
     """When the task names a paragraph or quotes the document's text, nothing has been selected yet and the model
-    would open the Format menu, it selects instead (select_text or select_paragraph, the model's choice and
-    arguments): Format acts on the selection. No demonstration opens Format first when the task names a paragraph
-    (0 of 587 such first steps in the quick preset's data: 573 select, 14 Find & Replace under Edit). A/B (README,
-    "What each lever did"): lo_templates 23 -> 25 of 34, the other splits the same counts."""
+    would open the Format menu or click a control that is no menu (the toolbar's Center or Bold), it selects
+    instead (select_text or select_paragraph, the model's choice and arguments): these act on the selection. No
+    demonstration does either first when the task names a paragraph (0 of 570 such steps in the Zen 3 run's data:
+    552 select, 14 open Edit for Find & Replace, 2 type keys, 2 open Tools or Insert). A/B (README, "What each lever
+    did"): Format alone, lo_templates 23 -> 25 of 34, the other splits the same counts; the toolbar too: see
+    docs/results.md, "A/B: a selection before the toolbar"."""
     grounded_paragraphs: bool = True
     """select_paragraph's indices are paragraphs the document has (agent/grounded_text.py), the end not before the
     start. Off, the model writes them freely (an end before the start is then an invalid action: the Zen 2 LAM4
@@ -132,10 +136,12 @@ def untouched_dialog(obs: Observation, history: list[HistoryItem]) -> bool:
     return False
 
 
-def opens_format_unselected(text: str, obs: Observation, task: str, history: list[HistoryItem] | None) -> bool:
-    """Whether `text` opens the main window's Format menu while the task names a paragraph (by number, a quote of
+def acts_before_selecting(text: str, obs: Observation, task: str, history: list[HistoryItem] | None) -> bool:
+    """Whether `text` acts on the selection in the main window (the Format menu, or a control that is no menu: the
+    toolbar's Center, Bold, Character Highlighting Color) while the task names a paragraph (by number, a quote of
     its text or its role: prompt.mentioned_paragraphs) and no step has selected anything yet
-    (DecodingRules.select_first). False when the history is not known (None): a selection may have been made."""
+    (DecodingRules.select_first). The other menus may come first (Edit > Find & Replace). False when the history is
+    not known (None): a selection may have been made."""
     if history is None or obs.window != "main" or any(
             item.action.function in (*SELECTIONS, "keyboard_input") for item in history):
         return False  # not the main window, or selected (perhaps by keys): parse nothing
@@ -143,8 +149,11 @@ def opens_format_unselected(text: str, obs: Observation, task: str, history: lis
         action = parse_action(text)
     except ActionParseError:
         return False
-    return (action.function, action.control_name) == ("click_input", "Format") and bool(
-        mentioned_paragraphs(task, obs.canvas))
+    if action.function != "click_input":
+        return False
+    control = next((c for c in obs.controls if c.name == action.control_name), None)
+    acts = action.control_name == "Format" or (control is not None and control.type not in MENUS)
+    return acts and bool(mentioned_paragraphs(task, obs.canvas))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Callable, Literal
 # torch is imported where it is used: start-up time for commands that only name this module.
 
 from lamforge.agent.backends import BackendError, BackendReply, prompt_mismatch
-from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, opens_format_unselected, step_limits
+from lamforge.agent.decoding_rules import SELECTIONS, DecodingRules, acts_before_selecting, step_limits
 from lamforge.agent.grounded_text import occurs, partial_string_value
 from lamforge.agent.kv_cache import CachedDecoder, common_prefix
 from lamforge.models.base_model import BaseModelError
@@ -401,7 +401,7 @@ class HFBackend:
             if self.config.decoding == "guided":
                 obs = Observation.model_validate(obs) if isinstance(obs, dict) else obs
                 text, _ = self._guided(prompt, obs, task, history)
-                if self.config.select_first and opens_format_unselected(text, obs, task, history):
+                if self.config.select_first and acts_before_selecting(text, obs, task, history):
                     text, _ = self._guided(prompt, obs, task, history, only=SELECTIONS)
             else:
                 text, _, _ = self._generate(prompt, "", json_object_end, self.config.max_new_tokens)
