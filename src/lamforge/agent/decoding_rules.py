@@ -7,8 +7,8 @@ and says what is allowed; the local guided decoder (hf_backend.py) chooses among
 (vLLM, llama.cpp, through backends.OpenAIBackend) gets the same limits in its request's JSON schema
 (`StepLimits.names` and `StepLimits.args_schemas` feed action_schema.action_json_schema). Two rules are not
 expressible in a JSON schema and are applied to the served reply instead: a second click on the main window's toggle
-ends the episode (`StepLimits.repeated_toggle`), and a reply that would open Format before selecting is asked again
-among the selections (`acts_before_selecting`). Two rules stay local: `grounded_text` keeps a span to text the
+ends the episode (`StepLimits.repeated_toggle`), and a reply that would act on the selection (Format, the toolbar)
+before selecting is asked again among the selections (`acts_before_selecting`). Two rules stay local: `grounded_text` keeps a span to text the
 document has, token by token, which no JSON schema can say (only the quotes' enum can), and `request_numbers`' text
 for a spin box, which depends on the control chosen before it.
 """

@@ -361,9 +361,8 @@ class HFBackend:
             # Each option carries the text that follows it (see `first` above): one quote may begin another.
             choose([f'{SELECT_TEXT_HEAD}{json.dumps(q, ensure_ascii=False)[1:]}}}, "status": "'
                     for q in limits.quotes])
-        elif function == "set_edit_text" and limits.edit_texts(name):
-            choose([f'{SET_EDIT_TEXT_HEAD}{json.dumps(t, ensure_ascii=False)[1:]}}}, "status": "'
-                    for t in limits.edit_texts(name)])
+        elif function == "set_edit_text" and (texts := limits.edit_texts(name)):
+            choose([f'{SET_EDIT_TEXT_HEAD}{json.dumps(t, ensure_ascii=False)[1:]}}}, "status": "' for t in texts])
         elif function == "select_paragraph" and limits.paragraphs:
             # Digits are tokens of their own: "1" and "15" part at their second token, where the text after "1" is.
             start = limits.paragraphs[choose([f'{SELECT_PARAGRAPH_HEAD}{i}, "end_index": ' for i in limits.paragraphs])]
